@@ -1,0 +1,151 @@
+package solver
+
+import "time"
+
+// Link is the activation applied to the layer's pre-activations U^T x + b.
+type Link int
+
+const (
+	// ReLU fits relu(U^T x + b) to y. The default.
+	ReLU Link = iota
+	// Identity fits U^T x + b to y: multi-output Lasso (scikit-learn's Lasso with alpha = lambda).
+	Identity
+)
+
+func (l Link) String() string {
+	switch l {
+	case ReLU:
+		return "relu"
+	case Identity:
+		return "identity"
+	}
+	return "unknown"
+}
+
+// Matrix is a dense row-major matrix. Exactly one of F64 and F32 holds its Rows*Cols values.
+// X may be float32 to halve memory; Y, warm starts and results are float64.
+type Matrix struct {
+	Rows, Cols int
+	F64        []float64
+	F32        []float32
+}
+
+// At returns element (i, j) as float64.
+func (m Matrix) At(i, j int) float64 {
+	if m.F32 != nil {
+		return float64(m.F32[i*m.Cols+j])
+	}
+	return m.F64[i*m.Cols+j]
+}
+
+// Settings configures Fit. The zero value (or a nil *Settings) means the defaults given in
+// each field's comment.
+type Settings struct {
+	// Link is the activation; default ReLU.
+	Link Link
+	// NoBias fixes b = 0 instead of fitting an unpenalised bias.
+	NoBias bool
+	// InitU (Nx x Ny row-major) and InitB (Ny) warm-start the solver; nil means zero.
+	InitU, InitB []float64
+	// Mask (Nx x Ny row-major), if non-nil, fixes U[k][j] = 0 wherever Mask is false: the fit
+	// runs on the given support only (used for debiasing after support selection).
+	Mask []bool
+
+	// Threads is the number of goroutines for products and elementwise passes;
+	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).
+	Threads int
+
+	// MaxIter bounds the total number of ADMM iterations over all CCP rounds; default 20000.
+	MaxIter int
+	// MaxCCP bounds the number of re-majorisations; default 500.
+	MaxCCP int
+	// RemajorizeEvery is the number of ADMM iterations between CCP re-majorisations when the
+	// inner problem has not converged yet; default 10 (MATH.md: every 5 to 20 was fastest).
+	RemajorizeEvery int
+
+	// Rho is the initial ADMM penalty in standardised units; default 1.
+	Rho float64
+	// FixedRho disables adaptive rho (residual balancing).
+	FixedRho bool
+	// Relax is the over-relaxation factor in (0, 2); default 1.6 (OSQP's choice).
+	Relax float64
+	// PlainConsensus uses the paper's per-sample consensus step (metric ||x_p||^2) instead of
+	// the default step rescaled by the spectral estimate of the data (see doc.go).
+	PlainConsensus bool
+
+	// EpsAbs and EpsRel are the ADMM stopping tolerances on the scaled primal and dual
+	// residuals (Boyd et al. 2010, section 3.3); defaults 1e-7 and 1e-6.
+	EpsAbs, EpsRel float64
+	// FTol is the relative decrease of F between CCP rounds below which the CCP stops once
+	// the majorisation pattern no longer changes; default 1e-9.
+	FTol float64
+
+	// Recorder, if non-nil, receives progress after every CCP round and at the end.
+	Recorder Recorder
+}
+
+// Status says why Fit stopped.
+type Status int
+
+const (
+	// Converged: ADMM residuals below tolerance, majorisation pattern stable, F stationary.
+	Converged Status = iota + 1
+	// IterationLimit: MaxIter or MaxCCP reached; the best point found is returned.
+	IterationLimit
+	// Canceled: the context was canceled; the best point found so far is returned.
+	Canceled
+	// NumericalFailure: a NaN or Inf appeared; the last finite best point is returned.
+	NumericalFailure
+)
+
+func (s Status) String() string {
+	switch s {
+	case Converged:
+		return "converged"
+	case IterationLimit:
+		return "iteration limit"
+	case Canceled:
+		return "canceled"
+	case NumericalFailure:
+		return "numerical failure"
+	}
+	return "unknown"
+}
+
+// Result is what Fit returns.
+type Result struct {
+	// U (Nx x Ny row-major) and B (Ny) are the fitted weights and bias.
+	U, B []float64
+	// F is the objective at (U, B). LowerBound is a certified lower bound on the global
+	// minimum of F from a dual-feasible point of the convex relaxation; Gap = F - LowerBound.
+	F, LowerBound, Gap float64
+	// FOut and BoundOut are the per-output parts of F and LowerBound.
+	FOut, BoundOut []float64
+	Status         Status
+	// CCPIters counts re-majorisations, Iters counts ADMM iterations (each: one X*B and one
+	// X^T*A product).
+	CCPIters, Iters int
+	// PrimalRes and DualRes are the largest scaled residuals over outputs at the end.
+	PrimalRes, DualRes float64
+	// Rho holds the final per-output penalties (standardised units).
+	Rho []float64
+	// RhoUpdates counts adaptive rho changes.
+	RhoUpdates int
+	Runtime    time.Duration
+}
+
+// Progress is what a Recorder receives.
+type Progress struct {
+	CCPIter, Iter      int
+	F                  float64
+	PatternChanges     int
+	PrimalRes, DualRes float64
+	Elapsed            time.Duration
+	Done               bool
+}
+
+// Recorder receives progress. Returning an error from Record stops Fit with that error.
+type Recorder interface {
+	Init() error
+	Record(Progress) error
+}
