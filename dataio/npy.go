@@ -1,0 +1,480 @@
+package dataio
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+)
+
+const npyMagic = "\x93NUMPY"
+
+// maxNPYHeader bounds the header length we are willing to read.
+const maxNPYHeader = 1 << 20
+
+// npyDType describes a supported .npy element type.
+type npyDType struct {
+	descr  string // as found in the file
+	kind   byte   // 'f', 'i', 'u', 'b'
+	size   int    // bytes per element
+	little bool   // byte order of the data in the file
+}
+
+// parseDescr interprets a NumPy dtype string such as "<f8" or "|u1".
+func parseDescr(descr string) (npyDType, error) {
+	d := npyDType{descr: descr}
+	if len(descr) < 3 {
+		return d, fmt.Errorf("%w %q", ErrDType, descr)
+	}
+	order, kind, sizeText := descr[0], descr[1], descr[2:]
+	size, err := strconv.Atoi(sizeText)
+	if err != nil {
+		return d, fmt.Errorf("%w %q", ErrDType, descr)
+	}
+	d.kind, d.size = kind, size
+	switch kind {
+	case 'f':
+		if size != 2 && size != 4 && size != 8 {
+			return d, fmt.Errorf("%w %q (only float16, float32 and float64 are supported)", ErrDType, descr)
+		}
+	case 'i', 'u':
+		if size != 1 && size != 2 && size != 4 && size != 8 {
+			return d, fmt.Errorf("%w %q", ErrDType, descr)
+		}
+	case 'b':
+		if size != 1 {
+			return d, fmt.Errorf("%w %q", ErrDType, descr)
+		}
+	case 'c':
+		return d, fmt.Errorf("%w %q (complex numbers are not supported)", ErrDType, descr)
+	case 'O':
+		return d, fmt.Errorf("%w %q (object arrays are not supported)", ErrDType, descr)
+	case 'U', 'S', 'a':
+		return d, fmt.Errorf("%w %q (string arrays are not supported)", ErrDType, descr)
+	default:
+		return d, fmt.Errorf("%w %q", ErrDType, descr)
+	}
+	switch order {
+	case '<':
+		d.little = true
+	case '>':
+		d.little = false
+	case '|':
+		if size != 1 {
+			return d, fmt.Errorf("%w %q (byte order '|' on a multi-byte type)", ErrDType, descr)
+		}
+		d.little = true
+	case '=':
+		// "native" in the writer's terms; NumPy itself never writes it.
+		// Little-endian is by far the most likely.
+		d.little = true
+	default:
+		return d, fmt.Errorf("%w %q (unknown byte order)", ErrDType, descr)
+	}
+	return d, nil
+}
+
+// npyHeader is the decoded dictionary at the start of an .npy file.
+type npyHeader struct {
+	dtype   npyDType
+	fortran bool
+	shape   []int
+}
+
+// readNPYHeader reads the magic, version and header dictionary. It returns
+// the header and the number of bytes consumed.
+func readNPYHeader(r io.Reader) (npyHeader, int64, error) {
+	var h npyHeader
+	var pre [10]byte
+	if n, err := io.ReadFull(r, pre[:8]); err != nil {
+		if n == 0 && err == io.EOF {
+			return h, 0, fmt.Errorf("%w: empty file", ErrFormat)
+		}
+		return h, 0, fmt.Errorf("%w: file too short for the .npy preamble", ErrFormat)
+	}
+	if string(pre[:6]) != npyMagic {
+		return h, 0, fmt.Errorf("%w: not an .npy file (bad magic %q)", ErrFormat, pre[:6])
+	}
+	major, minor := pre[6], pre[7]
+	var hlen int
+	var consumed int64
+	switch major {
+	case 1:
+		if _, err := io.ReadFull(r, pre[8:10]); err != nil {
+			return h, 0, fmt.Errorf("%w: truncated .npy header length", ErrFormat)
+		}
+		hlen = int(binary.LittleEndian.Uint16(pre[8:10]))
+		consumed = 10
+	case 2, 3:
+		var l [4]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return h, 0, fmt.Errorf("%w: truncated .npy header length", ErrFormat)
+		}
+		n := binary.LittleEndian.Uint32(l[:])
+		if n > maxNPYHeader {
+			return h, 0, fmt.Errorf("%w: .npy header length %d is implausibly large", ErrFormat, n)
+		}
+		hlen = int(n)
+		consumed = 12
+	default:
+		return h, 0, fmt.Errorf("%w: unsupported .npy format version %d.%d", ErrFormat, major, minor)
+	}
+	hb := make([]byte, hlen)
+	if _, err := io.ReadFull(r, hb); err != nil {
+		return h, 0, fmt.Errorf("%w: truncated .npy header (want %d bytes)", ErrFormat, hlen)
+	}
+	consumed += int64(hlen)
+	text := string(bytes.TrimRight(hb, " \t\r\n\x00"))
+	v, err := parsePyLiteral(text)
+	if err != nil {
+		return h, 0, fmt.Errorf("%w: bad .npy header %q: %v", ErrFormat, clip(text), err)
+	}
+	dict, ok := v.(map[string]any)
+	if !ok {
+		return h, 0, fmt.Errorf("%w: .npy header is not a dict: %q", ErrFormat, clip(text))
+	}
+	descrV, ok1 := dict["descr"]
+	fortV, ok2 := dict["fortran_order"]
+	shapeV, ok3 := dict["shape"]
+	if !ok1 || !ok2 || !ok3 {
+		return h, 0, fmt.Errorf("%w: .npy header lacks descr, fortran_order or shape: %q", ErrFormat, clip(text))
+	}
+	descr, ok := descrV.(string)
+	if !ok {
+		// Structured dtypes are lists of fields.
+		return h, 0, fmt.Errorf("%w %v (structured arrays are not supported)", ErrDType, descrV)
+	}
+	h.dtype, err = parseDescr(descr)
+	if err != nil {
+		return h, 0, err
+	}
+	if h.fortran, ok = fortV.(bool); !ok {
+		return h, 0, fmt.Errorf("%w: fortran_order is %v, not a bool", ErrFormat, fortV)
+	}
+	dims, ok := shapeV.([]any)
+	if !ok {
+		return h, 0, fmt.Errorf("%w: shape is %v, not a tuple", ErrFormat, shapeV)
+	}
+	for _, d := range dims {
+		n, ok := d.(int64)
+		if !ok || n < 0 || n > math.MaxInt32*int64(1<<20) {
+			return h, 0, fmt.Errorf("%w: bad dimension %v in shape %v", ErrShape, d, shapeText(dims))
+		}
+		h.shape = append(h.shape, int(n))
+	}
+	switch len(h.shape) {
+	case 0:
+		return h, 0, fmt.Errorf("%w: 0-d array (a scalar), need 1-D or 2-D", ErrShape)
+	case 1, 2:
+	default:
+		return h, 0, fmt.Errorf("%w: %d-D array of shape %v, need 1-D or 2-D", ErrShape, len(h.shape), shapeText(dims))
+	}
+	return h, consumed, nil
+}
+
+func shapeText(dims []any) string {
+	parts := make([]string, len(dims))
+	for i, d := range dims {
+		parts[i] = fmt.Sprint(d)
+	}
+	if len(parts) == 1 {
+		return "(" + parts[0] + ",)"
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// sizeHint returns how many bytes are left to read from r, or -1 if that is
+// unknown.
+func sizeHint(r io.Reader) int64 {
+	switch v := r.(type) {
+	case interface{ Len() int }: // bytes.Reader, strings.Reader, bytes.Buffer
+		return int64(v.Len())
+	case *os.File:
+		st, err := v.Stat()
+		if err != nil || !st.Mode().IsRegular() {
+			return -1
+		}
+		off, err := v.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		return st.Size() - off
+	}
+	return -1
+}
+
+// ReadNPY decodes an .npy stream. name is used in error messages and as the
+// Matrix name. Float32 and float64 data is read straight into the result's
+// backing store; integer and bool data becomes float64 (float32 for 1- and
+// 2-byte integers); float16 becomes float32. A 1-D array of length n becomes
+// an n x 1 matrix with Vector set. Fortran-order data is transposed in place
+// so the result is always row-major.
+func ReadNPY(r io.Reader, name string) (Matrix, error) {
+	return readNPY(r, name, sizeHint(r))
+}
+
+// ReadNPYFile reads the .npy file at path.
+func ReadNPYFile(path string) (Matrix, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Matrix{}, fmt.Errorf("dataio: %w", err)
+	}
+	defer f.Close()
+	return ReadNPY(f, path)
+}
+
+// readNPY decodes an .npy stream with avail bytes in it (-1 if unknown).
+func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
+	h, used, err := readNPYHeader(r)
+	if err != nil {
+		return Matrix{}, fmt.Errorf("dataio: %s: %w", name, err)
+	}
+	m := Matrix{Name: name, Rows: h.shape[0], Cols: 1}
+	if len(h.shape) == 1 {
+		m.Vector = true
+	} else {
+		m.Cols = h.shape[1]
+	}
+	if m.Cols != 0 && m.Rows > math.MaxInt/8/m.Cols {
+		return Matrix{}, fileErr(name, ErrShape, "shape %v is too large", h.shape)
+	}
+	n := m.Rows * m.Cols
+	if avail >= 0 {
+		avail -= used
+		if need := int64(n) * int64(h.dtype.size); need > avail {
+			return Matrix{}, fileErr(name, ErrFormat,
+				"truncated data: shape %v of %s needs %d bytes, file has %d", h.shape, h.dtype.descr, need, max(avail, 0))
+		}
+	}
+	known := avail >= 0
+	d := h.dtype
+	switch {
+	case d.kind == 'f' && d.size == 4:
+		m.F32, err = readFloats[float32](r, n, known, d.little != hostLittle)
+	case d.kind == 'f' && d.size == 8:
+		m.F64, err = readFloats[float64](r, n, known, d.little != hostLittle)
+	case d.size <= 2:
+		m.F32, err = readConverted[float32](r, n, known, d)
+	default:
+		m.F64, err = readConverted[float64](r, n, known, d)
+	}
+	if err != nil {
+		return Matrix{}, fileErr(name, ErrFormat, "reading %v array of %s: %v", h.shape, d.descr, err)
+	}
+	if h.fortran && len(h.shape) == 2 {
+		// Column-major r x c is row-major c x r; transpose it back.
+		if m.F32 != nil {
+			transposeInPlace(m.F32, m.Cols, m.Rows)
+		} else {
+			transposeInPlace(m.F64, m.Cols, m.Rows)
+		}
+	}
+	return m, nil
+}
+
+// growChunk is how much we allocate up front when the input size is unknown.
+const growChunk = 64 << 20
+
+var errTruncated = errors.New("unexpected end of data")
+
+// readFloats reads n elements of T directly into a new slice's memory.
+func readFloats[T float32 | float64](r io.Reader, n int, known, swap bool) ([]T, error) {
+	var zero T
+	size := int(unsafeSizeof(zero))
+	capacity := n
+	if !known {
+		capacity = min(n, growChunk/size)
+	}
+	out := make([]T, 0, capacity)
+	for len(out) < n {
+		if len(out) == cap(out) {
+			out = growSlice(out, min(n-len(out), len(out)))
+		}
+		k := min(cap(out), n)
+		chunk := out[len(out):k]
+		if _, err := io.ReadFull(r, bytesOf(chunk)); err != nil {
+			return nil, truncErr(err)
+		}
+		out = out[:k]
+	}
+	if swap {
+		swapBytes(out)
+	}
+	return out, nil
+}
+
+func truncErr(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return errTruncated
+	}
+	return err
+}
+
+// readConverted reads n elements of dtype d and converts them to T.
+func readConverted[T float32 | float64](r io.Reader, n int, known bool, d npyDType) ([]T, error) {
+	capacity := n
+	if !known {
+		capacity = min(n, growChunk/d.size)
+	}
+	out := make([]T, 0, capacity)
+	buf := make([]byte, min(n*d.size, 1<<20))
+	var bo binary.ByteOrder = binary.LittleEndian
+	if !d.little {
+		bo = binary.BigEndian
+	}
+	for len(out) < n {
+		k := min(n-len(out), len(buf)/d.size)
+		b := buf[:k*d.size]
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, truncErr(err)
+		}
+		switch {
+		case d.kind == 'b':
+			for _, v := range b {
+				out = append(out, T(b2f(v != 0)))
+			}
+		case d.kind == 'f': // float16
+			for i := 0; i < len(b); i += 2 {
+				out = append(out, T(halfToFloat32(bo.Uint16(b[i:]))))
+			}
+		case d.kind == 'i' && d.size == 1:
+			for _, v := range b {
+				out = append(out, T(int8(v)))
+			}
+		case d.kind == 'u' && d.size == 1:
+			for _, v := range b {
+				out = append(out, T(v))
+			}
+		case d.kind == 'i' && d.size == 2:
+			for i := 0; i < len(b); i += 2 {
+				out = append(out, T(int16(bo.Uint16(b[i:]))))
+			}
+		case d.kind == 'u' && d.size == 2:
+			for i := 0; i < len(b); i += 2 {
+				out = append(out, T(bo.Uint16(b[i:])))
+			}
+		case d.kind == 'i' && d.size == 4:
+			for i := 0; i < len(b); i += 4 {
+				out = append(out, T(int32(bo.Uint32(b[i:]))))
+			}
+		case d.kind == 'u' && d.size == 4:
+			for i := 0; i < len(b); i += 4 {
+				out = append(out, T(bo.Uint32(b[i:])))
+			}
+		case d.kind == 'i' && d.size == 8:
+			for i := 0; i < len(b); i += 8 {
+				out = append(out, T(int64(bo.Uint64(b[i:]))))
+			}
+		case d.kind == 'u' && d.size == 8:
+			for i := 0; i < len(b); i += 8 {
+				out = append(out, T(bo.Uint64(b[i:])))
+			}
+		default:
+			return nil, fmt.Errorf("%w %q", ErrDType, d.descr)
+		}
+	}
+	return out, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// npyHeaderBytes builds the magic, version and padded header for an array of
+// the given dtype and shape, with the data starting at a multiple of 64 bytes.
+func npyHeaderBytes(descr string, shape []int) []byte {
+	var sh string
+	if len(shape) == 1 {
+		sh = fmt.Sprintf("(%d,)", shape[0])
+	} else {
+		parts := make([]string, len(shape))
+		for i, d := range shape {
+			parts[i] = strconv.Itoa(d)
+		}
+		sh = "(" + strings.Join(parts, ", ") + ")"
+	}
+	dict := fmt.Sprintf("{'descr': '%s', 'fortran_order': False, 'shape': %s, }", descr, sh)
+	pre := 10
+	version := byte(1)
+	if len(dict)+1+pre > math.MaxUint16 {
+		pre, version = 12, 2
+	}
+	total := (pre + len(dict) + 1 + 63) / 64 * 64
+	hlen := total - pre
+	out := make([]byte, 0, total)
+	out = append(out, npyMagic...)
+	out = append(out, version, 0)
+	if version == 1 {
+		out = binary.LittleEndian.AppendUint16(out, uint16(hlen))
+	} else {
+		out = binary.LittleEndian.AppendUint32(out, uint32(hlen))
+	}
+	out = append(out, dict...)
+	for len(out) < total-1 {
+		out = append(out, ' ')
+	}
+	return append(out, '\n')
+}
+
+// EncodeNPY writes m to w in .npy format (version 1.0, C order, '<f4' or
+// '<f8'). A Vector matrix is written as a 1-D array.
+func EncodeNPY(w io.Writer, m Matrix) error {
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	shape := []int{m.Rows, m.Cols}
+	if m.Vector {
+		shape = []int{m.Rows}
+	}
+	descr := "<f8"
+	if m.F32 != nil {
+		descr = "<f4"
+	}
+	if _, err := w.Write(npyHeaderBytes(descr, shape)); err != nil {
+		return err
+	}
+	if m.F32 != nil {
+		return writeLE(w, m.F32)
+	}
+	return writeLE(w, m.F64)
+}
+
+// writeLE writes s to w as little-endian bytes.
+func writeLE[T rawElem](w io.Writer, s []T) error {
+	if hostLittle {
+		_, err := w.Write(bytesOf(s))
+		return err
+	}
+	const chunk = 1 << 16
+	tmp := make([]T, 0, chunk)
+	for len(s) > 0 {
+		k := min(len(s), chunk)
+		tmp = append(tmp[:0], s[:k]...)
+		swapBytes(tmp)
+		if _, err := w.Write(bytesOf(tmp)); err != nil {
+			return err
+		}
+		s = s[k:]
+	}
+	return nil
+}
+
+// WriteNPY writes m to path in .npy format, atomically (see WriteFileAtomic).
+func WriteNPY(path string, m Matrix) error {
+	return WriteFileAtomic(path, func(w io.Writer) error { return EncodeNPY(w, m) })
+}
