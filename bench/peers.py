@@ -1,0 +1,368 @@
+#!/usr/bin/env python3
+"""Peer solvers for the relutrim benchmark.
+
+Minimises the same objective as relutrim,
+
+    F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda * ||U||_1,
+
+with one of three methods and writes a JSON result with a trace of
+(elapsed seconds, F) so that the harness can compute time-to-target.
+
+    peers.py --x X.npy --y Y.npy --lambda L --link relu|identity [--no-bias]
+             --method lbfgsb|adam|lasso --out result.json
+             [--fstar F] [--time-limit S] [--restarts K] [--seed S]
+
+Methods
+  lbfgsb  scipy L-BFGS-B on the split U = U+ - U- (U+, U- >= 0), b free, all
+          outputs jointly; numpy products for objective and gradient.
+          Trace: running minimum of F over function evaluations (L-BFGS-B only
+          accepts descent steps, so this is the iterate sequence up to line-search
+          trials). With --restarts K the K runs (different random starts) are
+          sequential and their traces are concatenated on one clock.
+  adam    torch full-batch Adam (CPU) over an lr grid; trace per lr, the lr with
+          the lowest final F is reported.
+  lasso   sklearn Lasso (identity link only) at tol 1e-4 ... 1e-10, each run
+          from scratch; trace = (time of run, F of run).
+
+Time counts from after the data are loaded. F is always evaluated here with
+the formula above in float64 (never taken from the library).
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def rss_kb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def current_rss_kb():
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+def blas_info():
+    info = {"OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "")}
+    try:
+        import threadpoolctl
+        pools = threadpoolctl.threadpool_info()
+        info["threadpools"] = [{k: p.get(k) for k in
+                                ("internal_api", "version", "architecture", "num_threads",
+                                 "threading_layer", "filepath")} for p in pools]
+    except Exception as e:  # threadpoolctl missing or broken
+        info["threadpools_error"] = repr(e)
+    return info
+
+
+class Problem:
+    def __init__(self, X, Y, lam, link, bias):
+        self.X, self.Y, self.lam, self.link, self.bias = X, Y, lam, link, bias
+        self.N, self.nx = X.shape
+        self.ny = Y.shape[1]
+
+    def act(self, W):
+        return np.maximum(W, 0.0) if self.link == "relu" else W
+
+    def F(self, U, b):
+        """Objective in float64, in row chunks (bounded extra memory)."""
+        loss = 0.0
+        step = 65536
+        for lo in range(0, self.N, step):
+            W = self.X[lo:lo + step] @ U
+            if self.bias:
+                W += b
+            R = self.act(W) - self.Y[lo:lo + step]
+            loss += float(np.einsum("ij,ij->", R, R))
+        return loss / (2.0 * self.N) + self.lam * float(np.abs(U).sum())
+
+    def loss_grad(self, U, b):
+        """Smooth part and its gradient (relu'(w) = 1[w > 0])."""
+        W = self.X @ U
+        if self.bias:
+            W += b
+        if self.link == "relu":
+            mask = W > 0
+            np.maximum(W, 0.0, out=W)
+            W -= self.Y                                  # R = relu(W) - Y
+            loss = float(np.einsum("ij,ij->", W, W)) / (2.0 * self.N)
+            W *= mask                                    # G = R * relu'(W)
+            G = W
+        else:
+            W -= self.Y
+            loss = float(np.einsum("ij,ij->", W, W)) / (2.0 * self.N)
+            G = W
+        gU = (self.X.T @ G) / self.N
+        gb = G.sum(axis=0) / self.N if self.bias else np.zeros(self.ny)
+        return loss, gU, gb
+
+
+class TimeUp(Exception):
+    pass
+
+
+class Reached(Exception):
+    pass
+
+
+def run_lbfgsb(P, args, t0):
+    from scipy.optimize import minimize
+    n = P.nx * P.ny
+    runs = []
+    combined = []
+    offset = 0.0
+    best = (np.inf, None, None)
+    total_evals = total_iters = 0
+    for r in range(args.restarts):
+        rng = np.random.default_rng(args.seed + r)
+        # small positive perturbation: U = 0 is a stationary point of the relu loss.
+        z0 = np.concatenate([rng.uniform(0, 1e-3, size=2 * n),
+                             np.full(P.ny, 0.0) if not P.bias else rng.uniform(0, 1e-3, P.ny)])
+        if P.bias and P.link == "identity":
+            z0[2 * n:] = P.Y.mean(axis=0)
+        trace = []
+        state = {"best": np.inf, "z": z0.copy(), "evals": 0}
+        start = time.perf_counter()
+
+        def fun(z):
+            up, um, b = z[:n].reshape(P.nx, P.ny), z[n:2 * n].reshape(P.nx, P.ny), z[2 * n:]
+            U = up - um
+            loss, gU, gb = P.loss_grad(U, b)
+            f = loss + P.lam * float(z[:2 * n].sum())
+            g = np.empty_like(z)
+            g[:n] = gU.ravel() + P.lam
+            g[n:2 * n] = -gU.ravel() + P.lam
+            g[2 * n:] = gb if P.bias else 0.0
+            state["evals"] += 1
+            el = time.perf_counter() - start
+            if f < state["best"]:
+                state["best"] = f
+                state["z"] = z.copy()
+                trace.append([el, f])
+            if args.fstar is not None and f <= args.fstar * (1 + 1e-6):
+                raise Reached()
+            if args.time_limit and offset + el > args.time_limit:
+                raise TimeUp()
+            return f, g
+
+        bounds = [(0, None)] * (2 * n) + [(None, None)] * P.ny
+        status = "converged"
+        nit = 0
+        try:
+            res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds,
+                           options={"ftol": 0.0, "gtol": 1e-12, "maxiter": 10**7,
+                                    "maxfun": 10**7, "maxcor": 20})
+            nit = int(res.nit)
+            status = "scipy: " + str(res.message)
+            z = res.x if res.fun <= state["best"] else state["z"]
+        except TimeUp:
+            status, z = "time limit", state["z"]
+        except Reached:
+            status, z = "reached fstar", state["z"]
+        el = time.perf_counter() - start
+        U = z[:n].reshape(P.nx, P.ny) - z[n:2 * n].reshape(P.nx, P.ny)
+        b = z[2 * n:] if P.bias else np.zeros(P.ny)
+        f = P.F(U, b)  # independent evaluation at the returned point
+        runs.append({"seed": args.seed + r, "trace": trace, "time": el, "F": f,
+                     "evals": state["evals"], "iters": nit, "status": status,
+                     "nnz": int(np.count_nonzero(U))})
+        combined += [[offset + t, v] for t, v in trace]
+        offset += el
+        total_evals += state["evals"]
+        total_iters += nit
+        if f < best[0]:
+            best = (f, U, b)
+        if status in ("time limit", "reached fstar"):
+            break
+    # running minimum over the concatenated restarts
+    tr, m = [], np.inf
+    for t, v in combined:
+        if v < m:
+            m = v
+            tr.append([t, v])
+    return {"trace": tr, "runs": runs, "F": best[0], "U": best[1], "b": best[2],
+            "iters": total_iters, "evals": total_evals, "time": offset}
+
+
+def run_adam(P, args, t0):
+    import torch
+    threads = args.threads or os.cpu_count()
+    torch.set_num_threads(threads)
+    dt = torch.float64 if P.X.dtype == np.float64 else torch.float32
+    X = torch.from_numpy(P.X)
+    Y = torch.from_numpy(P.Y.astype(P.X.dtype, copy=False))
+    lrs = [float(v) for v in args.lrs.split(",")]
+    runs = []
+    best = None
+    per_lr_limit = args.time_limit / len(lrs) if args.time_limit else None
+    offset = 0.0
+    for lr in lrs:
+        g = torch.Generator().manual_seed(args.seed)
+        U = (torch.rand(P.nx, P.ny, generator=g, dtype=dt) * 1e-3).requires_grad_(True)
+        b = torch.zeros(P.ny, dtype=dt, requires_grad=P.bias)
+        params = [U, b] if P.bias else [U]
+        opt = torch.optim.Adam(params, lr=lr)
+        trace = []
+        start = time.perf_counter()
+        status = "step budget"
+        steps = 0
+        bestf = np.inf
+        for it in range(args.steps):
+            opt.zero_grad(set_to_none=True)
+            W = X @ U
+            if P.bias:
+                W = W + b
+            A = torch.relu(W) if P.link == "relu" else W
+            loss = ((A - Y) ** 2).sum() / (2.0 * P.N) + P.lam * U.abs().sum()
+            loss.backward()
+            f = float(loss.detach())  # F at the current iterate (before the step)
+            el = time.perf_counter() - start
+            if f < bestf:
+                bestf = f
+                trace.append([el, f])
+            if args.fstar is not None and f <= args.fstar * (1 + 1e-6):
+                status = "reached fstar"
+                break
+            if per_lr_limit and el > per_lr_limit:
+                status = "time limit"
+                break
+            opt.step()
+            steps += 1
+        el = time.perf_counter() - start
+        Un = U.detach().double().numpy().copy()
+        bn = b.detach().double().numpy().copy() if P.bias else np.zeros(P.ny)
+        f = P.F(Un, bn)
+        r = {"lr": lr, "trace": trace, "time": el, "F": f, "iters": steps, "status": status,
+             "nnz": int(np.count_nonzero(Un)), "time_offset": offset}
+        offset += el
+        runs.append(r)
+        if best is None or f < best[0]:
+            best = (f, Un, bn, r)
+    r = best[3]
+    return {"trace": r["trace"], "runs": runs, "F": best[0], "U": best[1], "b": best[2],
+            "iters": r["iters"], "evals": r["iters"], "time": r["time"], "best_lr": r["lr"],
+            "threads": threads, "torch": torch.__version__,
+            "note": "trace is that of the best lr alone (lr grid search time not included); "
+                    "the F in the trace is the loss of the iterate before each step"}
+
+
+def run_lasso(P, args, t0):
+    import warnings
+    from sklearn.linear_model import Lasso
+    from sklearn.exceptions import ConvergenceWarning
+    if P.link != "identity":
+        raise SystemExit("lasso: only the identity link")
+    tols = [float(v) for v in args.tols.split(",")]
+    runs = []
+    best = None
+    trace = []
+    for pre in (True, False):
+        for tol in tols:
+            m = Lasso(alpha=P.lam, fit_intercept=P.bias, tol=tol, max_iter=10**6,
+                      precompute=pre, selection="cyclic")
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                m.fit(P.X, P.Y)
+            el = time.perf_counter() - start
+            U = np.asarray(m.coef_, dtype=np.float64).reshape(P.ny, P.nx).T.copy()
+            b = np.asarray(m.intercept_, dtype=np.float64).reshape(-1) * np.ones(P.ny) \
+                if P.bias else np.zeros(P.ny)
+            f = P.F(U, b)
+            it = int(np.max(np.atleast_1d(m.n_iter_)))
+            runs.append({"tol": tol, "precompute": pre, "time": el, "F": f, "iters": it,
+                         "nnz": int(np.count_nonzero(U))})
+            trace.append([el, f])
+            if best is None or f < best[0]:
+                best = (f, U, b, runs[-1])
+            if args.time_limit and el > args.time_limit:
+                break
+    # Each run is independent: time-to-target = min time over runs reaching the target.
+    trace.sort()
+    return {"trace": trace, "trace_kind": "independent runs", "runs": runs, "F": best[0],
+            "U": best[1], "b": best[2], "iters": best[3]["iters"], "evals": None,
+            "time": best[3]["time"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--x", required=True)
+    ap.add_argument("--y", required=True)
+    ap.add_argument("--lambda", dest="lam", type=float, required=True)
+    ap.add_argument("--link", choices=["relu", "identity"], default="relu")
+    ap.add_argument("--no-bias", action="store_true")
+    ap.add_argument("--method", choices=["lbfgsb", "adam", "lasso"], required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--fstar", type=float, default=None,
+                    help="stop as soon as F <= fstar*(1+1e-6)")
+    ap.add_argument("--time-limit", type=float, default=0.0, help="seconds (0 = none)")
+    ap.add_argument("--restarts", type=int, default=1, help="lbfgsb random restarts")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--lrs", default="1e-3,3e-3,1e-2,3e-2", help="adam learning rates")
+    ap.add_argument("--steps", type=int, default=5000, help="adam steps per lr")
+    ap.add_argument("--tols", default="1e-4,1e-6,1e-8,1e-10", help="lasso tolerances")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = all cores)")
+    args = ap.parse_args()
+
+    t_load = time.perf_counter()
+    X = np.load(args.x)
+    Y = np.load(args.y)
+    if X.dtype != np.float64 and args.method != "adam":
+        X = X.astype(np.float64)  # numpy/scipy/sklearn paths run in float64
+    Y = np.ascontiguousarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.shape[0] != Y.shape[0]:
+        raise SystemExit("X has %d rows, Y has %d" % (X.shape[0], Y.shape[0]))
+    load_s = time.perf_counter() - t_load
+    rss_load = rss_kb()
+    cur_load = current_rss_kb()
+    P = Problem(X, Y, args.lam, args.link, not args.no_bias)
+
+    t0 = time.perf_counter()
+    fn = {"lbfgsb": run_lbfgsb, "adam": run_adam, "lasso": run_lasso}[args.method]
+    r = fn(P, args, t0)
+    wall = time.perf_counter() - t0
+    U = r.pop("U")
+    r.pop("b")
+    out = {
+        "method": args.method,
+        "link": args.link, "bias": not args.no_bias, "lambda": args.lam,
+        "N": P.N, "Nx": P.nx, "Ny": P.ny, "x_dtype": str(X.dtype),
+        "final_F": r.pop("F"),
+        "nnz": int(np.count_nonzero(U)), "size_U": int(U.size),
+        "wall_seconds": wall, "load_seconds": load_s,
+        "rss_after_load_kb": rss_load, "vmrss_after_load_kb": cur_load,
+        "peak_rss_kb": rss_kb(),
+        "threads": r.pop("threads", os.cpu_count()),
+        "blas": blas_info(),
+        "versions": {"python": platform.python_version(), "numpy": np.__version__},
+    }
+    try:
+        import scipy
+        out["versions"]["scipy"] = scipy.__version__
+        import sklearn
+        out["versions"]["sklearn"] = sklearn.__version__
+    except ImportError:
+        pass
+    out.update(r)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(tmp, args.out)
+
+
+if __name__ == "__main__":
+    main()
