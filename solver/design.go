@@ -1,0 +1,251 @@
+package solver
+
+import (
+	"math"
+
+	"relutrim/internal/kern"
+)
+
+// design is the standardised data operator K used inside the solver:
+//
+//	K = [ (X - 1 mu^T) D^{-1} , 1 ]        (with a bias)
+//	K = X D^{-1}                           (without)
+//
+// mu holds the column means and D the column standard deviations (root mean squares without
+// a bias), so K^T K / N has a unit diagonal. K is never formed: products with K are products
+// with X plus rank-one corrections. In these coordinates u~ = D u and b~ = b + mu^T u, and
+// the L1 penalty lambda ||u||_1 becomes per-coordinate weights lambda / d_k (MATH.md, "Scale is
+// the real enemy").
+type design struct {
+	X       kern.Matrix
+	n, nx   int
+	p       int  // number of coordinates: nx (+1 for the bias)
+	bias    bool // last coordinate is the bias
+	mu, d   []float64
+	rowNorm []float64 // ||K_p||^2 per row
+	threads int
+	scratch []float64 // nx x ny
+	colSum  []float64 // per-chunk partial column sums
+}
+
+func newDesign(X kern.Matrix, bias bool, threads int) *design {
+	n, nx := X.Dims()
+	g := &design{X: X, n: n, nx: nx, bias: bias, threads: threads,
+		mu: make([]float64, nx), d: make([]float64, nx), rowNorm: make([]float64, n)}
+	g.p = nx
+	if bias {
+		g.p++
+	}
+	nc := numChunks(n)
+	part := make([]float64, nc*nx)
+	// Pass 1: column means (only with a bias: without one, centring cannot be absorbed).
+	if bias {
+		forChunks(n, threads, func(c, lo, hi int) {
+			buf := make([]float64, nx)
+			acc := part[c*nx : (c+1)*nx]
+			for i := lo; i < hi; i++ {
+				for k, v := range X.Row(buf, i) {
+					acc[k] += v
+				}
+			}
+		})
+		reduceChunks(g.mu, part, nx)
+		for k := range g.mu {
+			g.mu[k] /= float64(n)
+		}
+		clear(part)
+	}
+	// Pass 2: centred second moments.
+	forChunks(n, threads, func(c, lo, hi int) {
+		buf := make([]float64, nx)
+		acc := part[c*nx : (c+1)*nx]
+		for i := lo; i < hi; i++ {
+			for k, v := range X.Row(buf, i) {
+				e := v - g.mu[k]
+				acc[k] += e * e
+			}
+		}
+	})
+	reduceChunks(g.d, part, nx)
+	for k := range g.d {
+		g.d[k] = math.Sqrt(g.d[k] / float64(n))
+		if !(g.d[k] > 1e-12*(1+math.Abs(g.mu[k]))) {
+			// A constant column: with a bias it carries no information, K's column is 0.
+			g.d[k] = 1
+		}
+	}
+	// Pass 3: squared row norms of K.
+	forChunks(n, threads, func(c, lo, hi int) {
+		buf := make([]float64, nx)
+		for i := lo; i < hi; i++ {
+			s := 0.0
+			for k, v := range X.Row(buf, i) {
+				e := (v - g.mu[k]) / g.d[k]
+				s += e * e
+			}
+			if bias {
+				s++
+			}
+			if s == 0 {
+				s = 1 // an all-zero row without a bias: its term is constant; any scale works
+			}
+			g.rowNorm[i] = s
+		}
+	})
+	g.colSum = make([]float64, nc)
+	return g
+}
+
+// mul sets dst (n x ny) = K z, z is p x ny.
+func (g *design) mul(dst, z []float64, ny int) {
+	B := g.scaled(z, ny)
+	g.X.Mul(dst, B, ny)
+	if !g.bias {
+		return
+	}
+	corr := make([]float64, ny)
+	for j := range corr {
+		corr[j] = z[g.nx*ny+j]
+	}
+	for k := 0; k < g.nx; k++ {
+		for j := 0; j < ny; j++ {
+			corr[j] -= g.mu[k] * B[k*ny+j]
+		}
+	}
+	forChunks(g.n, g.threads, func(_, lo, hi int) {
+		for i := lo; i < hi; i++ {
+			row := dst[i*ny : (i+1)*ny]
+			for j := range row {
+				row[j] += corr[j]
+			}
+		}
+	})
+}
+
+// scaled returns D^{-1} z_feat in g.scratch.
+func (g *design) scaled(z []float64, ny int) []float64 {
+	if len(g.scratch) < g.nx*ny {
+		g.scratch = make([]float64, g.nx*ny)
+	}
+	B := g.scratch[:g.nx*ny]
+	for k := 0; k < g.nx; k++ {
+		for j := 0; j < ny; j++ {
+			B[k*ny+j] = z[k*ny+j] / g.d[k]
+		}
+	}
+	return B
+}
+
+// mulT sets dst (p x ny) = K^T a, a is n x ny.
+func (g *design) mulT(dst, a []float64, ny int) {
+	g.X.MulT(dst[:g.nx*ny], a, ny)
+	var s []float64
+	if g.bias {
+		s = g.colSums(a, ny)
+	}
+	for k := 0; k < g.nx; k++ {
+		for j := 0; j < ny; j++ {
+			v := dst[k*ny+j]
+			if g.bias {
+				v -= g.mu[k] * s[j]
+			}
+			dst[k*ny+j] = v / g.d[k]
+		}
+	}
+	if g.bias {
+		copy(dst[g.nx*ny:], s)
+	}
+}
+
+// colSums returns 1^T a (ny values), reduced in chunk order.
+func (g *design) colSums(a []float64, ny int) []float64 {
+	part := make([]float64, numChunks(g.n)*ny)
+	forChunks(g.n, g.threads, func(c, lo, hi int) {
+		acc := part[c*ny : (c+1)*ny]
+		for i := lo; i < hi; i++ {
+			for j, v := range a[i*ny : (i+1)*ny] {
+				acc[j] += v
+			}
+		}
+	})
+	s := make([]float64, ny)
+	reduceChunks(s, part, ny)
+	return s
+}
+
+// toStd maps (U, b) in data coordinates to z = (D u, b + mu^T u) (p x ny).
+func (g *design) toStd(z, U, b []float64, ny int) {
+	for j := 0; j < ny; j++ {
+		bt := 0.0
+		if b != nil {
+			bt = b[j]
+		}
+		for k := 0; k < g.nx; k++ {
+			u := 0.0
+			if U != nil {
+				u = U[k*ny+j]
+			}
+			z[k*ny+j] = g.d[k] * u
+			bt += g.mu[k] * u
+		}
+		if g.bias {
+			z[g.nx*ny+j] = bt
+		}
+	}
+}
+
+// fromStd maps z back to (U, b): u = D^{-1} u~, b = b~ - mu^T u.
+func (g *design) fromStd(z []float64, ny int) (U, b []float64) {
+	U = make([]float64, g.nx*ny)
+	b = make([]float64, ny)
+	for j := 0; j < ny; j++ {
+		bt := 0.0
+		if g.bias {
+			bt = z[g.nx*ny+j]
+		}
+		for k := 0; k < g.nx; k++ {
+			u := z[k*ny+j] / g.d[k]
+			U[k*ny+j] = u
+			bt -= g.mu[k] * u
+		}
+		if g.bias {
+			b[j] = bt
+		}
+	}
+	return U, b
+}
+
+// spectralScale estimates lambda_max(K^T diag(1/rowNorm) K) / N by power iteration with
+// iters steps (each one pass of K and one of K^T with a single column). The estimate is at
+// most the true value, which is at most 1 (each term K_p K_p^T / ||K_p||^2 has norm 1).
+func (g *design) spectralScale(iters int) float64 {
+	v := make([]float64, g.p)
+	for k := range v {
+		v[k] = 1 + 0.1*float64(k%7) // a fixed, generic start
+	}
+	w := make([]float64, g.n)
+	u := make([]float64, g.p)
+	est := 0.0
+	for it := 0; it < iters; it++ {
+		nv := math.Sqrt(dot(v, v))
+		for k := range v {
+			v[k] /= nv
+		}
+		g.mul(w, v, 1)
+		for i := range w {
+			w[i] /= g.rowNorm[i]
+		}
+		g.mulT(u, w, 1)
+		est = dot(u, v) / float64(g.n)
+		copy(v, u)
+	}
+	return est
+}
+
+func dot(a, b []float64) float64 {
+	s := 0.0
+	for i, v := range a {
+		s += v * b[i]
+	}
+	return s
+}

@@ -1,0 +1,274 @@
+package solver
+
+import (
+	"context"
+	"math"
+	"runtime"
+	"time"
+
+	"relutrim/internal/kern"
+)
+
+// Defaults of Settings (each field's comment states it).
+const (
+	defaultMaxIter = 20000
+	defaultMaxCCP  = 500
+	defaultRemaj   = 10
+	defaultRho     = 1
+	defaultRelax   = 1.6 // OSQP's default over-relaxation
+	defaultEpsAbs  = 1e-7
+	defaultEpsRel  = 1e-6
+	defaultFTol    = 1e-9
+	powerIters     = 30   // power-iteration steps for the step scale theta
+	thetaMargin    = 1.15 // power iteration underestimates lambda_max; stay on the safe side
+	adaptEvery     = 10   // iterations between residual-balancing checks
+)
+
+func (s *Settings) withDefaults() Settings {
+	var o Settings
+	if s != nil {
+		o = *s
+	}
+	if o.Threads <= 0 {
+		o.Threads = runtime.GOMAXPROCS(0)
+	}
+	if o.MaxIter == 0 {
+		o.MaxIter = defaultMaxIter
+	}
+	if o.MaxCCP == 0 {
+		o.MaxCCP = defaultMaxCCP
+	}
+	if o.RemajorizeEvery == 0 {
+		o.RemajorizeEvery = defaultRemaj
+	}
+	if o.Rho == 0 {
+		o.Rho = defaultRho
+	}
+	if o.Relax == 0 {
+		o.Relax = defaultRelax
+	}
+	if o.EpsAbs == 0 {
+		o.EpsAbs = defaultEpsAbs
+	}
+	if o.EpsRel == 0 {
+		o.EpsRel = defaultEpsRel
+	}
+	if o.FTol == 0 {
+		o.FTol = defaultFTol
+	}
+	return o
+}
+
+// Fit minimises
+//
+//	F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda ||U||_1
+//
+// over U (Nx x Ny) and b (Ny), with X N x Nx and Y N x Ny, by the convex-concave procedure
+// (each non-convex term replaced by its majoriser at the current point, paper section 3)
+// around the consensus ADMM of admm.go. With Link Identity the problem is convex and the
+// CCP makes a single round. The returned point is the best one found; Result.LowerBound is a
+// certified lower bound on min F (bound.go).
+//
+// Bad inputs return an error naming the input; reaching an iteration limit or cancellation
+// is a Status, not an error.
+func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result, error) {
+	st := s.withDefaults()
+	if err := validate(X, Y, lambda, &st); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	n, nx, ny := X.Rows, X.Cols, Y.Cols
+	g := newDesign(newKern(X, st.Threads), !st.NoBias, st.Threads)
+	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: yF64(Y),
+		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
+	a.alloc()
+	if st.Mask != nil {
+		a.mask = make([]bool, g.p*ny)
+		copy(a.mask, st.Mask)
+		for j := 0; j < ny && g.bias; j++ {
+			a.mask[nx*ny+j] = true
+		}
+	}
+	theta := 1.0
+	if !st.PlainConsensus {
+		theta = math.Min(1, thetaMargin*g.spectralScale(powerIters))
+	}
+	for i := range a.m {
+		a.m[i] = theta * g.rowNorm[i]
+	}
+	for j := range a.rho {
+		a.rho[j] = st.Rho
+	}
+	g.toStd(a.z, st.InitU, st.InitB, ny)
+	if a.mask != nil {
+		for i := range a.z {
+			if !a.mask[i] {
+				a.z[i] = 0
+			}
+		}
+	}
+	a.start()
+
+	if st.Recorder != nil {
+		if err := st.Recorder.Init(); err != nil {
+			return nil, err
+		}
+	}
+	res := &Result{Status: IterationLimit}
+	fOut := a.objective()
+	fBest, fLast := sum(fOut), sum(fOut)
+	best := append([]float64(nil), a.z...)
+	bestOut := fOut
+	lastRemaj := 0
+	for it := 1; ; it++ {
+		if err := ctx.Err(); err != nil {
+			res.Status = Canceled
+			break
+		}
+		if it > st.MaxIter {
+			break
+		}
+		a.iterate()
+		res.Iters = it
+		if it%adaptEvery == 0 && !st.FixedRho {
+			res.RhoUpdates += a.adaptRho()
+		}
+		conv := a.converged()
+		if !conv && it-lastRemaj < st.RemajorizeEvery {
+			continue
+		}
+		fOut = a.objective()
+		f := sum(fOut)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			res.Status = NumericalFailure
+			break
+		}
+		if f < fBest {
+			fBest, bestOut = f, fOut
+			copy(best, a.z)
+		}
+		if !conv && f > fLast {
+			// The surrogate has not been decreased enough yet: keep it (MM needs
+			// surrogate(new) <= surrogate(old) = F(old)) and iterate on.
+			lastRemaj = it
+			continue
+		}
+		changes := a.remajorize()
+		res.CCPIters++
+		lastRemaj = it
+		decrease := fLast - f
+		fLast = f
+		pr, du := maxOf(a.pri), maxOf(a.dua)
+		if st.Recorder != nil {
+			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
+				PatternChanges: changes, PrimalRes: pr, DualRes: du, Elapsed: time.Since(start)})
+			if err != nil {
+				return nil, err
+			}
+		}
+		if conv && changes == 0 && decrease <= st.FTol*math.Abs(f) {
+			res.Status = Converged
+			break
+		}
+		if res.CCPIters >= st.MaxCCP {
+			break
+		}
+	}
+	res.PrimalRes, res.DualRes = maxOf(a.pri), maxOf(a.dua)
+	res.Rho = a.rho
+	res.U, res.B = g.fromStd(best, ny)
+	res.FOut = bestOut
+	res.F = sum(bestOut)
+	res.BoundOut = lowerBound(g, a.y, ny, lambda, st.Link, best, a.mask)
+	res.LowerBound = sum(res.BoundOut)
+	res.Gap = res.F - res.LowerBound
+	res.Runtime = time.Since(start)
+	if st.Recorder != nil {
+		err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F,
+			PrimalRes: res.PrimalRes, DualRes: res.DualRes, Elapsed: res.Runtime, Done: true})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// alloc allocates the ADMM state.
+func (a *admm) alloc() {
+	p, n, ny := a.g.p, a.n, a.ny
+	a.m = make([]float64, n)
+	a.rho = make([]float64, ny)
+	a.z, a.zh, a.G, a.Gn = make([]float64, p*ny), make([]float64, p*ny), make([]float64, p*ny), make([]float64, p*ny)
+	a.Q, a.Qh, a.nu = make([]float64, n*ny), make([]float64, n*ny), make([]float64, n*ny)
+	a.upper = make([]bool, n*ny)
+	a.pri, a.dua = make([]float64, ny), make([]float64, ny)
+	a.epsPri, a.epsDua = make([]float64, ny), make([]float64, ny)
+	a.part = make([]float64, numChunks(n)*4*ny)
+	a.yScale = make([]float64, ny)
+	for j := 0; j < ny; j++ {
+		s := 0.0
+		for i := 0; i < n; i++ {
+			s += a.y[i*ny+j] * a.y[i*ny+j]
+		}
+		a.yScale[j] = math.Sqrt(s / float64(n))
+		if a.yScale[j] == 0 {
+			a.yScale[j] = 1
+		}
+	}
+}
+
+// start computes Q = K z, majorises at Q, and sets the duals to the surrogate's gradient
+// there (a consistent warm start: nu_p = g_p'(K_p z)), and G = K^T nu.
+func (a *admm) start() {
+	a.g.mul(a.Q, a.z, a.ny)
+	for idx, q := range a.Q {
+		a.upper[idx] = q >= 0
+		z := a.surZ(idx)
+		if q > z {
+			a.nu[idx] = 2 * (q - a.y[idx])
+		}
+	}
+	a.g.mulT(a.G, a.nu, a.ny)
+}
+
+func newKern(X Matrix, threads int) kern.Matrix {
+	var m kern.Matrix
+	if X.F32 != nil {
+		m = kern.NewDense32(X.F32, X.Rows, X.Cols)
+	} else {
+		m = kern.NewDense64(X.F64, X.Rows, X.Cols)
+	}
+	if t, ok := m.(interface{ SetThreads(int) }); ok {
+		t.SetThreads(threads)
+	}
+	return m
+}
+
+func yF64(Y Matrix) []float64 {
+	if Y.F64 != nil {
+		return Y.F64
+	}
+	y := make([]float64, len(Y.F32))
+	for i, v := range Y.F32 {
+		y[i] = float64(v)
+	}
+	return y
+}
+
+func sum(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+func maxOf(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		if x > m || math.IsNaN(x) {
+			m = x
+		}
+	}
+	return m
+}
