@@ -5,7 +5,28 @@
 // Two precisions of X are supported (float32 halves memory for large data); factors and
 // results are always float64. The default build is pure Go; the build tag `openblas`
 // switches the products to Debian's OpenBLAS through cgo (see blas_openblas.go).
+//
+// # Parallelism and determinism
+//
+// Mul and MulT split X into fixed chunks of ChunkRows rows. The chunk boundaries do not
+// depend on the number of worker goroutines, each chunk is computed by exactly one
+// goroutine with a fixed sequence of floating-point operations, and MulT adds the
+// per-chunk partial sums into the result strictly in chunk order. Results are therefore
+// bitwise identical for every thread count (in both backends, see blas_openblas.go for
+// the conditions under OpenBLAS).
+//
+// # Concurrency
+//
+// A Matrix owns reusable scratch buffers, so Mul and MulT on the same Matrix must not be
+// called concurrently (one goroutine at a time; they parallelise internally). Dims and
+// Row are safe to call concurrently.
 package kern
+
+import (
+	"fmt"
+	"runtime"
+	"sync/atomic"
+)
 
 // Matrix is a read-only N x Nx data matrix stored row-major.
 type Matrix interface {
@@ -17,4 +38,57 @@ type Matrix interface {
 	MulT(dst, A []float64, k int)
 	// Row returns row i converted to float64 in buf (len >= cols) and returns buf[:cols].
 	Row(buf []float64, i int) []float64
+}
+
+// Threaded is implemented by the matrices returned by NewDense64 and NewDense32.
+type Threaded interface {
+	// SetThreads sets the number of worker goroutines used by Mul and MulT of this
+	// matrix; n <= 0 means "use the package default" (see SetThreads).
+	SetThreads(n int)
+}
+
+// ChunkRows is the fixed number of rows of X per work item. It is a constant so that
+// the chunking (and hence the floating-point result) is independent of the thread count.
+const ChunkRows = 1024
+
+var defaultThreads atomic.Int64
+
+// SetThreads sets the package default number of worker goroutines; n <= 0 means
+// runtime.GOMAXPROCS(0) at call time. Matrices with their own SetThreads ignore it.
+func SetThreads(n int) {
+	if n < 0 {
+		n = 0
+	}
+	defaultThreads.Store(int64(n))
+}
+
+func threadsFor(own int) int {
+	if own > 0 {
+		return own
+	}
+	if d := int(defaultThreads.Load()); d > 0 {
+		return d
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// NewDense64 wraps data (row-major, rows x cols, not copied) as a Matrix.
+func NewDense64(data []float64, rows, cols int) Matrix {
+	return newDense(data, rows, cols)
+}
+
+// NewDense32 wraps data (row-major, rows x cols, not copied) as a Matrix. Products are
+// returned in float64; see the backend files for the arithmetic precision used.
+func NewDense32(data []float32, rows, cols int) Matrix {
+	return newDense(data, rows, cols)
+}
+
+func newDense[T float32 | float64](data []T, rows, cols int) *dense[T] {
+	if rows < 0 || cols < 0 {
+		panic(fmt.Sprintf("kern: negative dimensions %d x %d", rows, cols))
+	}
+	if len(data) != rows*cols {
+		panic(fmt.Sprintf("kern: len(data) = %d, want rows*cols = %d*%d", len(data), rows, cols))
+	}
+	return &dense[T]{data: data, rows: rows, cols: cols}
 }
