@@ -177,6 +177,15 @@ func readNPYHeader(r io.Reader) (npyHeader, int64, error) {
 	return h, consumed, nil
 }
 
+// pyShape formats a shape the way Python prints a tuple.
+func pyShape(shape []int) string {
+	dims := make([]any, len(shape))
+	for i, d := range shape {
+		dims[i] = d
+	}
+	return shapeText(dims)
+}
+
 func shapeText(dims []any) string {
 	parts := make([]string, len(dims))
 	for i, d := range dims {
@@ -248,14 +257,14 @@ func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
 		m.Cols = h.shape[1]
 	}
 	if m.Cols != 0 && m.Rows > math.MaxInt/8/m.Cols {
-		return Matrix{}, fileErr(name, ErrShape, "shape %v is too large", h.shape)
+		return Matrix{}, fileErr(name, ErrShape, "shape %s is too large", pyShape(h.shape))
 	}
 	n := m.Rows * m.Cols
 	if avail >= 0 {
 		avail -= used
 		if need := int64(n) * int64(h.dtype.size); need > avail {
 			return Matrix{}, fileErr(name, ErrFormat,
-				"truncated data: shape %v of %s needs %d bytes, file has %d", h.shape, h.dtype.descr, need, max(avail, 0))
+				"truncated data: shape %s of %s needs %d bytes, file has %d", pyShape(h.shape), h.dtype.descr, need, max(avail, 0))
 		}
 	}
 	known := avail >= 0
@@ -265,13 +274,16 @@ func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
 		m.F32, err = readFloats[float32](r, n, known, d.little != hostLittle)
 	case d.kind == 'f' && d.size == 8:
 		m.F64, err = readFloats[float64](r, n, known, d.little != hostLittle)
-	case d.size <= 2:
+	case d.size <= 2 && d.kind != 'b':
 		m.F32, err = readConverted[float32](r, n, known, d)
 	default:
 		m.F64, err = readConverted[float64](r, n, known, d)
 	}
+	if err == errTruncated {
+		return Matrix{}, fileErr(name, ErrFormat, "truncated data: shape %s of %s ends early", pyShape(h.shape), d.descr)
+	}
 	if err != nil {
-		return Matrix{}, fileErr(name, ErrFormat, "reading %v array of %s: %v", h.shape, d.descr, err)
+		return Matrix{}, fileErr(name, ErrFormat, "reading %s array of %s: %v", pyShape(h.shape), d.descr, err)
 	}
 	if h.fortran && len(h.shape) == 2 {
 		// Column-major r x c is row-major c x r; transpose it back.
@@ -285,7 +297,7 @@ func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
 }
 
 // growChunk is how much we allocate up front when the input size is unknown.
-const growChunk = 64 << 20
+var growChunk = 64 << 20
 
 var errTruncated = errors.New("unexpected end of data")
 
