@@ -105,7 +105,12 @@ func EncodeCSV(w io.Writer, m Matrix, header []string) error {
 	}
 	cw := csv.NewWriter(w)
 	if header != nil {
-		if err := cw.Write(header); err != nil {
+		if len(header) == 1 && header[0] == "" {
+			// encoding/csv would write a blank line, which readers skip.
+			if _, err := io.WriteString(w, "\"\"\n"); err != nil {
+				return err
+			}
+		} else if err := cw.Write(header); err != nil {
 			return err
 		}
 	}
