@@ -296,6 +296,17 @@ def run_lasso(P, args, t0):
             "time": best[3]["time"]}
 
 
+def finite(v):
+    """JSON-safe copy: non-finite floats (a diverged Adam run) become strings."""
+    if isinstance(v, float) and not np.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
+    return v
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--x", required=True)
@@ -336,7 +347,7 @@ def main():
     r = fn(P, args, t0)
     wall = time.perf_counter() - t0
     U = r.pop("U")
-    r.pop("b")
+    b = r.pop("b")
     out = {
         "method": args.method,
         "link": args.link, "bias": not args.no_bias, "lambda": args.lam,
@@ -358,9 +369,12 @@ def main():
     except ImportError:
         pass
     out.update(r)
+    # the returned point, so that the harness can check final_F independently
+    out["U"] = U.tolist()
+    out["b"] = np.asarray(b, dtype=np.float64).tolist()
     tmp = args.out + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
+        json.dump(finite(out), f, indent=1, allow_nan=False)
     os.replace(tmp, args.out)
 
 
