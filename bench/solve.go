@@ -1,0 +1,147 @@
+package main
+
+// The hidden -solve mode: the harness re-executes a bench binary (one per kernel backend)
+// to run relutrim in a child process, so that its peak RSS is measured the same way as
+// the Python peers' (ru_maxrss of the child) and a crash cannot take the harness down.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"syscall"
+	"time"
+
+	"relutrim/internal/kern"
+	"relutrim/solver"
+)
+
+type solveArgs struct {
+	x, y, result, link string
+	lambda             float64
+	noBias             bool
+	timeLimit          float64
+}
+
+// traceRecorder collects (elapsed, F) after every CCP round on the harness's own clock,
+// which starts right before Fit (so any setup inside Fit counts).
+type traceRecorder struct {
+	t0    time.Time
+	trace [][2]float64
+	last  solver.Progress
+}
+
+func (r *traceRecorder) Init() error { return nil }
+
+func (r *traceRecorder) Record(p solver.Progress) error {
+	r.trace = append(r.trace, [2]float64{time.Since(r.t0).Seconds(), p.F})
+	r.last = p
+	return nil
+}
+
+func loadMatrix(path string, keep32 bool) (solver.Matrix, error) {
+	r, err := openNPY(path)
+	if err != nil {
+		return solver.Matrix{}, err
+	}
+	defer r.close()
+	m := solver.Matrix{Rows: r.rows, Cols: r.cols}
+	if r.f32 && keep32 {
+		m.F32 = make([]float32, r.rows*r.cols)
+		return m, r.read32(m.F32)
+	}
+	m.F64 = make([]float64, r.rows*r.cols)
+	return m, r.read(m.F64)
+}
+
+func maxRSSKB() int64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return -1
+	}
+	return ru.Maxrss
+}
+
+// solveOutput is what a -solve child writes; the parent turns it into a methodResult.
+type solveOutput struct {
+	Backend     string       `json:"backend"`
+	BackendInfo string       `json:"backend_info"`
+	Trace       [][2]float64 `json:"trace"`
+	FinalF      float64      `json:"final_F"`
+	LowerBound  float64      `json:"lower_bound"`
+	Gap         float64      `json:"gap"`
+	U           []float64    `json:"U"`
+	B           []float64    `json:"b"`
+	NNZ         int          `json:"nnz"`
+	Iters       int          `json:"iters"`
+	CCPIters    int          `json:"ccp_iters"`
+	Status      string       `json:"status"`
+	Wall        float64      `json:"wall_seconds"`
+	LoadRSSKB   int64        `json:"rss_after_load_kb"`
+	PeakRSSKB   int64        `json:"peak_rss_kb"`
+	Threads     int          `json:"threads"`
+	XFloat32    bool         `json:"x_float32"`
+	Error       string       `json:"error,omitempty"`
+}
+
+func runSolve(a solveArgs) error {
+	X, err := loadMatrix(a.x, true)
+	if err != nil {
+		return err
+	}
+	Y, err := loadMatrix(a.y, false)
+	if err != nil {
+		return err
+	}
+	out := solveOutput{Backend: buildBackend, BackendInfo: kern.BackendInfo(),
+		LoadRSSKB: maxRSSKB(), Threads: runtime.GOMAXPROCS(0), XFloat32: X.F32 != nil}
+	s := &solver.Settings{NoBias: a.noBias}
+	switch a.link {
+	case "relu":
+		s.Link = solver.ReLU
+	case "identity":
+		s.Link = solver.Identity
+	default:
+		return fmt.Errorf("unknown link %q", a.link)
+	}
+	ctx := context.Background()
+	if a.timeLimit > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(a.timeLimit*float64(time.Second)))
+		defer cancel()
+	}
+	rec := &traceRecorder{}
+	s.Recorder = rec
+	rec.t0 = time.Now()
+	res, err := fit(ctx, X, Y, a.lambda, s)
+	out.Wall = time.Since(rec.t0).Seconds()
+	out.PeakRSSKB = maxRSSKB()
+	out.Trace = rec.trace
+	if err != nil {
+		out.Error = err.Error()
+	}
+	if res != nil {
+		out.FinalF, out.LowerBound, out.Gap = res.F, res.LowerBound, res.Gap
+		out.U, out.B = res.U, res.B
+		out.Iters, out.CCPIters, out.Status = res.Iters, res.CCPIters, res.Status.String()
+		for _, v := range res.U {
+			if v != 0 {
+				out.NNZ++
+			}
+		}
+		// The final point is what Fit returns; make sure the trace ends with it.
+		out.Trace = append(out.Trace, [2]float64{out.Wall, res.F})
+	} else if out.Error == "" {
+		out.Error = "Fit returned no result"
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	tmp := a.result + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, a.result)
+}
