@@ -1,0 +1,97 @@
+package prune
+
+import (
+	"fmt"
+	"math"
+)
+
+// Budget spreads an overall sparsity s (fraction of all weights, biases excluded, that end
+// exactly zero) over the layers and returns the number of weights each layer keeps; the
+// counts add up to round((1-s) * total) exactly.
+//
+// The rule is the Erdos-Renyi allocation (Mocanu et al. 2018, "SET"; Evci et al. 2020,
+// "RigL"): layer l keeps a density proportional to (In_l + Out_l) / (In_l * Out_l), so the
+// number of kept weights grows with In + Out rather than with In * Out. Wide layers (an
+// MNIST 784-input layer) are pruned hardest and small ones (a 10-output classifier) stay
+// nearly dense. Layers whose density would exceed 1 are kept dense and the remainder is
+// re-spread over the others.
+func Budget(m Model, s float64) ([]int, error) {
+	if !(s >= 0 && s < 1) {
+		return nil, fmt.Errorf("sparsity %v is outside [0, 1)", s)
+	}
+	n := len(m.Layers)
+	size := make([]float64, n)
+	total := 0.0
+	for i, l := range m.Layers {
+		size[i] = float64(l.In * l.Out)
+		total += size[i]
+	}
+	keep := math.Round((1 - s) * total)
+	dense := make([]bool, n)
+	dens := make([]float64, n)
+	for {
+		// Solve c: sum over non-dense layers of c*(In+Out) = keep - sum of dense layers' sizes.
+		rest, weight := keep, 0.0
+		for i, l := range m.Layers {
+			if dense[i] {
+				rest -= size[i]
+			} else {
+				weight += float64(l.In + l.Out)
+			}
+		}
+		c := rest / weight
+		capped := false
+		for i, l := range m.Layers {
+			if dense[i] {
+				dens[i] = 1
+				continue
+			}
+			dens[i] = c * float64(l.In+l.Out) / size[i]
+			if dens[i] > 1 {
+				dense[i], capped = true, true
+			}
+		}
+		if !capped {
+			break
+		}
+	}
+	return roundCounts(dens, size, int(keep)), nil
+}
+
+// PerLayerBudget converts per-layer sparsities into kept counts.
+func PerLayerBudget(m Model, sp []float64) ([]int, error) {
+	if len(sp) != len(m.Layers) {
+		return nil, fmt.Errorf("--per-layer has %d values but the model has %d layers", len(sp), len(m.Layers))
+	}
+	out := make([]int, len(sp))
+	for i, s := range sp {
+		if !(s >= 0 && s < 1) {
+			return nil, fmt.Errorf("--per-layer value %d (%v) is outside [0, 1)", i+1, s)
+		}
+		l := m.Layers[i]
+		out[i] = int(math.Round((1 - s) * float64(l.In*l.Out)))
+	}
+	return out, nil
+}
+
+// roundCounts rounds dens*size to integers that sum to keep (largest remainders first).
+func roundCounts(dens, size []float64, keep int) []int {
+	out := make([]int, len(dens))
+	sum := 0
+	for i := range dens {
+		out[i] = int(math.Floor(dens[i] * size[i]))
+		sum += out[i]
+	}
+	for sum < keep {
+		best, bestR := -1, -1.0
+		for i := range dens {
+			r := dens[i]*size[i] - float64(out[i])
+			if float64(out[i]) < size[i] && r > bestR {
+				best, bestR = i, r
+			}
+		}
+		out[best]++
+		sum++
+	}
+	return out
+}

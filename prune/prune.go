@@ -1,0 +1,316 @@
+package prune
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"relutrim/solver"
+)
+
+// Options configures a Pruner. The zero value means the defaults in the comments.
+type Options struct {
+	// Parallel fits every layer on the dense network's own inputs; the default (cascade)
+	// fits layer l on the pruned network's outputs of layer l-1 (Net-Trim's two schemes).
+	Parallel bool
+	// NoDebias skips the refit of the kept weights with the support fixed.
+	NoDebias bool
+	// Threads for the solver; default GOMAXPROCS.
+	Threads int
+	// PathRatio is the factor between successive lambdas of the support-selection path;
+	// default 0.6.
+	PathRatio float64
+	// Log, if non-nil, receives one line per finished layer.
+	Log func(string)
+}
+
+// LayerReport describes one refitted layer.
+type LayerReport struct {
+	Key      string  `json:"key"`
+	In       int     `json:"in"`
+	Out      int     `json:"out"`
+	NonZeros int     `json:"nonzeros"`
+	Sparsity float64 `json:"sparsity"`
+	Lambda   float64 `json:"lambda"`
+	// Relative reconstruction errors ||Z - Z_dense||_F / ||Z_dense||_F of the layer's outputs
+	// on the calibration data, before (pre) and after (post) the ReLU, as refitted (final)
+	// and for the L1 solution restricted to the chosen support without the refit.
+	PreErr          float64 `json:"rel_err_pre_activation"`
+	PostErr         float64 `json:"rel_err_post_activation"`
+	PostErrNoDebias float64 `json:"rel_err_post_activation_without_refit"`
+	Debiased        bool    `json:"debiased"`
+	PathPoints      int     `json:"path_points"`
+	Iters           int     `json:"admm_iterations"`
+	Seconds         float64 `json:"seconds"`
+}
+
+// Pruner prunes one model on one calibration set; it keeps the lambda paths of layers whose
+// inputs do not depend on earlier pruning (the first layer, or all layers in parallel mode),
+// so pruning the same model at several sparsities reuses them.
+type Pruner struct {
+	M       Model
+	n       int
+	dense   [][]float64 // dense inputs of each layer, then the logits
+	densePr [][]float64 // dense pre-activations of each layer
+	opt     Options
+	cache   map[int]*lamPath
+}
+
+type pathPoint struct {
+	lambda float64
+	U, B   []float64
+	nnz    int
+	iters  int
+}
+
+type lamPath struct {
+	lamMax float64
+	pts    []pathPoint
+}
+
+// NewPruner runs the dense network on the calibration inputs X (n x In of the first layer).
+func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
+	if n == 0 || len(X) != n*m.Layers[0].In {
+		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
+	}
+	if opt.PathRatio == 0 {
+		opt.PathRatio = 0.6
+	}
+	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
+	p.dense = [][]float64{X}
+	for l := range m.Layers {
+		post, pre := m.Apply(l, p.dense[l], n)
+		p.dense = append(p.dense, post)
+		p.densePr = append(p.densePr, pre)
+	}
+	return p, nil
+}
+
+// DenseInputs returns the dense network's input to every layer on the calibration data.
+func (p *Pruner) DenseInputs() [][]float64 { return p.dense[:len(p.M.Layers)] }
+
+// Prune refits every layer l to keep exactly keep[l] weights and returns the pruned model.
+func (p *Pruner) Prune(ctx context.Context, keep []int) (Model, []LayerReport, error) {
+	out := p.M.Clone()
+	in := p.dense[0]
+	var reps []LayerReport
+	for l := range p.M.Layers {
+		if p.opt.Parallel {
+			in = p.dense[l]
+		}
+		rep, err := p.layer(ctx, &out, l, in, keep[l])
+		if err != nil {
+			return Model{}, nil, err
+		}
+		reps = append(reps, rep)
+		if p.opt.Log != nil {
+			p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f, %.1fs",
+				rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.Seconds))
+		}
+		in, _ = out.Apply(l, in, p.n)
+	}
+	return out, reps, nil
+}
+
+func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int) (LayerReport, error) {
+	start := time.Now()
+	L := m.Layers[l]
+	last := l == len(m.Layers)-1
+	link := solver.ReLU
+	if last {
+		link = solver.Identity
+	}
+	X := solver.Matrix{Rows: p.n, Cols: L.In, F64: in}
+	Y := solver.Matrix{Rows: p.n, Cols: L.Out, F64: p.dense[l+1]}
+	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out}
+	base := solver.Settings{Link: link, Threads: p.opt.Threads}
+	var U, B []float64
+	if k >= L.In*L.Out {
+		// Nothing to prune: keep the dense layer.
+		U, B = transpose(L.W, L.Out, L.In), append([]float64(nil), L.B...)
+	} else {
+		// 1. Support: the first point of a decreasing lambda path with at least k non-zeros.
+		lp := p.cache[l]
+		if lp == nil || !(l == 0 || p.opt.Parallel) {
+			lp = &lamPath{lamMax: lambdaMax(in, p.dense[l+1], p.n, L.In, L.Out)}
+			if l == 0 || p.opt.Parallel {
+				p.cache[l] = lp
+			}
+		}
+		pt, iters, err := p.pathTo(ctx, lp, X, Y, base, k)
+		if err != nil {
+			return rep, err
+		}
+		rep.Lambda, rep.PathPoints, rep.Iters = pt.lambda, len(lp.pts), iters
+		// 2. Exactly k weights: the largest |U_ij| * ||x_i|| (scale-free, as Wanda scores).
+		norms := colNorms(in, p.n, L.In)
+		mask := topK(pt.U, norms, L.Out, k)
+		U = append([]float64(nil), pt.U...)
+		for i := range U {
+			if !mask[i] {
+				U[i] = 0
+			}
+		}
+		B = append([]float64(nil), pt.B...)
+		rep.PostErrNoDebias = p.postErr(l, in, U, B, last)
+		// 3. Refit the kept weights with the support fixed (lambda = 0): undoes the L1 shrinkage.
+		if !p.opt.NoDebias {
+			s := base
+			s.Mask, s.InitU, s.InitB = mask, U, B
+			s.EpsRel, s.MaxIter = 1e-5, 400
+			res, err := solver.Fit(ctx, X, Y, 0, &s)
+			if err != nil {
+				return rep, err
+			}
+			if err := ctx.Err(); err != nil {
+				return rep, err
+			}
+			rep.Iters += res.Iters
+			if e := p.postErr(l, in, res.U, res.B, last); e < rep.PostErrNoDebias {
+				U, B, rep.Debiased = res.U, res.B, true
+			}
+		}
+	}
+	m.Layers[l].W = transpose(U, L.In, L.Out)
+	m.Layers[l].B = B
+	rep.NonZeros = m.NonZeros()[l]
+	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(L.In*L.Out)
+	post, pre := m.Apply(l, in, p.n)
+	rep.PreErr = relErr(pre, p.densePr[l])
+	rep.PostErr = relErr(post, p.dense[l+1])
+	if rep.PostErrNoDebias == 0 {
+		rep.PostErrNoDebias = rep.PostErr
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep, nil
+}
+
+// pathTo extends lp downwards (warm-started) until a point has at least k non-zeros.
+func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, X, Y solver.Matrix, base solver.Settings, k int) (pathPoint, int, error) {
+	iters := 0
+	for _, pt := range lp.pts {
+		if pt.nnz >= k {
+			return pt, iters, nil
+		}
+	}
+	for {
+		s := base
+		// Support selection needs the sparsity pattern, not a 1e-6 objective: looser tolerances.
+		s.EpsRel, s.EpsAbs, s.MaxIter = 1e-4, 1e-6, 300
+		lam := lp.lamMax
+		if n := len(lp.pts); n > 0 {
+			last := lp.pts[n-1]
+			lam = last.lambda * p.opt.PathRatio
+			s.InitU, s.InitB = last.U, last.B
+		}
+		res, err := solver.Fit(ctx, X, Y, lam, &s)
+		if err != nil {
+			return pathPoint{}, iters, err
+		}
+		if err := ctx.Err(); err != nil {
+			return pathPoint{}, iters, err
+		}
+		iters += res.Iters
+		pt := pathPoint{lambda: lam, U: res.U, B: res.B, iters: res.Iters}
+		for _, u := range res.U {
+			if u != 0 {
+				pt.nnz++
+			}
+		}
+		lp.pts = append(lp.pts, pt)
+		if pt.nnz >= k || lam < lp.lamMax*1e-6 {
+			return pt, iters, nil
+		}
+	}
+}
+
+// lambdaMax is max_{k,j} |(1/N) sum_p (x_pk - mean x_k)(y_pj - mean y_j)|: the smallest lambda
+// at which U = 0 solves the least-squares (identity-link) problem with a free bias, which is
+// also the CCP's first majorisation of the ReLU problem at U = 0 for positive targets.
+func lambdaMax(X, Y []float64, n, in, out int) float64 {
+	mx, my := make([]float64, in), make([]float64, out)
+	for p := 0; p < n; p++ {
+		for k := 0; k < in; k++ {
+			mx[k] += X[p*in+k]
+		}
+		for j := 0; j < out; j++ {
+			my[j] += Y[p*out+j]
+		}
+	}
+	for k := range mx {
+		mx[k] /= float64(n)
+	}
+	for j := range my {
+		my[j] /= float64(n)
+	}
+	c := make([]float64, in*out)
+	for p := 0; p < n; p++ {
+		for k := 0; k < in; k++ {
+			xv := X[p*in+k] - mx[k]
+			if xv == 0 {
+				continue
+			}
+			row := c[k*out : (k+1)*out]
+			for j := range row {
+				row[j] += xv * (Y[p*out+j] - my[j])
+			}
+		}
+	}
+	best := 0.0
+	for _, v := range c {
+		best = math.Max(best, math.Abs(v)/float64(n))
+	}
+	return best
+}
+
+// topK marks the k entries of U (In x Out) with the largest |U_ij| * norms[i].
+func topK(U, norms []float64, out, k int) []bool {
+	idx := make([]int, len(U))
+	for i := range idx {
+		idx[i] = i
+	}
+	score := func(i int) float64 { return math.Abs(U[i]) * norms[i/out] }
+	sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
+	mask := make([]bool, len(U))
+	for _, i := range idx[:k] {
+		if U[i] != 0 {
+			mask[i] = true
+		}
+	}
+	return mask
+}
+
+func (p *Pruner) postErr(l int, in, U, B []float64, last bool) float64 {
+	m := Model{Layers: []Layer{{In: p.M.Layers[l].In, Out: p.M.Layers[l].Out, W: transpose(U, p.M.Layers[l].In, p.M.Layers[l].Out), B: B}}}
+	if !last {
+		m.Layers = append(m.Layers, Layer{}) // makes layer 0 a hidden (ReLU) layer in Apply
+	}
+	post, _ := m.Apply(0, in, p.n)
+	return relErr(post, p.dense[l+1])
+}
+
+// transpose returns the c x r transpose of the r x c row-major a.
+func transpose(a []float64, r, c int) []float64 {
+	t := make([]float64, len(a))
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			t[j*r+i] = a[i*c+j]
+		}
+	}
+	return t
+}
+
+func relErr(a, ref []float64) float64 {
+	var num, den float64
+	for i, v := range a {
+		d := v - ref[i]
+		num += d * d
+		den += ref[i] * ref[i]
+	}
+	if den == 0 {
+		return math.Sqrt(num)
+	}
+	return math.Sqrt(num / den)
+}
