@@ -310,9 +310,11 @@ func readFloats[T float32 | float64](r io.Reader, n int, known, swap bool) ([]T,
 		capacity = min(n, growChunk/size)
 	}
 	out := make([]T, 0, capacity)
+	prefault(bytesOf(out[:cap(out)]))
 	for len(out) < n {
 		if len(out) == cap(out) {
 			out = growSlice(out, min(n-len(out), len(out)))
+			prefault(bytesOf(out[:cap(out)]))
 		}
 		k := min(cap(out), n)
 		chunk := out[len(out):k]

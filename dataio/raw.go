@@ -94,3 +94,11 @@ func growSlice[T any](s []T, extra int) []T {
 	copy(out, s)
 	return out
 }
+
+// uintptrOf returns the address of b's first byte.
+func uintptrOf(b []byte) uintptr {
+	if len(b) == 0 {
+		return 0
+	}
+	return uintptr(unsafe.Pointer(&b[0]))
+}
