@@ -166,9 +166,9 @@ func (a *admm) adaptRho() int {
 	return changed
 }
 
-// remajorize re-centres the CCP surrogates at the current pre-activations Q = K z and
-// returns the number of terms whose surrogate changed.
-func (a *admm) remajorize() int {
+// remajorize re-centres the CCP surrogates at the pre-activations Q = K z of the point at
+// which F was last evaluated and returns the number of terms whose surrogate changed.
+func (a *admm) remajorize(Q []float64) int {
 	if a.link == Identity {
 		return 0
 	}
@@ -178,7 +178,7 @@ func (a *admm) remajorize() int {
 			if a.y[idx] <= 0 {
 				continue
 			}
-			up := a.Q[idx] >= 0
+			up := Q[idx] >= 0
 			if up != a.upper[idx] {
 				a.upper[idx] = up
 				counts[c]++
@@ -192,8 +192,13 @@ func (a *admm) remajorize() int {
 	return int(s)
 }
 
-// objective returns F per output at the current z (using Q = K z).
-func (a *admm) objective() []float64 {
+// objective returns F per output at z (using Q = K z).
+//
+// Fit evaluates F at the prox output zh (with Qh = K zh), not at the relaxed iterate z: zh
+// is exactly zero wherever the soft threshold (or the mask) makes it so, while with
+// over-relaxation z = z + omega (zh - z) only decays to zero geometrically, so a returned z
+// would have tiny nonzeros in place of the L1 solution's zeros.
+func (a *admm) objective(z, Q []float64) []float64 {
 	ny := a.ny
 	part := make([]float64, numChunks(a.n)*ny)
 	forChunks(a.n, a.g.threads, func(c, lo, hi int) {
@@ -201,7 +206,7 @@ func (a *admm) objective() []float64 {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < ny; j++ {
 				idx := i*ny + j
-				acc[j] += termValue(a.Q[idx], a.y[idx], a.link)
+				acc[j] += termValue(Q[idx], a.y[idx], a.link)
 			}
 		}
 	})
@@ -210,7 +215,7 @@ func (a *admm) objective() []float64 {
 	for j := range f {
 		f[j] /= 2 * float64(a.n)
 		for k := 0; k < a.g.nx; k++ {
-			f[j] += a.lambda * math.Abs(a.z[k*ny+j]) / a.g.d[k]
+			f[j] += a.lambda * math.Abs(z[k*ny+j]) / a.g.d[k]
 		}
 	}
 	return f

@@ -115,7 +115,7 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 		}
 	}
 	res := &Result{Status: IterationLimit}
-	fOut := a.objective()
+	fOut := a.objective(a.z, a.Q)
 	fBest, fLast := sum(fOut), sum(fOut)
 	best := append([]float64(nil), a.z...)
 	bestOut := fOut
@@ -137,7 +137,7 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 		if !conv && it-lastRemaj < st.RemajorizeEvery {
 			continue
 		}
-		fOut = a.objective()
+		fOut = a.objective(a.zh, a.Qh) // the prox output: exact zeros (see objective)
 		f := sum(fOut)
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			res.Status = NumericalFailure
@@ -145,7 +145,7 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 		}
 		if f < fBest {
 			fBest, bestOut = f, fOut
-			copy(best, a.z)
+			copy(best, a.zh)
 		}
 		if !conv && f > fLast {
 			// The surrogate has not been decreased enough yet: keep it (MM needs
@@ -153,7 +153,7 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 			lastRemaj = it
 			continue
 		}
-		changes := a.remajorize()
+		changes := a.remajorize(a.Qh)
 		res.CCPIters++
 		lastRemaj = it
 		decrease := fLast - f
