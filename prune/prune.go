@@ -67,6 +67,7 @@ type pathPoint struct {
 
 type lamPath struct {
 	lamMax float64
+	prep   *solver.Prepared
 	pts    []pathPoint
 }
 
@@ -134,12 +135,16 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 		// 1. Support: the first point of a decreasing lambda path with at least k non-zeros.
 		lp := p.cache[l]
 		if lp == nil || !(l == 0 || p.opt.Parallel) {
-			lp = &lamPath{lamMax: lambdaMax(in, p.dense[l+1], p.n, L.In, L.Out)}
+			prep, err := solver.Prepare(X, &base)
+			if err != nil {
+				return rep, err
+			}
+			lp = &lamPath{lamMax: lambdaMax(in, p.dense[l+1], p.n, L.In, L.Out), prep: prep}
 			if l == 0 || p.opt.Parallel {
 				p.cache[l] = lp
 			}
 		}
-		pt, iters, err := p.pathTo(ctx, lp, X, Y, base, k)
+		pt, iters, err := p.pathTo(ctx, lp, Y, base, k)
 		if err != nil {
 			return rep, err
 		}
@@ -160,7 +165,7 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 			s := base
 			s.Mask, s.InitU, s.InitB = mask, U, B
 			s.EpsRel, s.MaxIter = 1e-5, 400
-			res, err := solver.Fit(ctx, X, Y, 0, &s)
+			res, err := lp.prep.Fit(ctx, Y, 0, &s)
 			if err != nil {
 				return rep, err
 			}
@@ -188,7 +193,7 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 }
 
 // pathTo extends lp downwards (warm-started) until a point has at least k non-zeros.
-func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, X, Y solver.Matrix, base solver.Settings, k int) (pathPoint, int, error) {
+func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base solver.Settings, k int) (pathPoint, int, error) {
 	iters := 0
 	for _, pt := range lp.pts {
 		if pt.nnz >= k {
@@ -205,7 +210,7 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, X, Y solver.Matrix, ba
 			lam = last.lambda * p.opt.PathRatio
 			s.InitU, s.InitB = last.U, last.B
 		}
-		res, err := solver.Fit(ctx, X, Y, lam, &s)
+		res, err := lp.prep.Fit(ctx, Y, lam, &s)
 		if err != nil {
 			return pathPoint{}, iters, err
 		}

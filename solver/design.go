@@ -215,10 +215,12 @@ func (g *design) fromStd(z []float64, ny int) (U, b []float64) {
 	return U, b
 }
 
-// spectralScale estimates lambda_max(K^T diag(1/rowNorm) K) / N by power iteration with
-// iters steps (each one pass of K and one of K^T with a single column). The estimate is at
-// most the true value, which is at most 1 (each term K_p K_p^T / ||K_p||^2 has norm 1).
-func (g *design) spectralScale(iters int) float64 {
+// spectralScale estimates lambda_max(K^T diag(1/rowNorm) K) / N by power iteration (each step
+// one pass of K and one of K^T with a single column), stopping once the Rayleigh quotient
+// changes by less than 1e-3 relative (after at least 5 steps) or after maxIters steps. The
+// estimate is at most the true value, which is at most 1 (each term K_p K_p^T / ||K_p||^2
+// has norm 1); the caller adds a safety margin.
+func (g *design) spectralScale(maxIters int) float64 {
 	v := make([]float64, g.p)
 	for k := range v {
 		v[k] = 1 + 0.1*float64(k%7) // a fixed, generic start
@@ -226,8 +228,11 @@ func (g *design) spectralScale(iters int) float64 {
 	w := make([]float64, g.n)
 	u := make([]float64, g.p)
 	est := 0.0
-	for it := 0; it < iters; it++ {
+	for it := 0; it < maxIters; it++ {
 		nv := math.Sqrt(dot(v, v))
+		if nv == 0 {
+			return 1
+		}
 		for k := range v {
 			v[k] /= nv
 		}
@@ -236,8 +241,12 @@ func (g *design) spectralScale(iters int) float64 {
 			w[i] /= g.rowNorm[i]
 		}
 		g.mulT(u, w, 1)
+		prev := est
 		est = dot(u, v) / float64(g.n)
 		copy(v, u)
+		if it >= 4 && math.Abs(est-prev) <= 1e-3*est {
+			break
+		}
 	}
 	return est
 }

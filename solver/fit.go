@@ -72,13 +72,53 @@ func (s *Settings) withDefaults() Settings {
 // Bad inputs return an error naming the input; reaching an iteration limit or cancellation
 // is a Status, not an error.
 func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result, error) {
+	p, err := Prepare(X, s)
+	if err != nil {
+		return nil, err
+	}
+	return p.Fit(ctx, Y, lambda, s)
+}
+
+// Prepared holds what Fit computes from X alone: the column statistics of the standardised
+// operator, the row norms and the spectral step scale. Reuse it for many fits on the same X
+// (a lambda path, several targets); X must not change meanwhile.
+type Prepared struct {
+	X      Matrix
+	g      *design
+	theta  float64
+	noBias bool
+	plain  bool
+}
+
+// Prepare validates X and precomputes the standardisation (three passes over X) and, unless
+// s.PlainConsensus, the step scale theta (a few power-iteration passes). Only s.NoBias,
+// s.Threads and s.PlainConsensus matter here.
+func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	st := s.withDefaults()
+	if err := checkMatrix("X", X); err != nil {
+		return nil, err
+	}
+	g := newDesign(newKern(X, st.Threads), !st.NoBias, st.Threads)
+	theta := 1.0
+	if !st.PlainConsensus {
+		theta = math.Min(1, thetaMargin*g.spectralScale(powerIters))
+	}
+	return &Prepared{X: X, g: g, theta: theta, noBias: st.NoBias, plain: st.PlainConsensus}, nil
+}
+
+// Fit is Fit on the prepared X. s.NoBias and s.PlainConsensus must be those given to Prepare.
+func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settings) (*Result, error) {
+	st := s.withDefaults()
+	if st.NoBias != pr.noBias || st.PlainConsensus != pr.plain {
+		return nil, inputErr("Settings", "NoBias and PlainConsensus must match those given to Prepare")
+	}
+	X := pr.X
 	if err := validate(X, Y, lambda, &st); err != nil {
 		return nil, err
 	}
 	start := time.Now()
+	g := pr.g
 	n, nx, ny := X.Rows, X.Cols, Y.Cols
-	g := newDesign(newKern(X, st.Threads), !st.NoBias, st.Threads)
 	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: yF64(Y),
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
@@ -89,12 +129,8 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 			a.mask[nx*ny+j] = true
 		}
 	}
-	theta := 1.0
-	if !st.PlainConsensus {
-		theta = math.Min(1, thetaMargin*g.spectralScale(powerIters))
-	}
 	for i := range a.m {
-		a.m[i] = theta * g.rowNorm[i]
+		a.m[i] = pr.theta * g.rowNorm[i]
 	}
 	for j := range a.rho {
 		a.rho[j] = st.Rho
