@@ -309,3 +309,53 @@ func TestTensorMatrix(t *testing.T) {
 		t.Errorf("U8: %v", err)
 	}
 }
+
+// TestFortranPaths writes Fortran-order files of several shapes and reads
+// them through both the streaming transpose (size known, with tiny staging
+// blocks to exercise the whole-column and partial-column paths) and the
+// in-place transpose (size unknown).
+func TestFortranPaths(t *testing.T) {
+	old := fortranBlock
+	defer func() { fortranBlock = old }()
+	for _, sh := range [][2]int{{2, 3}, {7, 5}, {64, 3}, {3, 64}, {100, 37}} {
+		r, c := sh[0], sh[1]
+		for _, f32 := range []bool{true, false} {
+			descr, size := "<f8", 8
+			if f32 {
+				descr, size = "<f4", 4
+			}
+			hdr := strings.Replace(string(npyHeaderBytes(descr, []int{r, c})), "False", "True ", 1)
+			var buf bytes.Buffer
+			buf.WriteString(hdr)
+			for k := range r * c { // file position k = j*r + i holds A[i][j] = i*1000 + j
+				i, j := k%r, k/r
+				v := float64(i*1000 + j)
+				if f32 {
+					buf.Write(bytesOf([]float32{float32(v)}))
+				} else {
+					buf.Write(bytesOf([]float64{v}))
+				}
+			}
+			for _, block := range []int{size, 3 * size, 10 * size * r, 1 << 20} {
+				fortranBlock = block
+				for _, hide := range []bool{false, true} {
+					var rd io.Reader = bytes.NewReader(buf.Bytes())
+					if hide {
+						rd = struct{ io.Reader }{rd}
+					}
+					m, err := ReadNPY(rd, "f.npy")
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range r {
+						for j := range c {
+							if got := m.At(i, j); got != float64(i*1000+j) {
+								t.Fatalf("%dx%d f32=%v block=%d hidden=%v: (%d,%d) = %v", r, c, f32, block, hide, i, j, got)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

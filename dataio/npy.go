@@ -269,7 +269,13 @@ func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
 	}
 	known := avail >= 0
 	d := h.dtype
+	// Fortran-order floats of known size are transposed while reading.
+	streamT := known && h.fortran && len(h.shape) == 2 && m.Rows > 1 && m.Cols > 1
 	switch {
+	case d.kind == 'f' && d.size == 4 && streamT:
+		m.F32, err = readFloatsFortran[float32](r, m.Rows, m.Cols, d.little != hostLittle)
+	case d.kind == 'f' && d.size == 8 && streamT:
+		m.F64, err = readFloatsFortran[float64](r, m.Rows, m.Cols, d.little != hostLittle)
 	case d.kind == 'f' && d.size == 4:
 		m.F32, err = readFloats[float32](r, n, known, d.little != hostLittle)
 	case d.kind == 'f' && d.size == 8:
@@ -285,7 +291,7 @@ func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
 	if err != nil {
 		return Matrix{}, fileErr(name, ErrFormat, "reading %s array of %s: %v", pyShape(h.shape), d.descr, err)
 	}
-	if h.fortran && len(h.shape) == 2 {
+	if h.fortran && len(h.shape) == 2 && !(d.kind == 'f' && d.size >= 4 && streamT) {
 		// Column-major r x c is row-major c x r; transpose it back.
 		if m.F32 != nil {
 			transposeInPlace(m.F32, m.Cols, m.Rows)
@@ -325,6 +331,59 @@ func readFloats[T float32 | float64](r io.Reader, n int, known, swap bool) ([]T,
 	}
 	if swap {
 		swapBytes(out)
+	}
+	return out, nil
+}
+
+// fortranBlock is the size of the staging buffer readFloatsFortran uses.
+var fortranBlock = 32 << 20
+
+// readFloatsFortran reads a column-major rows x cols array and returns it in
+// row-major order. It reads blocks of whole columns (or, for very long
+// columns, pieces of one column) into a small staging buffer and scatters
+// them into place, so it needs only that buffer beyond the result and
+// touches memory almost sequentially, unlike an in-place transpose.
+func readFloatsFortran[T float32 | float64](r io.Reader, rows, cols int, swap bool) ([]T, error) {
+	var zero T
+	size := int(unsafeSizeof(zero))
+	out := make([]T, rows*cols)
+	prefault(bytesOf(out))
+	budget := max(fortranBlock/size, 1)
+	if rows <= budget {
+		k := min(budget/rows, cols) // whole columns per block
+		buf := make([]T, k*rows)
+		for j0 := 0; j0 < cols; j0 += k {
+			kk := min(k, cols-j0)
+			b := buf[:kk*rows]
+			if _, err := io.ReadFull(r, bytesOf(b)); err != nil {
+				return nil, truncErr(err)
+			}
+			if swap {
+				swapBytes(b)
+			}
+			for i := range rows {
+				row := out[i*cols+j0 : i*cols+j0+kk]
+				for jj := range row {
+					row[jj] = b[jj*rows+i]
+				}
+			}
+		}
+		return out, nil
+	}
+	buf := make([]T, budget)
+	for j := range cols {
+		for i0 := 0; i0 < rows; i0 += budget {
+			b := buf[:min(budget, rows-i0)]
+			if _, err := io.ReadFull(r, bytesOf(b)); err != nil {
+				return nil, truncErr(err)
+			}
+			if swap {
+				swapBytes(b)
+			}
+			for t, v := range b {
+				out[(i0+t)*cols+j] = v
+			}
+		}
 	}
 	return out, nil
 }
