@@ -335,8 +335,11 @@ func readFloats[T float32 | float64](r io.Reader, n int, known, swap bool) ([]T,
 	return out, nil
 }
 
-// fortranBlock is the size of the staging buffer readFloatsFortran uses.
-var fortranBlock = 32 << 20
+// fortranBlock is the minimum size of the staging buffer readFloatsFortran
+// uses (tests lower it).
+var fortranBlock = defaultFortranBlock
+
+const defaultFortranBlock = 32 << 20
 
 // readFloatsFortran reads a column-major rows x cols array and returns it in
 // row-major order. It reads blocks of whole columns (or, for very long
@@ -348,7 +351,13 @@ func readFloatsFortran[T float32 | float64](r io.Reader, rows, cols int, swap bo
 	size := int(unsafeSizeof(zero))
 	out := make([]T, rows*cols)
 	prefault(bytesOf(out))
-	budget := max(fortranBlock/size, 1)
+	// Bigger blocks mean fewer sweeps over the result; allow up to a tenth
+	// of the array (at most 256 MiB) so peak memory stays near 1.1x.
+	block := fortranBlock
+	if fortranBlock == defaultFortranBlock {
+		block = min(max(block, rows*cols*size/10), 256<<20)
+	}
+	budget := max(block/size, 1)
 	if rows <= budget {
 		k := min(budget/rows, cols) // whole columns per block
 		buf := make([]T, k*rows)
