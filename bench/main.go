@@ -32,7 +32,7 @@ func main() {
 		outDir    = flag.String("out", "bench/out", "output directory")
 		peers     = flag.String("peers", "lbfgsb,adam,lasso", "comma-separated peers (empty: none)")
 		backends  = flag.String("backends", "purego,openblas", "relutrim kernel backends to run")
-		quick     = flag.Bool("quick", false, "reduced sizes for a smoke run")
+		quick     = flag.Bool("quick", false, "reduced sizes for a smoke run (and -time-limit 60 -adam-steps 1000 -restarts 2 unless given)")
 		timeLimit = flag.Float64("time-limit", 600, "seconds per method and problem (0: none)")
 		restarts  = flag.Int("restarts", 3, "L-BFGS-B random restarts")
 		adamSteps = flag.Int("adam-steps", 5000, "Adam steps per learning rate")
@@ -56,6 +56,19 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+	if *quick { // smaller defaults for a smoke run, unless given explicitly
+		set := map[string]bool{}
+		flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if !set["time-limit"] {
+			*timeLimit = 60
+		}
+		if !set["adam-steps"] {
+			*adamSteps = 1000
+		}
+		if !set["restarts"] {
+			*restarts = 2
+		}
 	}
 	h := &harness{
 		quick: *quick, timeLimit: *timeLimit, restarts: *restarts, adamSteps: *adamSteps,
@@ -88,11 +101,11 @@ type harness struct {
 	frac                float64
 	peers, backends     []string
 
-	root    string            // module root
-	out     string            // absolute output directory
-	bins    map[string]string // backend -> executable
-	peerEnv []string
-	res     runResult
+	root     string            // module root
+	out      string            // absolute output directory
+	bins     map[string]string // backend -> executable
+	childEnv []string          // environment of the peers and of relutrim children
+	res      runResult
 }
 
 func (h *harness) logf(format string, a ...any) {
@@ -250,8 +263,9 @@ func (h *harness) prepareBackends() {
 	}
 }
 
-// preparePeerEnv gives the Python peers their best OpenBLAS configuration: Debian's
-// OpenBLAS picks slow generic kernels on some virtualised CPUs unless told the core type.
+// preparePeerEnv gives the Python peers (and relutrim's openblas backend) their best
+// OpenBLAS configuration: Debian's OpenBLAS 0.3.21 picks slow generic kernels on CPUs it
+// does not recognise unless told the core type.
 func (h *harness) preparePeerEnv(flags string) {
 	env := os.Environ()
 	if v := os.Getenv("OPENBLAS_CORETYPE"); v != "" {
@@ -269,7 +283,7 @@ func (h *harness) preparePeerEnv(flags string) {
 			h.res.PeerEnv["OPENBLAS_CORETYPE"] = core
 		}
 	}
-	h.peerEnv = env
+	h.childEnv = env
 }
 
 func (h *harness) runProblem(name string, s spec) problemResult {
@@ -395,7 +409,7 @@ func (h *harness) runRelutrim(p *problem, backend, exe string) methodResult {
 	ctx, cancel := h.hardDeadline(1.5)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Env = os.Environ()
+	cmd.Env = h.childEnv // same OpenBLAS configuration as the peers (openblas backend)
 	rss, wall, err := h.runChild(cmd, filepath.Join(p.Dir, "relutrim-"+backend+".log"))
 	m.PeakRSSKB, m.Wall = rss, wall
 	if err != nil {
@@ -416,11 +430,14 @@ func (h *harness) runRelutrim(p *problem, backend, exe string) methodResult {
 		m.Status += " (" + o.Error + ")"
 	}
 	m.Wall, m.LoadRSSKB, m.Threads = o.Wall, o.LoadRSSKB, o.Threads
-	m.Info = map[string]any{"backend_info": o.BackendInfo, "ccp_iters": o.CCPIters,
+	m.Info = map[string]any{"backend_info": o.BackendInfo, "backend_warning": o.BackendWarn, "ccp_iters": o.CCPIters,
 		"lower_bound": o.LowerBound, "gap": o.Gap, "x_float32": o.XFloat32,
 		"child_peak_rss_kb": o.PeakRSSKB}
 	if info := h.res.Backends[backend]; strings.HasPrefix(info, "(") {
 		h.res.Backends[backend] = o.BackendInfo
+		if o.BackendWarn != "" {
+			h.res.Backends[backend] += "; WARNING: " + o.BackendWarn
+		}
 	}
 	m.VerifiedF, err = objective(p.XPath, p.YPath, o.U, o.B, p.Lambda, p.Link, p.Bias)
 	if err != nil {
@@ -468,7 +485,7 @@ func (h *harness) runPeer(p *problem, method string) methodResult {
 	ctx, cancel := h.hardDeadline(mult)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.python, args...)
-	cmd.Env = h.peerEnv
+	cmd.Env = h.childEnv
 	rss, wall, err := h.runChild(cmd, filepath.Join(p.Dir, method+".log"))
 	m.PeakRSSKB, m.Wall = rss, wall
 	if err != nil {

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -204,5 +207,97 @@ func TestNPYRoundTripAndObjective(t *testing.T) {
 	}
 	if math.Abs(lm-5.0/3) > 1e-12 {
 		t.Errorf("lambdaMax = %g, want %g", lm, 5.0/3)
+	}
+}
+
+// writeSafetensors writes F32 tensors in the safetensors layout (8-byte little-endian
+// header length, JSON header, raw data).
+func writeSafetensors(t *testing.T, path string, names []string, shapes [][]int, data [][]float32) {
+	t.Helper()
+	var hdr []string
+	var raw []byte
+	for i, name := range names {
+		begin := len(raw)
+		for _, v := range data[i] {
+			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+		}
+		sh, _ := json.Marshal(shapes[i])
+		hdr = append(hdr, fmt.Sprintf("%q:{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[%d,%d]}", name, sh, begin, len(raw)))
+	}
+	h := "{\"__metadata__\":{\"format\":\"pt\"}," + strings.Join(hdr, ",") + "}"
+	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	out = append(append(out, h...), raw...)
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGenMNIST(t *testing.T) {
+	root := t.TempDir()
+	p := problem{Name: "W", N: 20, LambdaFrac: 0.1, Bias: true, Link: "relu",
+		XPath: filepath.Join(root, "X.npy"), YPath: filepath.Join(root, "Y.npy")}
+	if err := genMNIST(&p, root); err != nil || p.Skip == "" {
+		t.Fatalf("without a model: err %v, skip %q; want a skip", err, p.Skip)
+	}
+	if err := os.Mkdir(filepath.Join(root, "models"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const d, h = 784, 3
+	W0 := make([]float32, h*d)
+	for i := range W0 {
+		W0[i] = float32(math.Sin(float64(i))) * 0.1
+	}
+	b0 := []float32{0.5, -0.2, 0}
+	writeSafetensors(t, filepath.Join(root, "models", "lenet300100.safetensors"),
+		[]string{"0.bias", "0.weight"}, [][]int{{h}, {h, d}}, [][]float32{b0, W0})
+	p.Skip = ""
+	if err := genMNIST(&p, root); err != nil {
+		t.Fatal(err)
+	}
+	if p.Skip != "" {
+		t.Skipf("MNIST not available: %s", p.Skip)
+	}
+	if p.Nx != d || p.Ny != h || !(p.Lambda > 0) {
+		t.Fatalf("W: Nx %d Ny %d lambda %g", p.Nx, p.Ny, p.Lambda)
+	}
+	xr, err := openNPY(p.XPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer xr.close()
+	yr, err := openNPY(p.YPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer yr.close()
+	x, y := make([]float64, d), make([]float64, h)
+	nonzero := 0
+	for i := 0; i < p.N; i++ {
+		if err := xr.read(x); err != nil {
+			t.Fatal(err)
+		}
+		if err := yr.read(y); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range x {
+			if v < 0 || v > 1 {
+				t.Fatalf("pixel %d of image %d = %g, not in [0, 1]", k, i, v)
+			}
+			if v != 0 {
+				nonzero++
+			}
+		}
+		for j := 0; j < h; j++ {
+			w := float64(b0[j])
+			for k, v := range x {
+				w += v * float64(W0[j*d+k])
+			}
+			if want := math.Max(w, 0); math.Abs(y[j]-want) > 1e-12 {
+				t.Fatalf("Y[%d][%d] = %g, want %g", i, j, y[j], want)
+			}
+		}
+	}
+	if nonzero < p.N*50 {
+		t.Errorf("only %d nonzero pixels in %d images", nonzero, p.N)
 	}
 }

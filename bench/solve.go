@@ -67,6 +67,7 @@ func maxRSSKB() int64 {
 type solveOutput struct {
 	Backend     string       `json:"backend"`
 	BackendInfo string       `json:"backend_info"`
+	BackendWarn string       `json:"backend_warning,omitempty"`
 	Trace       [][2]float64 `json:"trace"`
 	FinalF      float64      `json:"final_F"`
 	LowerBound  float64      `json:"lower_bound"`
@@ -94,7 +95,7 @@ func runSolve(a solveArgs) error {
 	if err != nil {
 		return err
 	}
-	out := solveOutput{Backend: buildBackend, BackendInfo: kern.BackendInfo(),
+	out := solveOutput{Backend: buildBackend, BackendInfo: kern.BackendInfo(), BackendWarn: kern.BackendWarning(),
 		LoadRSSKB: maxRSSKB(), Threads: runtime.GOMAXPROCS(0), XFloat32: X.F32 != nil}
 	s := &solver.Settings{NoBias: a.noBias}
 	switch a.link {
