@@ -118,7 +118,7 @@ class Reached(Exception):
 
 
 def run_lbfgsb(P, args, t0):
-    from scipy.optimize import minimize
+    from scipy.optimize import Bounds, minimize
     n = P.nx * P.ny
     runs = []
     combined = []
@@ -157,7 +157,7 @@ def run_lbfgsb(P, args, t0):
                 raise TimeUp()
             return f, g
 
-        bounds = [(0, None)] * (2 * n) + [(None, None)] * P.ny
+        bounds = Bounds(np.r_[np.zeros(2 * n), np.full(P.ny, -np.inf)], np.full(2 * n + P.ny, np.inf))
         status = "converged"
         nit = 0
         try:
