@@ -23,7 +23,7 @@ func asF64[T float32 | float64](x []T) ([]float64, bool) {
 // Measured (BENCH.md, "kernel choice"): gonum's assembly Dgemv, called once per column
 // of the thin factor on an L1-sized block of rows, beat hand-written Go loops (4x4 and
 // 2x4 register blocks, math.FMA) by 2-3x for k = 1 and k = 10 and tied or won at
-// k = 300; gonum's Dgemm on a chunk was 2-25x slower than both for thin factors.
+// k = 300; gonum's Dgemm on a chunk was 1.1-25x slower than it (noisy machine).
 
 // toF64 converts src into dst (same length).
 func toF64[T float32 | float64](dst []float64, src []T) {
