@@ -1,0 +1,257 @@
+// Package fit drives relutrim/solver for the `relutrim fit` command: the largest useful
+// lambda ([LambdaMax]), warm-started regularisation paths ([Path], [Walk]) and the search for
+// the lambda that gives a prescribed sparsity ([ForSparsity]).
+//
+// Every path here is warm-started: each solve starts from the previous solution (Settings
+// InitU/InitB), never from scratch, which is what makes a path of K lambdas cost a small
+// multiple of one solve.
+package fit
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"relutrim/solver"
+)
+
+// Point is one solve on a path: the lambda, the fitted layer and its statistics.
+type Point struct {
+	Lambda float64
+	// U (Nx x Ny row-major) and B (Ny) are the fitted weights and bias. ForSparsity keeps
+	// them only on the point it returns (its trace has nil U and B); Path keeps them all.
+	U, B []float64
+	// F, LowerBound, Gap, Status, Iters (ADMM), CCPIters and FOut are copied from the
+	// solver's Result.
+	F, LowerBound, Gap float64
+	FOut               []float64
+	Status             solver.Status
+	Iters, CCPIters    int
+	// Nonzeros counts the entries of U that are not exactly zero, NonzerosOut per output.
+	Nonzeros    int
+	NonzerosOut []int
+	// Sparsity is the fraction of entries of U that are exactly zero.
+	Sparsity float64
+	// MSE is the training mean squared error over all N*Ny entries,
+	// mean((act(X U + b) - Y)^2) = 2 (F - lambda ||U||_1) / Ny.
+	MSE float64
+}
+
+// NewPoint summarises a solver result at lambda for a layer with ny outputs.
+func NewPoint(lambda float64, ny int, res *solver.Result) Point {
+	p := Point{Lambda: lambda, U: res.U, B: res.B, F: res.F, LowerBound: res.LowerBound,
+		Gap: res.Gap, FOut: res.FOut, Status: res.Status, Iters: res.Iters, CCPIters: res.CCPIters,
+		NonzerosOut: make([]int, ny)}
+	l1 := 0.0
+	for i, u := range res.U {
+		if u != 0 {
+			p.Nonzeros++
+			p.NonzerosOut[i%ny]++
+		}
+		l1 += math.Abs(u)
+	}
+	if len(res.U) > 0 {
+		p.Sparsity = 1 - float64(p.Nonzeros)/float64(len(res.U))
+	}
+	p.MSE = math.Max(0, 2*(res.F-lambda*l1)/float64(ny))
+	return p
+}
+
+// LambdaMax returns, for each output j, the smallest lambda at which U_j = 0 is optimal, and
+// their maximum (the smallest lambda for which the whole U is 0).
+//
+// For the identity link this is the Lasso value ||X_c^T (y_j - mean y_j)||_inf / N with the
+// column-centred X_c when there is a bias, and ||X^T y_j||_inf / N without one.
+//
+// For the ReLU link the same formula is used, and it is exact in the following sense. At
+// U = 0 every pre-activation equals b_j. With a bias and mean(y_j) > 0 the optimal bias is
+// b_j = mean(y_j) > 0, every pre-activation is positive, so F coincides near (0, b) with the
+// identity-link objective (and the solver's first CCP majoriser there is the full quadratic
+// (w - y)^2 for y > 0 terms and (w - y)^2 on w >= 0 for y <= 0 terms): U = 0 is a local
+// minimum of F, and a fixed point of the solver, exactly when lambda >= LambdaMax. Without a
+// bias (b = 0) the formula is exact when Y >= 0 (the usual case for ReLU targets) and an
+// upper bound otherwise (terms with y < 0 have a kink at w = 0 whose subgradient could
+// cancel part of the correlation). If every y_j <= 0, U_j = 0 (with b_j <= 0) is a global
+// minimum for every lambda, and LambdaMax returns 0 for that output. If y_j has both signs
+// but mean(y_j) <= 0 with a bias, the formula is a heuristic (U = 0 need not be stationary).
+//
+// The values are rounded up by a relative lambdaMaxMargin (1e-9): at the exact value the
+// solver's own rounding (it works in standardised coordinates) can leave an entry at 1e-16.
+func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []float64) {
+	n, nx, ny := X.Rows, X.Cols, Y.Cols
+	mean := make([]float64, ny)
+	allNonPos := make([]bool, ny)
+	for j := range allNonPos {
+		allNonPos[j] = true
+	}
+	for i := 0; i < n; i++ {
+		for j := 0; j < ny; j++ {
+			v := Y.At(i, j)
+			mean[j] += v
+			if v > 0 {
+				allNonPos[j] = false
+			}
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(n)
+	}
+	xmean := make([]float64, nx)
+	if !noBias {
+		for i := 0; i < n; i++ {
+			for k := 0; k < nx; k++ {
+				xmean[k] += X.At(i, k)
+			}
+		}
+		for k := range xmean {
+			xmean[k] /= float64(n)
+		}
+	}
+	// G = X_c^T R with R = Y - mean (bias) or R = Y (no bias). With a bias, sum_i R_ij = 0,
+	// so X^T R = X_c^T R; centring X as well keeps the sum accurate.
+	G := make([]float64, nx*ny)
+	r := make([]float64, ny)
+	for i := 0; i < n; i++ {
+		for j := 0; j < ny; j++ {
+			r[j] = Y.At(i, j)
+			if !noBias {
+				r[j] -= mean[j]
+			}
+		}
+		for k := 0; k < nx; k++ {
+			x := X.At(i, k) - xmean[k]
+			if x == 0 {
+				continue
+			}
+			row := G[k*ny : (k+1)*ny]
+			for j, v := range r {
+				row[j] += x * v
+			}
+		}
+	}
+	per := make([]float64, ny)
+	for k := 0; k < nx; k++ {
+		for j := 0; j < ny; j++ {
+			per[j] = math.Max(per[j], math.Abs(G[k*ny+j])/float64(n))
+		}
+	}
+	all := 0.0
+	for j := range per {
+		per[j] *= 1 + lambdaMaxMargin
+		if link == solver.ReLU && allNonPos[j] {
+			per[j] = 0
+		}
+		all = math.Max(all, per[j])
+	}
+	return all, per
+}
+
+// lambdaMaxMargin is the relative amount by which LambdaMax rounds up.
+const lambdaMaxMargin = 1e-9
+
+// startBias is the warm-start bias at U = 0 used for the first point of a path: mean(y_j)
+// (the optimal bias at U = 0), or 0 for ReLU outputs with mean(y_j) <= 0, whose pre-
+// activations should start in the active region. nil without a bias.
+func startBias(Y solver.Matrix, link solver.Link, noBias bool) []float64 {
+	if noBias {
+		return nil
+	}
+	b := make([]float64, Y.Cols)
+	for i := 0; i < Y.Rows; i++ {
+		for j := range b {
+			b[j] += Y.At(i, j)
+		}
+	}
+	for j := range b {
+		b[j] /= float64(Y.Rows)
+		if link == solver.ReLU && b[j] < 0 {
+			b[j] = 0
+		}
+	}
+	return b
+}
+
+// Geometric returns k values from hi down to lo, equally spaced in log (hi and lo included;
+// k == 1 gives just hi). hi and lo must be positive.
+func Geometric(hi, lo float64, k int) []float64 {
+	if k <= 0 {
+		return nil
+	}
+	out := make([]float64, k)
+	out[0] = hi
+	for i := 1; i < k; i++ {
+		out[i] = hi * math.Pow(lo/hi, float64(i)/float64(k-1))
+	}
+	if k > 1 {
+		out[k-1] = lo
+	}
+	return out
+}
+
+// solveAt runs one warm-started solve. initU/initB nil means the settings' own warm start
+// (or zero). A canceled solve returns the context's error.
+func solveAt(ctx context.Context, X, Y solver.Matrix, lambda float64, s *solver.Settings, initU, initB []float64) (Point, error) {
+	var st solver.Settings
+	if s != nil {
+		st = *s
+	}
+	if initU != nil || initB != nil {
+		st.InitU, st.InitB = initU, initB
+	}
+	res, err := solver.Fit(ctx, X, Y, lambda, &st)
+	if err != nil {
+		return Point{}, err
+	}
+	if res.Status == solver.Canceled {
+		if err := ctx.Err(); err != nil {
+			return Point{}, fmt.Errorf("fit: solve at lambda=%g: %w", lambda, err)
+		}
+		return Point{}, fmt.Errorf("fit: solve at lambda=%g: %w", lambda, context.Canceled)
+	}
+	return NewPoint(lambda, Y.Cols, res), nil
+}
+
+// Walk solves at each of lambdas in turn, each solve warm-started from the previous
+// solution (the first from s.InitU/InitB if set, else from U = 0 and b = the mean of Y, the
+// solution at LambdaMax), and calls fn with each point. lambdas should be decreasing (the
+// warm start is best when consecutive values are close). It stops at the first error from
+// the solver or from fn, or when ctx is canceled (returning ctx's error).
+//
+// Walk keeps only the current solution, so its memory does not grow with len(lambdas).
+func Walk(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.Settings, fn func(Point) error) error {
+	var link solver.Link
+	noBias := false
+	var initU, initB []float64
+	if s != nil {
+		link, noBias = s.Link, s.NoBias
+		initU, initB = s.InitU, s.InitB
+	}
+	if initU == nil && initB == nil {
+		initB = startBias(Y, link, noBias)
+	}
+	for _, lam := range lambdas {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, err := solveAt(ctx, X, Y, lam, s, initU, initB)
+		if err != nil {
+			return err
+		}
+		initU, initB = p.U, p.B
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Path is Walk collecting the points (with their U and B: Nx*Ny + Ny floats per point). On
+// error it returns the points solved so far.
+func Path(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.Settings) ([]Point, error) {
+	var pts []Point
+	err := Walk(ctx, X, Y, lambdas, s, func(p Point) error {
+		pts = append(pts, p)
+		return nil
+	})
+	return pts, err
+}
