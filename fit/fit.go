@@ -255,3 +255,15 @@ func Path(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.
 	})
 	return pts, err
 }
+
+// Solve is a single solve at lambda started like a path: from s.InitU/InitB if set, else
+// from U = 0 and b = the mean of Y (the solution at LambdaMax, and a better start than
+// b = 0). A canceled solve returns the context's error.
+func Solve(ctx context.Context, X, Y solver.Matrix, lambda float64, s *solver.Settings) (Point, error) {
+	var p Point
+	err := Walk(ctx, X, Y, []float64{lambda}, s, func(q Point) error {
+		p = q
+		return nil
+	})
+	return p, err
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"relutrim/solver"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitFailure     = 1   // the run failed (solver error, cannot write an output, ...)
+	exitUsage       = 2   // bad command line or bad input: nothing was computed or written
+	exitInterrupted = 130 // SIGINT/SIGTERM: the run was canceled, nothing was written
+)
+
+// quiet is the persistent --quiet flag: no progress bar and no summary on stdout. Warnings
+// and errors still go to stderr.
+var quiet bool
+
+// root is the relutrim command. Subcommands add themselves in their file's init.
+var root = &cobra.Command{
+	Use:   "relutrim",
+	Short: "Fit sparse ReLU layers",
+	Long: `relutrim fits sparse layers y = act(W x + b) to recorded inputs X and outputs Y by
+minimising
+
+    F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda ||U||_1
+
+(act = ReLU, or the identity with --linear; W = U^T) and reports a certified lower bound on
+the optimum.
+
+Exit status: 0 on success, 1 when the run fails, 2 for a bad command line or bad input
+(nothing written), 130 when interrupted (nothing written).`,
+	SilenceUsage:  true,
+	SilenceErrors: true,
+	// No Run: without a subcommand cobra prints this help.
+}
+
+func init() {
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar and no summary on stdout (warnings and errors still go to stderr)")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
+	})
+	root.CompletionOptions.DisableDefaultCmd = true
+}
+
+// usageError is a bad command line or bad input: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+// usageErrorf returns a usage error. Messages name the flag or file and the problem.
+func usageErrorf(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// errInterrupted is returned by a command canceled by SIGINT or SIGTERM.
+var errInterrupted = errors.New("interrupted; no output written")
+
+// ranError marks an error returned by a command's own RunE (as opposed to cobra's parsing
+// errors, which are all usage errors).
+type ranError struct{ err error }
+
+func (e *ranError) Error() string { return e.err.Error() }
+func (e *ranError) Unwrap() error { return e.err }
+
+// runE wraps a subcommand's body: it receives the signal-aware context and its errors are
+// classified by exitStatus.
+func runE(f func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := f(cmd.Context(), cmd, args); err != nil {
+			return &ranError{err}
+		}
+		return nil
+	}
+}
+
+// exitStatus maps an error from root.Execute to the exit status.
+func exitStatus(ctx context.Context, err error) int {
+	var ue *usageError
+	var re *ranError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, errInterrupted), ctx.Err() != nil && errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.As(err, &re):
+		return exitFailure
+	}
+	// Anything cobra itself rejected (unknown command, arguments, flags).
+	return exitUsage
+}
+
+// execute runs root with args and returns the exit status. The context passed to the
+// commands is canceled on SIGINT or SIGTERM; after the first signal the default behaviour
+// is restored, so a second Ctrl-C kills the process at once.
+func execute(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	st := exitStatus(ctx, err)
+	if err != nil {
+		msg := err.Error()
+		if st == exitInterrupted {
+			msg = errInterrupted.Error()
+		}
+		fmt.Fprintf(stderr, "relutrim: %s\n", msg)
+	}
+	return st
+}
+
+// warnf prints a warning line on stderr (also with --quiet).
+func warnf(cmd *cobra.Command, format string, args ...any) {
+	fmt.Fprintf(cmd.ErrOrStderr(), "relutrim: warning: "+format+"\n", args...)
+}
+
+// cleanErr drops the "dataio: " prefix of dataio errors (the message already names the
+// file).
+func cleanErr(err error) string {
+	return strings.TrimPrefix(err.Error(), "dataio: ")
+}
+
+// progress is a spinner with a description on stderr, shown only when stderr is a terminal
+// and --quiet is not set; otherwise every method is a no-op.
+type progress struct {
+	bar    *progressbar.ProgressBar
+	prefix string
+	solves int
+}
+
+// newProgress returns the progress display for cmd.
+func newProgress(cmd *cobra.Command) *progress {
+	f, ok := cmd.ErrOrStderr().(*os.File)
+	if quiet || !ok || !term.IsTerminal(int(f.Fd())) {
+		return &progress{}
+	}
+	bar := progressbar.NewOptions(-1,
+		progressbar.OptionSetWriter(f),
+		progressbar.OptionSpinnerType(14),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetDescription("loading"),
+	)
+	return &progress{bar: bar}
+}
+
+// Describe sets the text shown before the solver's figures (e.g. "lambda=0.01").
+func (p *progress) Describe(prefix string) {
+	p.prefix = prefix
+	if p.bar != nil {
+		p.bar.Describe(prefix)
+	}
+}
+
+// Finish clears the display.
+func (p *progress) Finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}
+
+// Recorder returns a solver.Recorder that updates the display (nil when it is hidden).
+func (p *progress) Recorder() solver.Recorder {
+	if p.bar == nil {
+		return nil
+	}
+	return (*progressRecorder)(p)
+}
+
+type progressRecorder progress
+
+func (r *progressRecorder) Init() error {
+	r.solves++
+	return nil
+}
+
+func (r *progressRecorder) Record(pr solver.Progress) error {
+	r.bar.Describe(fmt.Sprintf("%s solve %d: CCP %d, ADMM %d, F=%.6g", r.prefix, r.solves, pr.CCPIter, pr.Iter, pr.F))
+	return r.bar.Add(1)
+}

@@ -1,0 +1,445 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"relutrim/dataio"
+	"relutrim/fit"
+	"relutrim/internal/kern"
+	"relutrim/solver"
+)
+
+// sparsityTol is the tolerance of --sparsity: half a percentage point.
+const sparsityTol = 0.005
+
+// pathLowRatio is the end of the --lambda-path grid relative to lambda_max.
+const pathLowRatio = 1e-3
+
+var fitFlags struct {
+	x, y, out, report, pathOut string
+	lambda, sparsity           float64
+	linear, noBias             bool
+	threads, lambdaPath        int
+}
+
+var fitCmd = &cobra.Command{
+	Use:   "fit --x X.npy --y Y.npy (--lambda L | --sparsity S) --out layer.safetensors",
+	Short: "Fit one sparse layer to inputs X and outputs Y",
+	Long: `Fit one sparse layer y = act(W x + b) to inputs X (N x Nx) and outputs Y (N x Ny).
+
+Inputs: .npy (2-D float32/float64; integer arrays are converted), file.npz:name for one
+array of a .npz archive, or .csv (with or without a header row). A 1-D Y is one output.
+A float32 X stays float32 in memory and in the output file.
+
+Give exactly one of --lambda (the L1 weight) or --sparsity (the fraction of weights to set
+exactly to zero: relutrim searches lambda along a warm-started path from lambda_max and hits
+the target within 0.5 percentage points, or warns and keeps the nearest point when the layer
+is too small for that).
+
+Outputs: --out is a safetensors file with "weight" (Ny x Nx, the layout of PyTorch's
+nn.Linear) and "bias" (Ny; omitted with --no-bias), in X's float type. --report writes a JSON
+report, --lambda-path K a CSV of the warm-started path over K lambdas from lambda_max down
+to lambda_max/1000 (lambda, F, nonzeros, sparsity, MSE, gap, iterations). Files are written
+atomically, and only when the whole run succeeded. A summary goes to stdout.`,
+	Example: `  relutrim fit --x X.npy --y Y.npy --lambda 0.01 --out layer.safetensors
+  relutrim fit --x acts.npz:x --y acts.npz:y --sparsity 0.9 --out layer.safetensors --report report.json
+  relutrim fit --x X.csv --y y.csv --linear --lambda 0.1 --lambda-path 20 --out lasso.safetensors`,
+	Args: func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return usageErrorf("fit: unexpected argument %q (inputs are given with --x and --y)", args[0])
+		}
+		return nil
+	},
+	RunE: runE(runFit),
+}
+
+func init() {
+	f := fitCmd.Flags()
+	f.StringVar(&fitFlags.x, "x", "", "inputs X: N x Nx (.npy, file.npz:name or .csv)")
+	f.StringVar(&fitFlags.y, "y", "", "outputs Y: N x Ny, or N for one output")
+	f.Float64Var(&fitFlags.lambda, "lambda", 0, "L1 weight lambda (>= 0)")
+	f.Float64Var(&fitFlags.sparsity, "sparsity", 0, "target fraction of zero weights, in [0, 1)")
+	f.BoolVar(&fitFlags.linear, "linear", false, "identity activation (multi-output Lasso) instead of ReLU")
+	f.BoolVar(&fitFlags.noBias, "no-bias", false, "fix the bias at 0")
+	f.IntVar(&fitFlags.threads, "threads", 0, "worker goroutines (0: all CPUs); results do not depend on it")
+	f.StringVar(&fitFlags.out, "out", "", "output layer (safetensors)")
+	f.StringVar(&fitFlags.report, "report", "", "write a JSON report here")
+	f.IntVar(&fitFlags.lambdaPath, "lambda-path", 0, "also solve a warm-started path of K lambdas from lambda_max to lambda_max/1000")
+	f.StringVar(&fitFlags.pathOut, "path-out", "", "CSV file for --lambda-path (default: path.csv next to --out)")
+	f.SortFlags = false
+	root.AddCommand(fitCmd)
+}
+
+// fitReport is the JSON report.
+type fitReport struct {
+	X       string `json:"x"`
+	Y       string `json:"y"`
+	N       int    `json:"n"`
+	Nx      int    `json:"nx"`
+	Ny      int    `json:"ny"`
+	DType   string `json:"dtype"`
+	Link    string `json:"link"`
+	Bias    bool   `json:"bias"`
+	Out     string `json:"out"`
+	Backend string `json:"backend"`
+	Threads int    `json:"threads"`
+
+	Lambda    float64 `json:"lambda"`
+	LambdaMax float64 `json:"lambda_max"`
+	// Sparsity mode only.
+	SparsityTarget *float64 `json:"sparsity_target,omitempty"`
+	SparsityTol    *float64 `json:"sparsity_tolerance,omitempty"`
+	SparsityHit    *bool    `json:"sparsity_hit,omitempty"`
+	Warning        string   `json:"warning,omitempty"`
+	// Solves counts the solves of the sparsity search; SearchIters their ADMM iterations.
+	Solves      int `json:"solves"`
+	SearchIters int `json:"search_admm_iterations"`
+
+	F          float64 `json:"F"`
+	LowerBound float64 `json:"lower_bound"`
+	Gap        float64 `json:"gap"`
+	Status     string  `json:"status"`
+	Iters      int     `json:"admm_iterations"`
+	CCPIters   int     `json:"ccp_iterations"`
+	Seconds    float64 `json:"time_seconds"`
+
+	Nonzeros          int     `json:"nonzeros"`
+	NonzerosPerOutput []int   `json:"nonzeros_per_output"`
+	Weights           int     `json:"weights"`
+	Sparsity          float64 `json:"sparsity"`
+	MSE               float64 `json:"mse"`
+
+	PathOut    string `json:"path_out,omitempty"`
+	PathPoints int    `json:"path_points,omitempty"`
+}
+
+func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
+	start := time.Now()
+	fl := &fitFlags
+	changed := cmd.Flags().Changed
+
+	// Command line.
+	for _, c := range []struct{ flag, val, what string }{
+		{"--x", fl.x, "the inputs X"}, {"--y", fl.y, "the outputs Y"}, {"--out", fl.out, "the output file"},
+	} {
+		if c.val == "" {
+			return usageErrorf("fit: missing %s (%s)", c.flag, c.what)
+		}
+	}
+	useSparsity := changed("sparsity")
+	switch {
+	case changed("lambda") && useSparsity:
+		return usageErrorf("fit: --lambda and --sparsity are exclusive: give one")
+	case !changed("lambda") && !useSparsity:
+		return usageErrorf("fit: give --lambda or --sparsity")
+	case !useSparsity && !(fl.lambda >= 0 && !math.IsInf(fl.lambda, 0)):
+		return usageErrorf("fit: --lambda must be finite and >= 0, got %v", fl.lambda)
+	case useSparsity && !(fl.sparsity >= 0 && fl.sparsity < 1):
+		return usageErrorf("fit: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	case fl.threads < 0:
+		return usageErrorf("fit: --threads must be >= 0, got %d", fl.threads)
+	case changed("lambda-path") && fl.lambdaPath < 2:
+		return usageErrorf("fit: --lambda-path must be at least 2, got %d", fl.lambdaPath)
+	case changed("path-out") && !changed("lambda-path"):
+		return usageErrorf("fit: --path-out needs --lambda-path")
+	}
+	pathOut := fl.pathOut
+	if fl.lambdaPath > 0 && pathOut == "" {
+		pathOut = filepath.Join(filepath.Dir(fl.out), "path.csv")
+	}
+	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}} {
+		if err := checkOutputPath(c.flag, c.path); err != nil {
+			return err
+		}
+	}
+
+	// Data.
+	xm, err := loadInput("--x", fl.x)
+	if err != nil {
+		return err
+	}
+	if xm.Vector {
+		return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
+	}
+	ym, err := loadInput("--y", fl.y)
+	if err != nil {
+		return err
+	}
+	if ym.Rows != xm.Rows {
+		return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
+	}
+	X := solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
+	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
+	n, nx, ny := X.Rows, X.Cols, Y.Cols
+
+	threads := fl.threads
+	if threads == 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	link := solver.ReLU
+	if fl.linear {
+		link = solver.Identity
+	}
+	prog := newProgress(cmd)
+	defer prog.Finish()
+	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder()}
+	lmax, _ := fit.LambdaMax(X, Y, link, fl.noBias)
+
+	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
+		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
+	if X.F32 != nil {
+		rep.DType = "float32"
+	}
+
+	// Fit.
+	var pt fit.Point
+	if useSparsity {
+		prog.Describe(fmt.Sprintf("sparsity %.1f%%:", 100*fl.sparsity))
+		var trace []fit.Point
+		pt, trace, err = fit.ForSparsity(ctx, X, Y, fl.sparsity, sparsityTol, s)
+		var miss *fit.MissError
+		switch {
+		case errors.As(err, &miss):
+			rep.Warning = miss.Error()
+		case err != nil:
+			return fitErr(ctx, err)
+		}
+		hit := miss == nil
+		target, tol := fl.sparsity, sparsityTol
+		rep.SparsityTarget, rep.SparsityTol, rep.SparsityHit = &target, &tol, &hit
+		rep.Solves = len(trace)
+		for _, q := range trace {
+			rep.SearchIters += q.Iters
+		}
+	} else {
+		prog.Describe(fmt.Sprintf("lambda=%.4g:", fl.lambda))
+		pt, err = fit.Solve(ctx, X, Y, fl.lambda, s)
+		if err != nil {
+			return fitErr(ctx, err)
+		}
+		rep.Solves, rep.SearchIters = 1, pt.Iters
+	}
+	if pt.Status == solver.NumericalFailure {
+		warnf(cmd, "the solver hit a numerical failure at lambda=%g; the last finite point is kept", pt.Lambda)
+	}
+
+	// Path.
+	var pathRows []fit.Point
+	if fl.lambdaPath > 0 {
+		ps := *s
+		err := fit.Walk(ctx, X, Y, fit.Geometric(lmax, lmax*pathLowRatio, fl.lambdaPath), &ps, func(p fit.Point) error {
+			prog.Describe(fmt.Sprintf("path %d/%d:", len(pathRows)+1, fl.lambdaPath))
+			p.U, p.B = nil, nil
+			pathRows = append(pathRows, p)
+			return nil
+		})
+		if err != nil {
+			return fitErr(ctx, err)
+		}
+		rep.PathOut, rep.PathPoints = pathOut, len(pathRows)
+	}
+	prog.Finish()
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+
+	rep.Lambda, rep.F, rep.LowerBound, rep.Gap = pt.Lambda, pt.F, pt.LowerBound, pt.Gap
+	rep.Status, rep.Iters, rep.CCPIters = pt.Status.String(), pt.Iters, pt.CCPIters
+	rep.Nonzeros, rep.NonzerosPerOutput, rep.Weights = pt.Nonzeros, pt.NonzerosOut, nx*ny
+	rep.Sparsity, rep.MSE = pt.Sparsity, pt.MSE
+
+	// Outputs, only now that everything succeeded.
+	if err := writeLayer(fl.out, pt, nx, ny, X.F32 != nil, !fl.noBias, rep); err != nil {
+		return err
+	}
+	written := []string{fl.out}
+	if pathRows != nil {
+		if err := writePath(pathOut, pathRows); err != nil {
+			return err
+		}
+		written = append(written, pathOut)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	if fl.report != "" {
+		if err := dataio.WriteFileAtomic(fl.report, func(w io.Writer) error {
+			enc := json.NewEncoder(w)
+			enc.SetIndent("", "  ")
+			return enc.Encode(rep)
+		}); err != nil {
+			return err
+		}
+		written = append(written, fl.report)
+	}
+	if rep.Warning != "" {
+		warnf(cmd, "%s", rep.Warning)
+	}
+	if !quiet {
+		printSummary(cmd.OutOrStdout(), rep, written)
+	}
+	return nil
+}
+
+// fitErr turns an error of the fit into the command's error: cancellation is an
+// interruption, the solver's input errors are bad input (exit 2).
+func fitErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		return errInterrupted
+	}
+	var ie *solver.InputError
+	if errors.As(err, &ie) {
+		return usageErrorf("fit: %v", err)
+	}
+	return err
+}
+
+// loadInput reads one input matrix and checks it: errors name the flag and the file.
+func loadInput(flag, spec string) (dataio.Matrix, error) {
+	path := spec
+	if i := strings.LastIndex(strings.ToLower(spec), ".npz:"); i >= 0 {
+		path = spec[:i+4]
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return dataio.Matrix{}, usageErrorf("fit: %s %s: no such file", flag, path)
+	case err != nil:
+		return dataio.Matrix{}, usageErrorf("fit: %s %s: cannot read: %v", flag, path, err)
+	case st.IsDir():
+		return dataio.Matrix{}, usageErrorf("fit: %s %s: is a directory, not a file", flag, path)
+	}
+	m, err := dataio.Load(spec)
+	if err != nil {
+		return dataio.Matrix{}, usageErrorf("fit: %s %s", flag, cleanErr(err))
+	}
+	if m.Rows == 0 || m.Cols == 0 {
+		return dataio.Matrix{}, usageErrorf("fit: %s %s: empty array (%d x %d)", flag, spec, m.Rows, m.Cols)
+	}
+	if err := dataio.CheckFinite(m); err != nil {
+		return dataio.Matrix{}, usageErrorf("fit: %s %s", flag, cleanErr(err))
+	}
+	return m, nil
+}
+
+// checkOutputPath rejects an output path whose directory does not exist or that is a
+// directory, before any work is done.
+func checkOutputPath(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usageErrorf("fit: %s %s is a directory", flag, path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return usageErrorf("fit: %s %s: directory %s does not exist", flag, path, dir)
+	}
+	return nil
+}
+
+// writeLayer writes weight (Ny x Nx, U transposed) and bias (Ny) as safetensors.
+func writeLayer(path string, p fit.Point, nx, ny int, f32, bias bool, rep *fitReport) error {
+	t := map[string]dataio.Tensor{}
+	w := dataio.Tensor{Shape: []int{ny, nx}}
+	b := dataio.Tensor{Shape: []int{ny}}
+	if f32 {
+		w.DType, w.F32 = "F32", make([]float32, nx*ny)
+		b.DType, b.F32 = "F32", make([]float32, ny)
+		for k := 0; k < nx; k++ {
+			for j := 0; j < ny; j++ {
+				w.F32[j*nx+k] = float32(p.U[k*ny+j])
+			}
+		}
+		for j := range b.F32 {
+			b.F32[j] = float32(p.B[j])
+		}
+	} else {
+		w.DType, w.F64 = "F64", make([]float64, nx*ny)
+		b.DType, b.F64 = "F64", slices.Clone(p.B)
+		for k := 0; k < nx; k++ {
+			for j := 0; j < ny; j++ {
+				w.F64[j*nx+k] = p.U[k*ny+j]
+			}
+		}
+	}
+	t["weight"] = w
+	if bias {
+		t["bias"] = b
+	}
+	meta := map[string]string{
+		"format":           "pt",
+		"relutrim.link":    rep.Link,
+		"relutrim.lambda":  fmt.Sprint(p.Lambda),
+		"relutrim.F":       fmt.Sprint(p.F),
+		"relutrim.status":  p.Status.String(),
+		"relutrim.weights": "weight is Ny x Nx (nn.Linear layout)",
+	}
+	return dataio.WriteSafetensorsMetadata(path, t, meta)
+}
+
+// pathHeader names the columns of the --lambda-path CSV.
+var pathHeader = []string{"lambda", "F", "nonzeros", "sparsity", "mse", "lower_bound", "gap", "admm_iterations", "ccp_iterations"}
+
+func writePath(path string, pts []fit.Point) error {
+	m := dataio.NewMatrix64(path, len(pts), len(pathHeader))
+	for i, p := range pts {
+		copy(m.F64[i*m.Cols:], []float64{p.Lambda, p.F, float64(p.Nonzeros), p.Sparsity, p.MSE,
+			p.LowerBound, p.Gap, float64(p.Iters), float64(p.CCPIters)})
+	}
+	return dataio.WriteCSV(path, m, pathHeader)
+}
+
+// printSummary writes the human summary (one screen whatever Ny is).
+func printSummary(w io.Writer, r *fitReport, written []string) {
+	bias := "with bias"
+	if !r.Bias {
+		bias = "no bias"
+	}
+	fmt.Fprintf(w, "relutrim fit: %s layer, %d inputs -> %d outputs, %s, N = %d samples (%s)\n", r.Link, r.Nx, r.Ny, bias, r.N, r.DType)
+	fmt.Fprintf(w, "  lambda        %.6g   (lambda_max %.6g)\n", r.Lambda, r.LambdaMax)
+	if r.SparsityTarget != nil {
+		if *r.SparsityHit {
+			fmt.Fprintf(w, "  target        sparsity %.2f%%: reached (%.2f%%) after %d warm-started solves\n", 100**r.SparsityTarget, 100*r.Sparsity, r.Solves)
+		} else {
+			fmt.Fprintf(w, "  target        sparsity %.2f%%: NOT reached within 0.5 pp; nearest point kept (%.2f%%) after %d solves\n", 100**r.SparsityTarget, 100*r.Sparsity, r.Solves)
+			fmt.Fprintf(w, "  WARNING       %s\n", r.Warning)
+		}
+	}
+	fmt.Fprintf(w, "  objective F   %.8g   lower bound %.8g   gap %.3g\n", r.F, r.LowerBound, r.Gap)
+	fmt.Fprintf(w, "  status        %s (ADMM iterations %d, CCP rounds %d)\n", r.Status, r.Iters, r.CCPIters)
+	fmt.Fprintf(w, "  nonzeros      %d of %d weights (sparsity %.2f%%)\n", r.Nonzeros, r.Weights, 100*r.Sparsity)
+	fmt.Fprintf(w, "  per output    %s\n", perOutput(r.NonzerosPerOutput))
+	fmt.Fprintf(w, "  training MSE  %.6g\n", r.MSE)
+	if r.PathOut != "" {
+		fmt.Fprintf(w, "  lambda path   %d points from %.4g to %.4g\n", r.PathPoints, r.LambdaMax, r.LambdaMax*pathLowRatio)
+	}
+	fmt.Fprintf(w, "  wrote         %s\n", strings.Join(written, ", "))
+	fmt.Fprintf(w, "  time          %.3fs (%s, %d threads)\n", r.Seconds, r.Backend, r.Threads)
+}
+
+// perOutput lists the nonzeros per output, or summarises them when there are many.
+func perOutput(nz []int) string {
+	if len(nz) <= 12 {
+		parts := make([]string, len(nz))
+		for i, v := range nz {
+			parts[i] = fmt.Sprint(v)
+		}
+		return strings.Join(parts, " ")
+	}
+	s := slices.Clone(nz)
+	slices.Sort(s)
+	return fmt.Sprintf("min %d, median %d, max %d (over %d outputs)", s[0], s[len(s)/2], s[len(s)-1], len(s))
+}

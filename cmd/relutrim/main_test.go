@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden/* and the fixtures in testdata/")
+
+// binary is the relutrim command built once by TestMain; the tests exec it as a user would.
+var binary string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "relutrim-cli-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "relutrim")
+	build := exec.Command("go", "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building relutrim:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one run of the binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// run executes the binary in dir (the working directory) with args.
+func run(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("running relutrim %v: %v", args, err)
+	}
+	return result{out.String(), errb.String(), code}
+}
+
+// TestRootHelp: no subcommand prints the help and exits 0; an unknown one exits 2.
+func TestRootHelp(t *testing.T) {
+	r := run(t, ".")
+	if r.code != 0 || !bytes.Contains([]byte(r.stdout), []byte("Available Commands:")) || !bytes.Contains([]byte(r.stdout), []byte("fit ")) {
+		t.Errorf("relutrim: code %d, stdout %q", r.code, r.stdout)
+	}
+	r = run(t, ".", "frobnicate")
+	if r.code != 2 || !bytes.Contains([]byte(r.stderr), []byte(`unknown command "frobnicate"`)) {
+		t.Errorf("relutrim frobnicate: code %d, stderr %q", r.code, r.stderr)
+	}
+}
