@@ -1,3 +1,18 @@
+// Shared plumbing of the relutrim subcommands.
+//
+// A subcommand is one file that defines a *cobra.Command and registers it in its init with
+// root.AddCommand. Its RunE should be runE(f): f gets a context that SIGINT/SIGTERM cancel
+// (pass it to the solver), and the error it returns decides the exit status:
+//
+//	usageErrorf(...)    bad command line or bad input, exit 2 (name the flag/file and the problem)
+//	errInterrupted      canceled by a signal, exit 130 (write nothing)
+//	any other error     exit 1
+//
+// Errors cobra raises itself (unknown command or flag, bad flag value) exit 2. Helpers:
+// loadMatrix and checkOutputPath (input and output checks with such messages), warnf
+// (warnings on stderr), quiet (the persistent --quiet flag) and newProgress (a spinner on
+// stderr when it is a terminal and --quiet is off; its Recorder plugs into
+// solver.Settings).
 package main
 
 import (
@@ -11,10 +26,13 @@ import (
 	"syscall"
 	"time"
 
+	"path/filepath"
+
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"relutrim/dataio"
 	"relutrim/solver"
 )
 
@@ -134,6 +152,54 @@ func execute(args []string, stdout, stderr io.Writer) int {
 // warnf prints a warning line on stderr (also with --quiet).
 func warnf(cmd *cobra.Command, format string, args ...any) {
 	fmt.Fprintf(cmd.ErrOrStderr(), "relutrim: warning: "+format+"\n", args...)
+}
+
+// loadMatrix reads the matrix given by flag (a dataio.Load spec) and checks that it exists,
+// is not empty and is finite. Errors are usage errors naming the command, flag and file.
+func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
+	name := cmd.Name()
+	path := spec
+	if i := strings.LastIndex(strings.ToLower(spec), ".npz:"); i >= 0 {
+		path = spec[:i+4]
+	}
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return dataio.Matrix{}, usageErrorf("%s: %s %s: no such file", name, flag, path)
+	case err != nil:
+		return dataio.Matrix{}, usageErrorf("%s: %s %s: cannot read: %v", name, flag, path, err)
+	case st.IsDir():
+		return dataio.Matrix{}, usageErrorf("%s: %s %s: is a directory, not a file", name, flag, path)
+	}
+	m, err := dataio.Load(spec)
+	if err != nil {
+		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+	}
+	if m.Rows == 0 || m.Cols == 0 {
+		return dataio.Matrix{}, usageErrorf("%s: %s %s: empty array (%d x %d)", name, flag, spec, m.Rows, m.Cols)
+	}
+	if err := dataio.CheckFinite(m); err != nil {
+		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+	}
+	return m, nil
+}
+
+// checkOutputPath rejects an output path whose directory does not exist or that is a
+// directory, before any work is done.
+func checkOutputPath(cmd *cobra.Command, flag, path string) error {
+	name := cmd.Name()
+	if path == "" {
+		return nil
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return usageErrorf("%s: %s %s is a directory", name, flag, path)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return usageErrorf("%s: %s %s: directory %s does not exist", name, flag, path, dir)
+	}
+	return nil
 }
 
 // cleanErr drops the "dataio: " prefix of dataio errors (the message already names the

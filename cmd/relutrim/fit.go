@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -161,20 +160,20 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		pathOut = filepath.Join(filepath.Dir(fl.out), "path.csv")
 	}
 	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}} {
-		if err := checkOutputPath(c.flag, c.path); err != nil {
+		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
 		}
 	}
 
 	// Data.
-	xm, err := loadInput("--x", fl.x)
+	xm, err := loadMatrix(cmd, "--x", fl.x)
 	if err != nil {
 		return err
 	}
 	if xm.Vector {
 		return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
 	}
-	ym, err := loadInput("--y", fl.y)
+	ym, err := loadMatrix(cmd, "--y", fl.y)
 	if err != nil {
 		return err
 	}
@@ -303,51 +302,6 @@ func fitErr(ctx context.Context, err error) error {
 		return usageErrorf("fit: %v", err)
 	}
 	return err
-}
-
-// loadInput reads one input matrix and checks it: errors name the flag and the file.
-func loadInput(flag, spec string) (dataio.Matrix, error) {
-	path := spec
-	if i := strings.LastIndex(strings.ToLower(spec), ".npz:"); i >= 0 {
-		path = spec[:i+4]
-	}
-	st, err := os.Stat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return dataio.Matrix{}, usageErrorf("fit: %s %s: no such file", flag, path)
-	case err != nil:
-		return dataio.Matrix{}, usageErrorf("fit: %s %s: cannot read: %v", flag, path, err)
-	case st.IsDir():
-		return dataio.Matrix{}, usageErrorf("fit: %s %s: is a directory, not a file", flag, path)
-	}
-	m, err := dataio.Load(spec)
-	if err != nil {
-		return dataio.Matrix{}, usageErrorf("fit: %s %s", flag, cleanErr(err))
-	}
-	if m.Rows == 0 || m.Cols == 0 {
-		return dataio.Matrix{}, usageErrorf("fit: %s %s: empty array (%d x %d)", flag, spec, m.Rows, m.Cols)
-	}
-	if err := dataio.CheckFinite(m); err != nil {
-		return dataio.Matrix{}, usageErrorf("fit: %s %s", flag, cleanErr(err))
-	}
-	return m, nil
-}
-
-// checkOutputPath rejects an output path whose directory does not exist or that is a
-// directory, before any work is done.
-func checkOutputPath(flag, path string) error {
-	if path == "" {
-		return nil
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return usageErrorf("fit: %s %s is a directory", flag, path)
-	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	if err != nil || !st.IsDir() {
-		return usageErrorf("fit: %s %s: directory %s does not exist", flag, path, dir)
-	}
-	return nil
 }
 
 // writeLayer writes weight (Ny x Nx, U transposed) and bias (Ny) as safetensors.

@@ -553,3 +553,22 @@ func TestLambdaMaxOnFixture(t *testing.T) {
 		t.Errorf("fit at lambda_max: %d nonzeros, want 0", rep.Nonzeros)
 	}
 }
+
+// TestFitNPZ: inputs given as members of an .npz archive (dataio's fixture: X float32 5 x 2,
+// y float 1-D).
+func TestFitNPZ(t *testing.T) {
+	npz := filepath.Join("..", "..", "..", "dataio", "testdata", "two.npz")
+	out := t.TempDir()
+	layer := filepath.Join(out, "l.safetensors")
+	r := run(t, "testdata", "fit", "--x", npz+":X", "--y", npz+":y", "--lambda", "0.01", "--out", layer)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	ts, err := dataio.ReadSafetensors(layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := ts["weight"]; w.DType != "F32" || !slices.Equal(w.Shape, []int{1, 2}) {
+		t.Errorf("weight %s %v, want F32 [1 2]", w.DType, w.Shape)
+	}
+}
