@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sort"
 	"time"
 
@@ -225,6 +226,9 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 			}
 		}
 		lp.pts = append(lp.pts, pt)
+		if p.opt.Log != nil && os.Getenv("RELUTRIM_DEBUG") != "" {
+			p.opt.Log(fmt.Sprintf("  path: lambda %.4g nnz %d (want %d) iters %d ccp %d status %v F %.5g time %v", lam, pt.nnz, k, res.Iters, res.CCPIters, res.Status, res.F, res.Runtime))
+		}
 		if pt.nnz >= k || lam < lp.lamMax*1e-6 {
 			return pt, iters, nil
 		}

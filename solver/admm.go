@@ -145,20 +145,37 @@ func (a *admm) converged() bool {
 	return true
 }
 
+// within reports whether every output's residuals are within factor times their tolerances.
+func (a *admm) within(factor float64) bool {
+	for j := range a.pri {
+		if !(a.pri[j] <= factor*a.epsPri[j] && a.dua[j] <= factor*a.epsDua[j]) {
+			return false
+		}
+	}
+	return true
+}
+
 // adaptRho balances the residuals (Boyd et al. 3.4.1, in the primal-dual form of Goldstein,
 // Li & Yuan 2015: rho scales tau and sigma inversely, their product and the iterates are
 // unchanged, so no state needs rescaling). Returns the number of outputs whose rho changed.
 func (a *admm) adaptRho() int {
 	const mu, kappa = 5, 2 // imbalance that triggers a change; factor of the change
+	// rho stays within [rhoMin, rhoMax] of the standardised scale: an output whose terms are
+	// all flat (a unit never active on the data) has residuals at rounding level, and their
+	// ratio must not drive rho to 1e50.
+	const rhoMin, rhoMax = 1e-4, 1e4
 	changed := 0
 	for j := range a.rho {
+		if a.pri[j] <= a.epsPri[j] && a.dua[j] <= a.epsDua[j] {
+			continue // this output has converged: leave it alone
+		}
 		rp := a.pri[j] / a.epsPri[j]
 		rd := a.dua[j] / a.epsDua[j]
 		switch {
-		case rp > mu*rd: // z far from optimal for nu: larger primal step, smaller rho
+		case rp > mu*rd && a.rho[j] > rhoMin: // z far from optimal for nu: larger primal step, smaller rho
 			a.rho[j] /= kappa
 			changed++
-		case rd > mu*rp:
+		case rd > mu*rp && a.rho[j] < rhoMax:
 			a.rho[j] *= kappa
 			changed++
 		}

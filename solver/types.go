@@ -59,9 +59,12 @@ type Settings struct {
 	MaxIter int
 	// MaxCCP bounds the number of re-majorisations; default 500.
 	MaxCCP int
-	// RemajorizeEvery is the number of ADMM iterations between CCP re-majorisations when the
-	// inner problem has not converged yet; default 10 (MATH.md: every 5 to 20 was fastest).
+	// RemajorizeEvery is the number of ADMM iterations between evaluations of F (and Recorder
+	// calls); at each, the CCP re-majorises early if F has decreased and the ADMM residuals
+	// are within RemajorizeTol times their tolerances. Defaults 10 and 100. The CCP always
+	// re-majorises when the inner problem has converged.
 	RemajorizeEvery int
+	RemajorizeTol   float64
 
 	// Rho is the initial ADMM penalty in standardised units; default 1.
 	Rho float64
@@ -80,7 +83,8 @@ type Settings struct {
 	// the majorisation pattern no longer changes; default 1e-9.
 	FTol float64
 
-	// Recorder, if non-nil, receives progress after every CCP round and at the end.
+	// Recorder, if non-nil, receives progress at every evaluation of F (every
+	// RemajorizeEvery iterations and every CCP round) and at the end.
 	Recorder Recorder
 }
 

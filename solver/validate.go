@@ -62,7 +62,7 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 	for _, c := range []struct {
 		name string
 		v    float64
-	}{{"EpsAbs", s.EpsAbs}, {"EpsRel", s.EpsRel}, {"FTol", s.FTol}, {"Rho", s.Rho}} {
+	}{{"EpsAbs", s.EpsAbs}, {"EpsRel", s.EpsRel}, {"FTol", s.FTol}, {"Rho", s.Rho}, {"RemajorizeTol", s.RemajorizeTol}} {
 		if math.IsNaN(c.v) || c.v < 0 {
 			return inputErr(c.name, "must be >= 0, got %v", c.v)
 		}
