@@ -69,9 +69,10 @@ func NewPoint(lambda float64, ny int, res *solver.Result) Point {
 // identity-link objective (and the solver's first CCP majoriser there is the full quadratic
 // (w - y)^2 for y > 0 terms and (w - y)^2 on w >= 0 for y <= 0 terms): U = 0 is a local
 // minimum of F, and a fixed point of the solver, exactly when lambda >= LambdaMax. Without a
-// bias (b = 0) the formula is exact when Y >= 0 (the usual case for ReLU targets) and an
-// upper bound otherwise (terms with y < 0 have a kink at w = 0 whose subgradient could
-// cancel part of the correlation). If every y_j <= 0, U_j = 0 (with b_j <= 0) is a global
+// bias (b = 0) it is where the CCP started at U = 0 stays there (when Y >= 0); it is not
+// a bound on the global threshold, since at U = 0 the loss's directional derivative is
+// -(1/N) sum_p y_p max(0, x_p.d), which can exceed the linear |(1/N) sum_p y_p x_p.d|:
+// random CCP starts then find points with U != 0 and lower F. If every y_j <= 0, U_j = 0 (with b_j <= 0) is a global
 // minimum for every lambda, and LambdaMax returns 0 for that output. If y_j has both signs
 // but mean(y_j) <= 0 with a bias, the formula is a heuristic (U = 0 need not be stationary).
 //

@@ -3,6 +3,7 @@ package solver
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"runtime"
 	"time"
 
@@ -23,6 +24,12 @@ const (
 	powerIters      = 30   // power-iteration steps for the step scale theta
 	thetaMargin     = 1.15 // power iteration underestimates lambda_max; stay on the safe side
 	adaptEvery      = 10   // iterations between residual-balancing checks
+	// Problems with N*(Nx+1)*Ny at most autoStartsSize get autoStarts CCP starts by default
+	// (well under a second in all): tiny problems have local minima. On TestTinyGlobal's 200
+	// instances one start found the global minimum in 77.5%, 8 starts in 92%, 16 in 96%,
+	// 32 in 100%.
+	autoStartsSize = 50000
+	autoStarts     = 32
 )
 
 func (s *Settings) withDefaults() Settings {
@@ -136,92 +143,50 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	for i := range a.m {
 		a.m[i] = pr.theta * g.rowNorm[i]
 	}
-	for j := range a.rho {
-		a.rho[j] = st.Rho
-	}
-	g.toStd(a.z, st.InitU, st.InitB, ny)
-	if a.mask != nil {
-		for i := range a.z {
-			if !a.mask[i] {
-				a.z[i] = 0
-			}
-		}
-	}
-	a.start()
-
 	if st.Recorder != nil {
 		if err := st.Recorder.Init(); err != nil {
 			return nil, err
 		}
 	}
 	res := &Result{Status: IterationLimit}
-	fOut := a.objective(a.z, a.Q)
-	fBest, fLast := sum(fOut), sum(fOut)
-	best := append([]float64(nil), a.z...)
-	bestOut := fOut
-	lastRemaj := 0
-	for it := 1; ; it++ {
-		if err := ctx.Err(); err != nil {
-			res.Status = Canceled
-			break
+	starts := st.Starts
+	if starts == 0 {
+		starts = 1
+		if n*g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
+			starts = autoStarts
 		}
-		if it > st.MaxIter {
-			break
+	}
+	var best, bestOut []float64
+	for s := 0; s < starts; s++ {
+		z0 := make([]float64, g.p*ny)
+		if s == 0 {
+			g.toStd(z0, st.InitU, st.InitB, ny)
+		} else {
+			a.randomStart(z0, uint64(s))
 		}
-		a.iterate()
-		res.Iters = it
-		if it%adaptEvery == 0 && !st.FixedRho {
-			res.RhoUpdates += a.adaptRho()
+		zs, fs, status, err := a.run(ctx, &st, z0, res, start)
+		if err != nil {
+			return nil, err
 		}
-		conv := a.converged()
-		if !conv && it-lastRemaj < st.RemajorizeEvery {
-			continue
-		}
-		fOut = a.objective(a.zh, a.Qh) // the prox output: exact zeros (see objective)
-		f := sum(fOut)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			res.Status = NumericalFailure
-			break
-		}
-		if f < fBest {
-			fBest, bestOut = f, fOut
-			copy(best, a.zh)
-		}
-		if !conv && (f > fLast || (res.CCPIters < 1 && !a.within(st.RemajorizeTol))) {
-			// Keep the surrogate and iterate on while F has not decreased (MM needs
-			// surrogate(new) <= surrogate(old) = F(old)) or the inner problem is still far from
-			// solved: re-majorising at an immature iterate switches terms with y > 0 and
-			// w < 0 to their flat majoriser, from which they rarely return (a dead unit), and
-			// the CCP settles in a poor local minimum (measured on an MNIST hidden layer:
-			// F 356 when re-majorising every 10 iterations, 71 when waiting).
-			lastRemaj = it
-			if st.Recorder != nil {
-				err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
-					PrimalRes: maxOf(a.pri), DualRes: maxOf(a.dua), Elapsed: time.Since(start)})
-				if err != nil {
-					return nil, err
+		if s == 0 {
+			best, bestOut, res.Status = zs, fs, status
+		} else {
+			// The outputs are separate problems: keep the best start per output. A later
+			// start must win by more than rounding (1e-9 relative), so that ties keep the
+			// first start's exact zeros.
+			for j := 0; j < ny; j++ {
+				if fs[j] < bestOut[j]-1e-9*math.Abs(bestOut[j]) {
+					bestOut[j] = fs[j]
+					for k := 0; k < g.p; k++ {
+						best[k*ny+j] = zs[k*ny+j]
+					}
 				}
 			}
-			continue
-		}
-		changes := a.remajorize(a.Qh)
-		res.CCPIters++
-		lastRemaj = it
-		decrease := fLast - f
-		fLast = f
-		pr, du := maxOf(a.pri), maxOf(a.dua)
-		if st.Recorder != nil {
-			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
-				PatternChanges: changes, PrimalRes: pr, DualRes: du, Elapsed: time.Since(start)})
-			if err != nil {
-				return nil, err
+			if status != Converged {
+				res.Status = status
 			}
 		}
-		if conv && changes == 0 && decrease <= st.FTol*math.Abs(f) {
-			res.Status = Converged
-			break
-		}
-		if res.CCPIters >= st.MaxCCP {
+		if res.Status == Canceled || res.Status == NumericalFailure {
 			break
 		}
 	}
@@ -242,6 +207,124 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		}
 	}
 	return res, nil
+}
+
+// run is one CCP from the standardised start z0; it returns the best point per output, its
+// F per output, and the status. Iteration counts accumulate in res.
+func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+	for j := range a.rho {
+		a.rho[j] = st.Rho
+	}
+	copy(a.z, z0)
+	if a.mask != nil {
+		for i := range a.z {
+			if !a.mask[i] {
+				a.z[i] = 0
+			}
+		}
+	}
+	a.start()
+
+	status := IterationLimit
+	ccp0 := res.CCPIters
+	iter0 := res.Iters
+	fOut := a.objective(a.z, a.Q)
+	fLast := sum(fOut)
+	best := append([]float64(nil), a.z...)
+	bestOut := fOut
+	lastRemaj := iter0
+	for it := iter0 + 1; ; it++ {
+		if err := ctx.Err(); err != nil {
+			status = Canceled
+			break
+		}
+		if it > st.MaxIter {
+			break
+		}
+		a.iterate()
+		res.Iters = it
+		if it%adaptEvery == 0 && !st.FixedRho {
+			res.RhoUpdates += a.adaptRho()
+		}
+		conv := a.converged()
+		if !conv && it-lastRemaj < st.RemajorizeEvery {
+			continue
+		}
+		fOut = a.objective(a.zh, a.Qh) // the prox output: exact zeros (see objective)
+		f := sum(fOut)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			status = NumericalFailure
+			break
+		}
+		for j, fj := range fOut { // the outputs are separate problems: best point per output
+			if fj < bestOut[j] {
+				bestOut[j] = fj
+				for k := 0; k < a.g.p; k++ {
+					best[k*a.ny+j] = a.zh[k*a.ny+j]
+				}
+			}
+		}
+		if !conv && (f > fLast || (res.CCPIters-ccp0 < 1 && !a.within(st.RemajorizeTol))) {
+			// Keep the surrogate and iterate on while F has not decreased (MM needs
+			// surrogate(new) <= surrogate(old) = F(old)) or the inner problem is still far from
+			// solved: re-majorising at an immature iterate switches terms with y > 0 and
+			// w < 0 to their flat majoriser, from which they rarely return (a dead unit), and
+			// the CCP settles in a poor local minimum (measured on an MNIST hidden layer:
+			// F 356 when re-majorising every 10 iterations, 71 when waiting).
+			lastRemaj = it
+			if st.Recorder != nil {
+				err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
+					PrimalRes: maxOf(a.pri), DualRes: maxOf(a.dua), Elapsed: time.Since(start)})
+				if err != nil {
+					return nil, nil, 0, err
+				}
+			}
+			continue
+		}
+		changes := a.remajorize(a.Qh)
+		res.CCPIters++
+		lastRemaj = it
+		decrease := fLast - f
+		fLast = f
+		pr, du := maxOf(a.pri), maxOf(a.dua)
+		if st.Recorder != nil {
+			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
+				PatternChanges: changes, PrimalRes: pr, DualRes: du, Elapsed: time.Since(start), Remajorized: true})
+			if err != nil {
+				return nil, nil, 0, err
+			}
+		}
+		if conv && changes == 0 && decrease <= st.FTol*math.Abs(f) {
+			status = Converged
+			break
+		}
+		if res.CCPIters >= st.MaxCCP {
+			break
+		}
+	}
+	return best, bestOut, status, nil
+}
+
+// randomStart fills z0 with a seeded random start in standardised coordinates: weights
+// N(0, 1/p) times the output's scale (so K z has the scale of y), bias drawn around the
+// output's mean. Deterministic in seed.
+func (a *admm) randomStart(z0 []float64, seed uint64) {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	ny, p := a.ny, a.g.p
+	for j := 0; j < ny; j++ {
+		mean := 0.0
+		for i := 0; i < a.n; i++ {
+			mean += a.y[i*ny+j]
+		}
+		mean /= float64(a.n)
+		sc := a.yScale[j] / math.Sqrt(float64(p))
+		for k := 0; k < a.g.nx; k++ {
+			z0[k*ny+j] = sc * r.NormFloat64()
+		}
+		if a.g.bias {
+			z0[a.g.nx*ny+j] = mean + a.yScale[j]*r.NormFloat64()
+		}
+	}
 }
 
 // alloc allocates the ADMM state.

@@ -66,6 +66,12 @@ type Settings struct {
 	RemajorizeEvery int
 	RemajorizeTol   float64
 
+	// Starts is the number of CCP runs: the first from InitU/InitB (or zero), the others
+	// from seeded random points; the best run is kept per output. Default: 32 for tiny
+	// ReLU problems (N*(Nx+1)*Ny <= 5e4) without a warm start, else 1. The ReLU problem is not
+	// convex; more starts make finding the global minimum more likely, never less.
+	Starts int
+
 	// Rho is the initial ADMM penalty in standardised units; default 1.
 	Rho float64
 	// FixedRho disables adaptive rho (residual balancing).
@@ -145,7 +151,11 @@ type Progress struct {
 	PatternChanges     int
 	PrimalRes, DualRes float64
 	Elapsed            time.Duration
-	Done               bool
+	// Remajorized marks the records taken at a CCP round (F at the point the CCP
+	// re-majorised around); the others are intermediate ADMM iterates, whose F need not
+	// decrease monotonically.
+	Remajorized bool
+	Done        bool
 }
 
 // Recorder receives progress. Returning an error from Record stops Fit with that error.
