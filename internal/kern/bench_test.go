@@ -107,3 +107,108 @@ func gonumOp(trans bool) func(n, nx, k int) (func(), int64) {
 
 func BenchmarkGonumGemmMul64(b *testing.B)  { benchFamily(b, gonumOp(false)) }
 func BenchmarkGonumGemmMulT64(b *testing.B) { benchFamily(b, gonumOp(true)) }
+
+// Sparse (CSR) benchmarks: (N, Nx, k, density) from the MNIST use case (pixels ~19%
+// nonzero, post-ReLU activations 30-60%), CSR vs the dense Matrix of this build on the
+// same data in the same run.
+var csrBenchShapes = []struct {
+	n, nx, k int
+	d        float64
+}{
+	{3000, 784, 300, 0.1}, {3000, 784, 300, 0.19}, {3000, 784, 300, 0.2}, {3000, 784, 300, 0.3},
+	{3000, 784, 300, 0.5}, {3000, 300, 100, 0.5}, {60000, 784, 10, 0.19}, {60000, 784, 1, 0.19},
+}
+
+func benchSparse64(n, nx int, d float64) []float64 {
+	key := fmt.Sprint("sp64/", n, "/", nx, "/", d)
+	if v, ok := benchData[key]; ok {
+		return v.([]float64)
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), uint64(nx)))
+	x := make([]float64, n*nx)
+	for i := range x {
+		if rng.Float64() < d {
+			x[i] = float64(float32(rng.Float64())) // exact in float32
+		}
+	}
+	benchData[key] = x
+	return x
+}
+
+func benchSparse32(n, nx int, d float64) []float32 {
+	key := fmt.Sprint("sp32/", n, "/", nx, "/", d)
+	if v, ok := benchData[key]; ok {
+		return v.([]float32)
+	}
+	x64 := benchSparse64(n, nx, d)
+	x := make([]float32, len(x64))
+	for i, v := range x64 {
+		x[i] = float32(v)
+	}
+	benchData[key] = x
+	return x
+}
+
+// BenchmarkCSR: sub-benchmarks <op>/<shape>/<impl> with impl in csr64, csr32 (float32
+// values), dense64, dense32.
+func BenchmarkCSR(b *testing.B) {
+	for _, trans := range []bool{false, true} {
+		op := "Mul"
+		if trans {
+			op = "MulT"
+		}
+		for _, sh := range csrBenchShapes {
+			for _, impl := range []string{"csr64", "csr32", "dense64", "dense32"} {
+				name := fmt.Sprintf("%s/N=%d/Nx=%d/k=%d/d=%g/%s", op, sh.n, sh.nx, sh.k, sh.d, impl)
+				b.Run(name, func(b *testing.B) {
+					var m Matrix
+					switch impl {
+					case "csr64":
+						m = NewCSR64(benchSparse64(sh.n, sh.nx, sh.d), sh.n, sh.nx)
+					case "csr32":
+						m = NewCSR32(benchSparse32(sh.n, sh.nx, sh.d), sh.n, sh.nx)
+					case "dense64":
+						m = NewDense64(benchSparse64(sh.n, sh.nx, sh.d), sh.n, sh.nx)
+					case "dense32":
+						m = NewDense32(benchSparse32(sh.n, sh.nx, sh.d), sh.n, sh.nx)
+					}
+					rng := rand.New(rand.NewPCG(1, 1))
+					var f func()
+					if trans {
+						A, dst := randVec(rng, sh.n*sh.k), make([]float64, sh.nx*sh.k)
+						f = func() { m.MulT(dst, A, sh.k) }
+					} else {
+						B, dst := randVec(rng, sh.nx*sh.k), make([]float64, sh.n*sh.k)
+						f = func() { m.Mul(dst, B, sh.k) }
+					}
+					f()
+					b.ResetTimer()
+					for b.Loop() {
+						f()
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkCSRBuild: construction cost (one-off per Prepare) and Density.
+func BenchmarkCSRBuild(b *testing.B) {
+	x := benchSparse64(3000, 784, 0.19)
+	x32 := benchSparse32(3000, 784, 0.19)
+	b.Run("csr64", func(b *testing.B) {
+		for b.Loop() {
+			NewCSR64(x, 3000, 784)
+		}
+	})
+	b.Run("csr32", func(b *testing.B) {
+		for b.Loop() {
+			NewCSR32(x32, 3000, 784)
+		}
+	})
+	b.Run("density64", func(b *testing.B) {
+		for b.Loop() {
+			Density(x)
+		}
+	})
+}
