@@ -227,6 +227,15 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 
 	status := IterationLimit
 	ccp0 := res.CCPIters
+	// From a cold start (U = 0) the first surrogate is solved to RemajorizeTol times the
+	// tolerance before re-majorising; a warm start is already a sensible majorisation point.
+	cold := true
+	for _, v := range z0 {
+		if v != 0 {
+			cold = false
+			break
+		}
+	}
 	iter0 := res.Iters
 	fOut := a.objective(a.z, a.Q)
 	fLast := sum(fOut)
@@ -264,7 +273,7 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 				}
 			}
 		}
-		if !conv && (f > fLast || (res.CCPIters-ccp0 < 1 && !a.within(st.RemajorizeTol))) {
+		if !conv && (f > fLast || (cold && res.CCPIters-ccp0 < 1 && !a.within(st.RemajorizeTol))) {
 			// Keep the surrogate and iterate on while F has not decreased (MM needs
 			// surrogate(new) <= surrogate(old) = F(old)) or the inner problem is still far from
 			// solved: re-majorising at an immature iterate switches terms with y > 0 and
@@ -365,11 +374,24 @@ func (a *admm) start() {
 	a.g.mulT(a.G, a.nu, a.ny)
 }
 
+// csrMaxDensity: newKern stores X as sparse CSR when its fraction of nonzeros is below
+// this, in the pure-Go build only. Measured (internal/kern/BENCH.md, "Sparse (CSR)"):
+// pure-Go CSR beats the dense products ~3-5x at density 0.1-0.2, 1.3-1.8x at 0.3 and ties
+// at 0.5 (the crossover); with OpenBLAS the dense products win already at 0.19 for
+// k = 300, so that build keeps X dense.
+const csrMaxDensity = 0.4
+
 func newKern(X Matrix, threads int) kern.Matrix {
 	var m kern.Matrix
-	if X.F32 != nil {
+	sparse := kern.Backend == "purego"
+	switch {
+	case X.F32 != nil && sparse && kern.Density(X.F32) < csrMaxDensity:
+		m = kern.NewCSR32(X.F32, X.Rows, X.Cols)
+	case X.F32 != nil:
 		m = kern.NewDense32(X.F32, X.Rows, X.Cols)
-	} else {
+	case sparse && kern.Density(X.F64) < csrMaxDensity:
+		m = kern.NewCSR64(X.F64, X.Rows, X.Cols)
+	default:
 		m = kern.NewDense64(X.F64, X.Rows, X.Cols)
 	}
 	if t, ok := m.(interface{ SetThreads(int) }); ok {

@@ -40,7 +40,8 @@ type Matrix interface {
 	Row(buf []float64, i int) []float64
 }
 
-// Threaded is implemented by the matrices returned by NewDense64 and NewDense32.
+// Threaded is implemented by the matrices returned by NewDense64, NewDense32, NewCSR64
+// and NewCSR32.
 type Threaded interface {
 	// SetThreads sets the number of worker goroutines used by Mul and MulT of this
 	// matrix; n <= 0 means "use the package default" (see SetThreads).
