@@ -20,9 +20,10 @@ type Options struct {
 	NoDebias bool
 	// Threads for the solver; default GOMAXPROCS.
 	Threads int
-	// PathRatio is the factor between successive lambdas of the support-selection path;
-	// default 0.6.
-	PathRatio float64
+	// PathIters caps the ADMM iterations of each point of the support-selection path
+	// (warm-started from the previous point; the pattern of large weights settles long before
+	// the objective converges); default 60. RefitIters caps the refit; default 150.
+	PathIters, RefitIters int
 	// Log, if non-nil, receives one line per finished layer.
 	Log func(string)
 }
@@ -62,14 +63,15 @@ type Pruner struct {
 type pathPoint struct {
 	lambda float64
 	U, B   []float64
+	rho    []float64
 	nnz    int
 	iters  int
 }
 
 type lamPath struct {
-	lamMax float64
-	prep   *solver.Prepared
-	pts    []pathPoint
+	corr []float64 // |(1/N) X_c^T Y_c| entries, sorted in decreasing order; corr[0] = lambda_max
+	prep *solver.Prepared
+	pts  []pathPoint
 }
 
 // NewPruner runs the dense network on the calibration inputs X (n x In of the first layer).
@@ -77,8 +79,11 @@ func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
 	if n == 0 || len(X) != n*m.Layers[0].In {
 		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
 	}
-	if opt.PathRatio == 0 {
-		opt.PathRatio = 0.6
+	if opt.PathIters == 0 {
+		opt.PathIters = 60
+	}
+	if opt.RefitIters == 0 {
+		opt.RefitIters = 150
 	}
 	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
 	p.dense = [][]float64{X}
@@ -108,8 +113,8 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (Model, []LayerReport, e
 		}
 		reps = append(reps, rep)
 		if p.opt.Log != nil {
-			p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f, %.1fs",
-				rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.Seconds))
+			p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f (%.4f without the refit), %d path points, %d ADMM iterations, %.1fs",
+				rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.PostErrNoDebias, rep.PathPoints, rep.Iters, rep.Seconds))
 		}
 		in, _ = out.Apply(l, in, p.n)
 	}
@@ -140,7 +145,7 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 			if err != nil {
 				return rep, err
 			}
-			lp = &lamPath{lamMax: lambdaMax(in, p.dense[l+1], p.n, L.In, L.Out), prep: prep}
+			lp = &lamPath{corr: correlations(in, p.dense[l+1], p.n, L.In, L.Out), prep: prep}
 			if l == 0 || p.opt.Parallel {
 				p.cache[l] = lp
 			}
@@ -164,8 +169,8 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 		// 3. Refit the kept weights with the support fixed (lambda = 0): undoes the L1 shrinkage.
 		if !p.opt.NoDebias {
 			s := base
-			s.Mask, s.InitU, s.InitB = mask, U, B
-			s.EpsRel, s.MaxIter = 1e-5, 400
+			s.Mask, s.InitU, s.InitB, s.InitRho = mask, U, B, pt.rho
+			s.EpsRel, s.MaxIter = 1e-5, p.opt.RefitIters
 			res, err := lp.prep.Fit(ctx, Y, 0, &s)
 			if err != nil {
 				return rep, err
@@ -204,12 +209,11 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 	for {
 		s := base
 		// Support selection needs the sparsity pattern, not a 1e-6 objective: looser tolerances.
-		s.EpsRel, s.EpsAbs, s.MaxIter = 1e-4, 1e-6, 300
-		lam := lp.lamMax
+		s.EpsRel, s.EpsAbs, s.MaxIter = 1e-4, 1e-6, p.opt.PathIters
+		lam := lp.next(k)
 		if n := len(lp.pts); n > 0 {
 			last := lp.pts[n-1]
-			lam = last.lambda * p.opt.PathRatio
-			s.InitU, s.InitB = last.U, last.B
+			s.InitU, s.InitB, s.InitRho = last.U, last.B, last.rho
 		}
 		res, err := lp.prep.Fit(ctx, Y, lam, &s)
 		if err != nil {
@@ -219,7 +223,7 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 			return pathPoint{}, iters, err
 		}
 		iters += res.Iters
-		pt := pathPoint{lambda: lam, U: res.U, B: res.B, iters: res.Iters}
+		pt := pathPoint{lambda: lam, U: res.U, B: res.B, rho: res.Rho, iters: res.Iters}
 		for _, u := range res.U {
 			if u != 0 {
 				pt.nnz++
@@ -229,16 +233,39 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 		if p.opt.Log != nil && os.Getenv("RELUTRIM_DEBUG") != "" {
 			p.opt.Log(fmt.Sprintf("  path: lambda %.4g nnz %d (want %d) iters %d ccp %d status %v F %.5g time %v", lam, pt.nnz, k, res.Iters, res.CCPIters, res.Status, res.F, res.Runtime))
 		}
-		if pt.nnz >= k || lam < lp.lamMax*1e-6 {
+		if pt.nnz >= k || lam < lp.corr[0]*1e-6 {
 			return pt, iters, nil
 		}
 	}
 }
 
-// lambdaMax is max_{k,j} |(1/N) sum_p (x_pk - mean x_k)(y_pj - mean y_j)|: the smallest lambda
-// at which U = 0 solves the least-squares (identity-link) problem with a free bias, which is
-// also the CCP's first majorisation of the ReLU problem at U = 0 for positive targets.
-func lambdaMax(X, Y []float64, n, in, out int) float64 {
+// next proposes the next lambda of the path towards k non-zeros. The first guess is the
+// k-th largest marginal correlation |(1/N) x_c^T y_c| (the Lasso keeps roughly the
+// features whose correlation with the residual exceeds lambda; "sure independence
+// screening"). Later guesses interpolate nnz(lambda) log-linearly through the last two
+// points (aiming at 1.1 k), limited to a step of [0.2, 0.8] times the last lambda.
+func (lp *lamPath) next(k int) float64 {
+	n := len(lp.pts)
+	if n == 0 {
+		return lp.corr[min(k, len(lp.corr)-1)]
+	}
+	a := lp.pts[n-1]
+	ratio := 0.5
+	if n >= 2 {
+		b := lp.pts[n-2]
+		if a.nnz > b.nnz && b.nnz > 0 {
+			slope := math.Log(float64(a.nnz)/float64(b.nnz)) / math.Log(b.lambda/a.lambda)
+			ratio = math.Pow(float64(a.nnz)/(1.1*float64(k)), 1/slope)
+		}
+	}
+	return a.lambda * math.Min(0.8, math.Max(0.2, ratio))
+}
+
+// correlations returns |(1/N) sum_p (x_pk - mean x_k)(y_pj - mean y_j)| for all (k, j), sorted
+// in decreasing order. The largest is lambda_max: the smallest lambda at which U = 0 solves
+// the least-squares (identity-link) problem with a free bias, which is also the CCP's first
+// majorisation of the ReLU problem at U = 0 for positive targets.
+func correlations(X, Y []float64, n, in, out int) []float64 {
 	mx, my := make([]float64, in), make([]float64, out)
 	for p := 0; p < n; p++ {
 		for k := 0; k < in; k++ {
@@ -267,11 +294,11 @@ func lambdaMax(X, Y []float64, n, in, out int) float64 {
 			}
 		}
 	}
-	best := 0.0
-	for _, v := range c {
-		best = math.Max(best, math.Abs(v)/float64(n))
+	for i, v := range c {
+		c[i] = math.Abs(v) / float64(n)
 	}
-	return best
+	sort.Sort(sort.Reverse(sort.Float64Slice(c)))
+	return c
 }
 
 // topK marks the k entries of U (In x Out) with the largest |U_ij| * norms[i].

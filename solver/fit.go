@@ -214,6 +214,9 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
 	for j := range a.rho {
 		a.rho[j] = st.Rho
+		if st.InitRho != nil {
+			a.rho[j] = st.InitRho[j]
+		}
 	}
 	copy(a.z, z0)
 	if a.mask != nil {

@@ -72,6 +72,9 @@ type Settings struct {
 	// convex; more starts make finding the global minimum more likely, never less.
 	Starts int
 
+	// InitRho (Ny), if non-nil, sets the initial penalty per output: pass a previous
+	// Result.Rho when warm-starting along a path, so the adaptive rho need not re-learn it.
+	InitRho []float64
 	// Rho is the initial ADMM penalty in standardised units; default 1.
 	Rho float64
 	// FixedRho disables adaptive rho (residual balancing).

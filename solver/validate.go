@@ -43,6 +43,14 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 	if s.InitB != nil && len(s.InitB) != ny {
 		return inputErr("InitB", "has %d values, want Ny = %d", len(s.InitB), ny)
 	}
+	if s.InitRho != nil && len(s.InitRho) != ny {
+		return inputErr("InitRho", "has %d values, want Ny = %d", len(s.InitRho), ny)
+	}
+	for j, v := range s.InitRho {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return inputErr("InitRho", "entry %d must be finite and > 0, got %v", j, v)
+		}
+	}
 	if s.Mask != nil && len(s.Mask) != nx*ny {
 		return inputErr("Mask", "has %d values, want Nx*Ny = %d*%d", len(s.Mask), nx, ny)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -100,7 +101,16 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	fmt.Fprintln(w, hdr)
 	fmt.Fprintln(w, sep)
-	for _, s := range cfg.Levels {
+	// Prune from the sparsest level down: the first layer's lambda path (shared by all
+	// levels, its input never changes) then descends once instead of jumping.
+	order := make([]int, len(cfg.Levels))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return cfg.Levels[order[a]] > cfg.Levels[order[b]] })
+	rows := make([]Row, len(cfg.Levels))
+	for _, li := range order {
+		s := cfg.Levels[li]
 		t0 := time.Now()
 		keep, err := prune.Budget(m, s)
 		if err != nil {
@@ -114,19 +124,24 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
 		row.Magnitude = prune.Magnitude(m, keep).Accuracy(test.X, test.N, test.Labels)
 		row.Wanda = prune.Wanda(m, keep, p.DenseInputs(), n).Accuracy(test.X, test.N, test.Labels)
-		var ls []string
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
-			ls = append(ls, fmt.Sprintf("%.1f%%", 100*r.Sparsity))
 		}
-		line := fmt.Sprintf("| %.0f%% | %s | %.2f%% | %.2f%% | %.2f%% |", 100*s, strings.Join(ls, " / "),
+		rows[li] = row
+	}
+	for _, row := range rows {
+		var ls []string
+		for _, s := range row.LayerSparsity {
+			ls = append(ls, fmt.Sprintf("%.1f%%", 100*s))
+		}
+		line := fmt.Sprintf("| %.0f%% | %s | %.2f%% | %.2f%% | %.2f%% |", 100*row.Sparsity, strings.Join(ls, " / "),
 			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda)
 		if !cfg.NoTimes {
 			line += fmt.Sprintf(" %.1f s |", row.Seconds)
 		}
 		fmt.Fprintln(w, line)
-		res.Rows = append(res.Rows, row)
 	}
+	res.Rows = rows
 	res.Seconds = time.Since(start).Seconds()
 	if !cfg.NoTimes {
 		fmt.Fprintf(w, "\ntotal time %.1f s\n", res.Seconds)
