@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"relutrim/solver"
@@ -80,10 +81,10 @@ func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
 		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
 	}
 	if opt.PathIters == 0 {
-		opt.PathIters = 60
+		opt.PathIters = envInt("RELUTRIM_PATHITERS", 60)
 	}
 	if opt.RefitIters == 0 {
-		opt.RefitIters = 150
+		opt.RefitIters = envInt("RELUTRIM_REFITITERS", 150)
 	}
 	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
 	p.dense = [][]float64{X}
@@ -201,19 +202,43 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 // pathTo extends lp downwards (warm-started) until a point has at least k non-zeros.
 func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base solver.Settings, k int) (pathPoint, int, error) {
 	iters := 0
-	for _, pt := range lp.pts {
-		if pt.nnz >= k {
-			return pt, iters, nil
+	for refine := 0; ; refine++ {
+		// lp.pts is sorted by decreasing lambda. i: the sparsest point with >= k non-zeros.
+		i := sort.Search(len(lp.pts), func(i int) bool { return lp.pts[i].nnz >= k })
+		var lam float64
+		var from pathPoint
+		switch {
+		case i == len(lp.pts):
+			if i > 0 && lp.pts[i-1].lambda < lp.corr[0]*1e-6 {
+				return lp.pts[i-1], iters, nil // lambda ~ 0 and still fewer: take the densest
+			}
+			lam = lp.next(k) // extend the path downwards
+			if i > 0 {
+				from = lp.pts[i-1]
+			}
+		case float64(lp.pts[i].nnz) <= 1.5*float64(k) || refine >= maxRefine:
+			return lp.pts[i], iters, nil
+		case i > 0:
+			// A cached path (another sparsity level) brackets k loosely: solve in between,
+			// interpolating nnz(lambda) log-linearly, from the sparser end.
+			a, b := lp.pts[i-1], lp.pts[i]
+			t := 0.5
+			if a.nnz > 0 {
+				t = math.Log(1.1*float64(k)/float64(a.nnz)) / math.Log(float64(b.nnz)/float64(a.nnz))
+			}
+			t = math.Min(0.9, math.Max(0.1, t))
+			lam = a.lambda * math.Pow(b.lambda/a.lambda, t)
+			from = a
+		default:
+			// Even the sparsest cached point is too dense: go up.
+			from = lp.pts[0]
+			lam = from.lambda * 2
 		}
-	}
-	for {
 		s := base
 		// Support selection needs the sparsity pattern, not a 1e-6 objective: looser tolerances.
 		s.EpsRel, s.EpsAbs, s.MaxIter = 1e-4, 1e-6, p.opt.PathIters
-		lam := lp.next(k)
-		if n := len(lp.pts); n > 0 {
-			last := lp.pts[n-1]
-			s.InitU, s.InitB, s.InitRho = last.U, last.B, last.rho
+		if from.U != nil {
+			s.InitU, s.InitB, s.InitRho = from.U, from.B, from.rho
 		}
 		res, err := lp.prep.Fit(ctx, Y, lam, &s)
 		if err != nil {
@@ -229,15 +254,16 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 				pt.nnz++
 			}
 		}
-		lp.pts = append(lp.pts, pt)
+		j := sort.Search(len(lp.pts), func(j int) bool { return lp.pts[j].lambda < lam })
+		lp.pts = append(lp.pts[:j], append([]pathPoint{pt}, lp.pts[j:]...)...)
 		if p.opt.Log != nil && os.Getenv("RELUTRIM_DEBUG") != "" {
 			p.opt.Log(fmt.Sprintf("  path: lambda %.4g nnz %d (want %d) iters %d ccp %d status %v F %.5g time %v", lam, pt.nnz, k, res.Iters, res.CCPIters, res.Status, res.F, res.Runtime))
 		}
-		if pt.nnz >= k || lam < lp.corr[0]*1e-6 {
-			return pt, iters, nil
-		}
 	}
 }
+
+// maxRefine bounds the extra path points solved to bracket a target more tightly.
+const maxRefine = 3
 
 // next proposes the next lambda of the path towards k non-zeros. The first guess is the
 // k-th largest marginal correlation |(1/N) x_c^T y_c| (the Lasso keeps roughly the
@@ -246,7 +272,7 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 // points (aiming at 1.1 k), limited to a step of [0.2, 0.8] times the last lambda.
 func (lp *lamPath) next(k int) float64 {
 	n := len(lp.pts)
-	if n == 0 {
+	if n == 0 || lp.pts[n-1].nnz == 0 && n == 1 {
 		return lp.corr[min(k, len(lp.corr)-1)]
 	}
 	a := lp.pts[n-1]
@@ -325,6 +351,13 @@ func (p *Pruner) postErr(l int, in, U, B []float64, last bool) float64 {
 	}
 	post, _ := m.Apply(0, in, p.n)
 	return relErr(post, p.dense[l+1])
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
 }
 
 // transpose returns the c x r transpose of the r x c row-major a.

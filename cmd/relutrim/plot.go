@@ -1,0 +1,49 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"io"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+
+	"relutrim/dataio"
+)
+
+// writePlot renders test accuracy against sparsity for relutrim and the baselines as a PNG
+// (atomically).
+func writePlot(path string, r *pruneReport) error {
+	p := plot.New()
+	p.Title.Text = "Test accuracy after pruning (no fine-tuning)"
+	p.X.Label.Text = "sparsity (% of weights zero)"
+	p.Y.Label.Text = "test accuracy (%)"
+	p.Add(plotter.NewGrid())
+	colors := map[string]color.RGBA{"relutrim": {R: 200, A: 255}, "magnitude": {B: 200, A: 255}, "wanda": {G: 140, A: 255}}
+	for _, name := range []string{"relutrim", "wanda", "magnitude"} {
+		pts := make(plotter.XYs, len(r.PlotLevels))
+		for i, s := range r.PlotLevels {
+			pts[i].X, pts[i].Y = 100*s, 100*r.PlotAccuracy[name][i]
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		line.Color, points.Color = colors[name], colors[name]
+		p.Add(line, points)
+		p.Legend.Add(name, line, points)
+	}
+	if d, ok := r.Accuracy["dense_test"]; ok {
+		p.Title.Text += fmt.Sprintf(", dense %.2f%%", 100*d)
+	}
+	p.Legend.Left, p.Legend.Top = true, false
+	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	return dataio.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
+}

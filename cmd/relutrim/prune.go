@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"relutrim/dataio"
+	"relutrim/internal/kern"
+	"relutrim/prune"
+)
+
+var pruneFlags struct {
+	model, calib, mode, out, report, plot string
+	labels, testX, testY                  string
+	sparsity                              float64
+	perLayer                              []float64
+	compare, masks, noRefit               bool
+	threads                               int
+}
+
+var pruneCmd = &cobra.Command{
+	Use:   "prune --model mlp.safetensors --calib X.npy --sparsity 0.9 --out pruned.safetensors",
+	Short: "Prune a trained ReLU MLP layer by layer, refitting each layer to the dense activations",
+	Long: `prune takes a PyTorch nn.Sequential of Linear layers with ReLU between them (its state_dict
+saved as safetensors: keys 0.weight, 0.bias, 2.weight, ...) and calibration inputs, and refits
+every layer with relutrim's solver to reproduce the dense network's activations (post-ReLU for
+hidden layers, the outputs for the last, linear layer) with as few weights as the budget
+allows: an L1 path selects the support, the largest weights are kept to the exact count, and
+the kept weights are refitted with the support fixed.
+
+--sparsity is the fraction of all weights (biases excluded) that end exactly zero. It is
+spread over the layers by the Erdos-Renyi rule (a layer keeps weights in proportion to
+in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead.
+--mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel
+fits it on the dense network's own inputs (Net-Trim's two schemes).`,
+	Args: cobra.NoArgs,
+	RunE: runE(runPrune),
+}
+
+func init() {
+	f := pruneCmd.Flags()
+	fl := &pruneFlags
+	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP")
+	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in): .npy, file.npz:name or .csv")
+	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
+	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
+	f.StringVar(&fl.mode, "mode", "cascade", "cascade or parallel")
+	f.StringVar(&fl.labels, "labels", "", "labels of the calibration rows (.npy/.csv): report accuracy on them")
+	f.StringVar(&fl.testX, "test-x", "", "test inputs: report test accuracy (needs --test-y)")
+	f.StringVar(&fl.testY, "test-y", "", "test labels")
+	f.BoolVar(&fl.compare, "compare", false, "also evaluate magnitude and Wanda-style pruning at the same per-layer sparsities")
+	f.StringVar(&fl.plot, "plot", "", "write a PNG of test accuracy against sparsity (relutrim, magnitude, Wanda; needs --test-x)")
+	f.StringVar(&fl.out, "out", "", "pruned model (safetensors, same keys, shapes and dtype)")
+	f.StringVar(&fl.report, "report", "", "JSON report")
+	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
+	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
+	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
+	root.AddCommand(pruneCmd)
+}
+
+// pruneReport is the JSON report of relutrim prune.
+type pruneReport struct {
+	Model          string               `json:"model"`
+	Calib          string               `json:"calib"`
+	N              int                  `json:"calibration_rows"`
+	Mode           string               `json:"mode"`
+	Budget         string               `json:"budget"`
+	TargetSparsity float64              `json:"target_sparsity"`
+	Sparsity       float64              `json:"sparsity"`
+	Weights        int                  `json:"weights"`
+	NonZeros       int                  `json:"nonzeros"`
+	Layers         []prune.LayerReport  `json:"layers"`
+	Accuracy       map[string]float64   `json:"accuracy,omitempty"`
+	Backend        string               `json:"backend"`
+	Seconds        float64              `json:"seconds"`
+	PlotLevels     []float64            `json:"plot_sparsities,omitempty"`
+	PlotAccuracy   map[string][]float64 `json:"plot_test_accuracy,omitempty"`
+}
+
+type labeled struct {
+	X      []float64
+	n      int
+	labels []int
+}
+
+func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
+	start := time.Now()
+	fl := &pruneFlags
+	changed := cmd.Flags().Changed
+	for _, c := range []struct{ flag, val, what string }{
+		{"--model", fl.model, "the dense model"}, {"--calib", fl.calib, "the calibration inputs"}, {"--out", fl.out, "the output file"},
+	} {
+		if c.val == "" {
+			return usageErrorf("prune: missing %s (%s)", c.flag, c.what)
+		}
+	}
+	if changed("sparsity") == (fl.perLayer != nil) {
+		return usageErrorf("prune: give exactly one of --sparsity and --per-layer")
+	}
+	if changed("sparsity") && !(fl.sparsity >= 0 && fl.sparsity < 1) {
+		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	}
+	if fl.mode != "cascade" && fl.mode != "parallel" {
+		return usageErrorf("prune: --mode must be cascade or parallel, got %q", fl.mode)
+	}
+	if (fl.testX == "") != (fl.testY == "") {
+		return usageErrorf("prune: --test-x and --test-y go together")
+	}
+	if fl.plot != "" && fl.testX == "" {
+		return usageErrorf("prune: --plot needs --test-x and --test-y")
+	}
+	if fl.threads < 0 {
+		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
+	}
+	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}} {
+		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(fl.model); err != nil {
+		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
+	}
+	m, err := prune.LoadModel(fl.model)
+	if err != nil {
+		return usageErrorf("prune: --model %s", cleanErr(err))
+	}
+	in := m.Layers[0].In
+	cal, err := loadMatrix(cmd, "--calib", fl.calib)
+	if err != nil {
+		return err
+	}
+	if cal.Cols != in {
+		return usageErrorf("prune: --calib %s has %d columns but the model's first layer (%s.weight) takes %d inputs", fl.calib, cal.Cols, m.Layers[0].Key, in)
+	}
+	var keep []int
+	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
+	if fl.perLayer != nil {
+		keep, err = prune.PerLayerBudget(m, fl.perLayer)
+		budget = "per layer, from --per-layer"
+	} else {
+		keep, err = prune.Budget(m, fl.sparsity)
+	}
+	if err != nil {
+		return usageErrorf("prune: %v", err)
+	}
+	var calLab, test *labeled
+	if fl.labels != "" {
+		if calLab, err = loadLabels(cmd, "--labels", fl.labels, cal.Rows, m); err != nil {
+			return err
+		}
+		calLab.X, calLab.n = cal.Float64(), cal.Rows
+	}
+	if fl.testX != "" {
+		tx, err := loadMatrix(cmd, "--test-x", fl.testX)
+		if err != nil {
+			return err
+		}
+		if tx.Cols != in {
+			return usageErrorf("prune: --test-x %s has %d columns but the model takes %d inputs", fl.testX, tx.Cols, in)
+		}
+		if test, err = loadLabels(cmd, "--test-y", fl.testY, tx.Rows, m); err != nil {
+			return err
+		}
+		test.X, test.n = tx.Float64(), tx.Rows
+	}
+
+	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads}
+	if !quiet {
+		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
+	}
+	pr, err := prune.NewPruner(m, cal.Float64(), cal.Rows, opt)
+	if err != nil {
+		return usageErrorf("prune: %v", err)
+	}
+	pm, reps, err := pr.Prune(ctx, keep)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	rep := &pruneReport{Model: fl.model, Calib: fl.calib, N: cal.Rows, Mode: fl.mode, Budget: budget,
+		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights()}
+	for _, nz := range pm.NonZeros() {
+		rep.NonZeros += nz
+	}
+	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(rep.Weights)
+	rep.Accuracy = map[string]float64{}
+	var mag, wan prune.Model
+	if fl.compare {
+		mag = prune.Magnitude(m, keep)
+		wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
+	}
+	for _, d := range []struct {
+		name string
+		set  *labeled
+	}{{"calib", calLab}, {"test", test}} {
+		if d.set == nil {
+			continue
+		}
+		rep.Accuracy["dense_"+d.name] = m.Accuracy(d.set.X, d.set.n, d.set.labels)
+		rep.Accuracy["relutrim_"+d.name] = pm.Accuracy(d.set.X, d.set.n, d.set.labels)
+		if fl.compare {
+			rep.Accuracy["magnitude_"+d.name] = mag.Accuracy(d.set.X, d.set.n, d.set.labels)
+			rep.Accuracy["wanda_"+d.name] = wan.Accuracy(d.set.X, d.set.n, d.set.labels)
+		}
+	}
+	if fl.plot != "" {
+		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, cal.Rows); err != nil {
+			return err
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+
+	// Outputs: everything computed; write them now (each atomically).
+	if err := pm.Save(fl.out, fl.masks); err != nil {
+		return fmt.Errorf("prune: --out %s: %w", fl.out, err)
+	}
+	written := []string{fl.out}
+	if fl.report != "" {
+		err := dataio.WriteFileAtomic(fl.report, func(w io.Writer) error {
+			e := json.NewEncoder(w)
+			e.SetIndent("", "  ")
+			return e.Encode(rep)
+		})
+		if err != nil {
+			return fmt.Errorf("prune: --report %s: %w", fl.report, err)
+		}
+		written = append(written, fl.report)
+	}
+	if fl.plot != "" {
+		if err := writePlot(fl.plot, rep); err != nil {
+			return fmt.Errorf("prune: --plot %s: %w", fl.plot, err)
+		}
+		written = append(written, fl.plot)
+	}
+	if !quiet {
+		printPrune(cmd.OutOrStdout(), rep, written)
+	}
+	return nil
+}
+
+// targetOf is the overall sparsity the kept counts give.
+func targetOf(m prune.Model, keep []int) float64 {
+	k := 0
+	for _, v := range keep {
+		k += v
+	}
+	return 1 - float64(k)/float64(m.Weights())
+}
+
+// loadLabels reads integer class labels (a 1-D or N x 1 array) for rows rows.
+func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m prune.Model) (*labeled, error) {
+	y, err := loadMatrix(cmd, flag, spec)
+	if err != nil {
+		return nil, err
+	}
+	if y.Cols != 1 || y.Rows != rows {
+		return nil, usageErrorf("prune: %s %s has shape %d x %d, want %d labels (one per input row)", flag, spec, y.Rows, y.Cols, rows)
+	}
+	classes := m.Layers[len(m.Layers)-1].Out
+	out := &labeled{labels: make([]int, rows)}
+	for i := 0; i < rows; i++ {
+		v := y.At(i, 0)
+		if v != math.Trunc(v) || v < 0 || int(v) >= classes {
+			return nil, usageErrorf("prune: %s %s: row %d holds %v, want a class index in [0, %d)", flag, spec, i, v, classes)
+		}
+		out.labels[i] = int(v)
+	}
+	return out, nil
+}
+
+// sweep prunes at the plot's sparsities (the target and 0.5, 0.8, 0.9, 0.95), sparsest first
+// so the first layer's lambda path is walked once, and records test accuracies.
+func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m prune.Model, target float64, test *labeled, n int) error {
+	levels := []float64{0.5, 0.8, 0.9, 0.95}
+	if target > 0 {
+		levels = append(levels, target)
+	}
+	sort.Float64s(levels)
+	levels = dedup(levels)
+	rep.PlotLevels = levels
+	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
+		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels))}
+	for i := len(levels) - 1; i >= 0; i-- {
+		keep, err := prune.Budget(m, levels[i])
+		if err != nil {
+			return err
+		}
+		pm, _, err := pr.Prune(ctx, keep)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return err
+		}
+		rep.PlotAccuracy["relutrim"][i] = pm.Accuracy(test.X, test.n, test.labels)
+		rep.PlotAccuracy["magnitude"][i] = prune.Magnitude(m, keep).Accuracy(test.X, test.n, test.labels)
+		rep.PlotAccuracy["wanda"][i] = prune.Wanda(m, keep, pr.DenseInputs(), n).Accuracy(test.X, test.n, test.labels)
+	}
+	return nil
+}
+
+func dedup(v []float64) []float64 {
+	out := v[:0]
+	for i, x := range v {
+		if i == 0 || x != v[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func printPrune(w io.Writer, r *pruneReport, written []string) {
+	fmt.Fprintf(w, "relutrim prune: %s, %d calibration rows, mode %s\n", r.Model, r.N, r.Mode)
+	fmt.Fprintf(w, "budget: %s\n", r.Budget)
+	fmt.Fprintf(w, "sparsity: %.2f%% (%d of %d weights non-zero; target %.2f%%)\n\n", 100*r.Sparsity, r.NonZeros, r.Weights, 100*r.TargetSparsity)
+	fmt.Fprintln(w, "| layer | shape | non-zeros | sparsity | lambda | rel. error pre-ReLU | rel. error post-ReLU | refit | time |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	for _, l := range r.Layers {
+		fmt.Fprintf(w, "| %s | %d -> %d | %d | %.2f%% | %.3g | %.4f | %.4f | %v | %.1f s |\n", l.Key, l.In, l.Out, l.NonZeros,
+			100*l.Sparsity, l.Lambda, l.PreErr, l.PostErr, l.Debiased, l.Seconds)
+	}
+	if len(r.Accuracy) > 0 {
+		fmt.Fprintln(w, "\naccuracy:")
+		var keys []string
+		for k := range r.Accuracy {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-16s %.2f%%\n", k, 100*r.Accuracy[k])
+		}
+	}
+	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
+}
