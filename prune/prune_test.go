@@ -1,0 +1,248 @@
+package prune
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"relutrim/dataio"
+)
+
+// small is the 20-16-8-3 model of testdata (scripts/make_small_model.py, trained by torch).
+type small struct {
+	m            Model
+	calib, test  []float64
+	nCal, nTest  int
+	calY, testY  []int
+	act1, act2   []float64
+	testAccTorch float64
+}
+
+func loadSmall(t *testing.T) small {
+	t.Helper()
+	m, err := LoadModel("testdata/small.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s small
+	s.m = m
+	read := func(name string) dataio.Matrix {
+		x, err := dataio.Load(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	c, te := read("calib_x.npy"), read("test_x.npy")
+	s.calib, s.nCal, s.test, s.nTest = c.Float64(), c.Rows, te.Float64(), te.Rows
+	labels := func(x dataio.Matrix) []int {
+		out := make([]int, x.Rows)
+		for i := range out {
+			out[i] = int(x.At(i, 0))
+		}
+		return out
+	}
+	s.calY, s.testY = labels(read("calib_y.npy")), labels(read("test_y.npy"))
+	s.act1, s.act2 = read("act1.npy").Float64(), read("act2.npy").Float64()
+	var meta struct {
+		TestAccuracy float64 `json:"test_accuracy"`
+	}
+	b, err := os.ReadFile("testdata/small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &meta); err != nil {
+		t.Fatal(err)
+	}
+	s.testAccTorch = meta.TestAccuracy
+	return s
+}
+
+// TestForwardMatchesTorch: the Go forward pass reproduces torch's activations (act1, act2,
+// written by torch from the same file) and torch's test accuracy.
+func TestForwardMatchesTorch(t *testing.T) {
+	s := loadSmall(t)
+	acts := s.m.Forward(s.calib, s.nCal)
+	for l, ref := range [][]float64{s.act1, s.act2} {
+		for i, v := range ref {
+			// float32 torch arithmetic vs float64 here: 1e-5 absolute on O(1) activations.
+			if math.Abs(acts[l+1][i]-v) > 1e-5 {
+				t.Fatalf("layer %d activation %d: %v, torch %v", l, i, acts[l+1][i], v)
+			}
+		}
+	}
+	if acc := s.m.Accuracy(s.test, s.nTest, s.testY); math.Abs(acc-s.testAccTorch) > 1e-9 {
+		t.Fatalf("test accuracy %v, torch %v", acc, s.testAccTorch)
+	}
+}
+
+// TestPruneSmallRoundTrip: the pruned model has exactly the budgeted non-zeros per layer,
+// the file written has the same keys/shapes/dtype, and reloading it reproduces the
+// accuracy and the reported non-zero counts. It also beats magnitude pruning.
+func TestPruneSmallRoundTrip(t *testing.T) {
+	s := loadSmall(t)
+	keep, err := Budget(s.m, 0.7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, reps, err := p.Prune(context.Background(), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nz := pm.NonZeros()
+	for l := range keep {
+		if nz[l] != keep[l] || reps[l].NonZeros != keep[l] {
+			t.Errorf("layer %d: %d non-zeros (report %d), budget %d", l, nz[l], reps[l].NonZeros, keep[l])
+		}
+	}
+	path := filepath.Join(t.TempDir(), "pruned.safetensors")
+	if err := pm.Save(path, true); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataio.ReadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 9 || ts["0.weight"].DType != "F32" || ts["0.weight.mask"].DType != "U8" {
+		t.Fatalf("written tensors: %d, dtypes %s %s", len(ts), ts["0.weight"].DType, ts["0.weight.mask"].DType)
+	}
+	delete(ts, "0.weight.mask")
+	delete(ts, "2.weight.mask")
+	delete(ts, "4.weight.mask")
+	back, err := ModelFromTensors(ts, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := pm.Accuracy(s.test, s.nTest, s.testY)
+	if got := back.Accuracy(s.test, s.nTest, s.testY); got != acc {
+		t.Errorf("reloaded accuracy %v, in memory %v", got, acc)
+	}
+	bnz := back.NonZeros()
+	for l := range nz {
+		if bnz[l] != reps[l].NonZeros {
+			t.Errorf("layer %d: file has %d non-zeros, report %d", l, bnz[l], reps[l].NonZeros)
+		}
+	}
+	mag := Magnitude(s.m, keep).Accuracy(s.test, s.nTest, s.testY)
+	t.Logf("70%% sparsity: relutrim %.3f, magnitude %.3f, dense %.3f", acc, mag, s.testAccTorch)
+	if acc <= mag {
+		t.Errorf("relutrim %.3f not better than magnitude %.3f", acc, mag)
+	}
+}
+
+// TestCascadeNotWorseThanParallel: cascade refits each layer to the pruned network's own
+// inputs, so it can compensate the errors of earlier layers; on the final outputs it should
+// reproduce the dense logits at least as well as parallel, which fits every layer to dense
+// inputs it will never see. Measured on the small model at two sparsities.
+func TestCascadeNotWorseThanParallel(t *testing.T) {
+	s := loadSmall(t)
+	dense := s.m.Forward(s.calib, s.nCal)
+	logits := dense[len(dense)-1]
+	for _, sp := range []float64{0.6, 0.8} {
+		keep, _ := Budget(s.m, sp)
+		var errs [2]float64
+		for i, par := range []bool{false, true} {
+			p, _ := NewPruner(s.m, s.calib, s.nCal, Options{Parallel: par})
+			pm, _, err := p.Prune(context.Background(), keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := pm.Forward(s.calib, s.nCal)
+			errs[i] = relErr(out[len(out)-1], logits)
+		}
+		t.Logf("sparsity %.1f: final-output relative error cascade %.4f, parallel %.4f", sp, errs[0], errs[1])
+		if errs[0] > errs[1] {
+			t.Errorf("sparsity %.1f: cascade %.4f worse than parallel %.4f", sp, errs[0], errs[1])
+		}
+	}
+}
+
+// TestBudget: counts add up exactly to the target, every layer stays within its size, and the
+// Erdos-Renyi ordering holds (wider layers are sparser).
+func TestBudget(t *testing.T) {
+	m := Model{Layers: []Layer{{In: 784, Out: 300}, {In: 300, Out: 100}, {In: 100, Out: 10}}}
+	for _, s := range []float64{0, 0.5, 0.8, 0.9, 0.95, 0.99} {
+		keep, err := Budget(m, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := 0
+		for l, k := range keep {
+			sum += k
+			if k < 0 || k > m.Layers[l].In*m.Layers[l].Out {
+				t.Errorf("s=%v layer %d keeps %d", s, l, k)
+			}
+		}
+		if want := int(math.Round((1 - s) * 266200)); sum != want {
+			t.Errorf("s=%v: keeps %d, want %d", s, sum, want)
+		}
+		d := func(l int) float64 { return float64(keep[l]) / float64(m.Layers[l].In*m.Layers[l].Out) }
+		if d(0) > d(1) || d(1) > d(2) {
+			t.Errorf("s=%v: densities %.3f %.3f %.3f not increasing", s, d(0), d(1), d(2))
+		}
+	}
+	for _, bad := range []float64{-0.1, 1, math.NaN()} {
+		if _, err := Budget(m, bad); err == nil {
+			t.Errorf("Budget(%v) accepted", bad)
+		}
+	}
+	if _, err := PerLayerBudget(m, []float64{0.5, 0.5}); err == nil {
+		t.Error("PerLayerBudget with 2 values for 3 layers accepted")
+	}
+}
+
+// TestMagnitudeAndWanda against brute force on a 2x4 layer.
+func TestMagnitudeAndWanda(t *testing.T) {
+	m := Model{Layers: []Layer{{Key: "0", In: 4, Out: 2, W: []float64{1, -3, 2, 0.5, -0.1, 0.2, 4, -5}, B: []float64{0, 0}}}}
+	mag := Magnitude(m, []int{4})
+	want := []float64{0, -3, 2, 0, 0, 0, 4, -5}
+	for i, w := range mag.Layers[0].W {
+		if w != want[i] {
+			t.Fatalf("magnitude: %v, want %v", mag.Layers[0].W, want)
+		}
+	}
+	// Input norms 10, 0.1, 1, 1: scores row0 10, 0.3, 2, 0.5; row1 1, 0.02, 4, 5.
+	X := []float64{10, 0.1, 1, 1}
+	wan := Wanda(m, []int{4}, [][]float64{X}, 1)
+	want = []float64{1, 0, 2, 0, 0, 0, 4, -5}
+	for i, w := range wan.Layers[0].W {
+		if w != want[i] {
+			t.Fatalf("wanda: %v, want %v", wan.Layers[0].W, want)
+		}
+	}
+}
+
+// TestLoadModelErrors: malformed state_dicts are rejected with a message saying what was found.
+func TestLoadModelErrors(t *testing.T) {
+	good, err := dataio.ReadSafetensors("testdata/small.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := map[string]func(map[string]dataio.Tensor){
+		"missing bias": func(ts map[string]dataio.Tensor) { delete(ts, "2.bias") },
+		"odd index":    func(ts map[string]dataio.Tensor) { ts["1.weight"] = ts["2.weight"]; ts["1.bias"] = ts["2.bias"] },
+		"foreign key":  func(ts map[string]dataio.Tensor) { ts["conv.weight"] = ts["0.weight"] },
+		"width mismatch": func(ts map[string]dataio.Tensor) {
+			ts["2.weight"] = dataio.Tensor{DType: "F32", Shape: []int{8, 15}, F32: make([]float32, 120)}
+		},
+	}
+	for name, mutate := range cases {
+		ts := map[string]dataio.Tensor{}
+		for k, v := range good {
+			ts[k] = v
+		}
+		mutate(ts)
+		if _, err := ModelFromTensors(ts, "x.safetensors"); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
