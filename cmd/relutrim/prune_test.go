@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"relutrim/dataio"
+	"relutrim/prune"
+)
+
+// smallDir holds the 20-16-8-3 model and its data (scripts/make_small_model.py).
+var smallDir = filepath.Join("..", "..", "prune", "testdata")
+
+func smallArgs() []string {
+	return []string{"prune", "--model", filepath.Join(smallDir, "small.safetensors"),
+		"--calib", filepath.Join(smallDir, "calib_x.npy")}
+}
+
+// TestPruneSmall: the CLI writes a model with the same keys and shapes whose non-zeros match
+// the report and the requested sparsity, and whose test accuracy, recomputed from the file,
+// equals the report's.
+func TestPruneSmall(t *testing.T) {
+	out := t.TempDir()
+	model, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
+	args := append(smallArgs(), "--sparsity", "0.7", "--compare", "--masks",
+		"--test-x", filepath.Join(smallDir, "test_x.npy"), "--test-y", filepath.Join(smallDir, "test_y.npy"),
+		"--labels", filepath.Join(smallDir, "calib_y.npy"), "--out", model, "--report", rep, "--plot", filepath.Join(out, "c.png"))
+	r := run(t, ".", args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var report pruneReport
+	b, err := os.ReadFile(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &report); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := dataio.ReadSafetensors(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"0.weight.mask", "2.weight.mask", "4.weight.mask"} {
+		if _, ok := ts[k]; !ok {
+			t.Errorf("missing %s", k)
+		}
+		delete(ts, k)
+	}
+	m, err := prune.ModelFromTensors(ts, model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nz := m.NonZeros()
+	total := 0
+	for l, n := range nz {
+		total += n
+		if n != report.Layers[l].NonZeros {
+			t.Errorf("layer %d: file has %d non-zeros, report %d", l, n, report.Layers[l].NonZeros)
+		}
+	}
+	if sp := 1 - float64(total)/472; sp < 0.695 || sp > 0.705 { // within 0.5 points of 70%
+		t.Errorf("sparsity %.4f, want 0.70 +- 0.005", sp)
+	}
+	tx, _ := dataio.Load(filepath.Join(smallDir, "test_x.npy"))
+	ty, _ := dataio.Load(filepath.Join(smallDir, "test_y.npy"))
+	labels := make([]int, ty.Rows)
+	for i := range labels {
+		labels[i] = int(ty.At(i, 0))
+	}
+	if acc := m.Accuracy(tx.Float64(), tx.Rows, labels); acc != report.Accuracy["relutrim_test"] {
+		t.Errorf("accuracy of the written model %v, report %v", acc, report.Accuracy["relutrim_test"])
+	}
+	for _, k := range []string{"dense_test", "magnitude_test", "wanda_test", "dense_calib", "relutrim_calib"} {
+		if _, ok := report.Accuracy[k]; !ok {
+			t.Errorf("report lacks accuracy %s", k)
+		}
+	}
+	if len(report.PlotLevels) != 5 {
+		t.Errorf("plot levels %v", report.PlotLevels)
+	}
+	if !strings.Contains(r.stdout, "relutrim_test") {
+		t.Errorf("summary lacks accuracies:\n%s", r.stdout)
+	}
+}
+
+// TestPruneBadInput: each bad input exits 2 with a message naming it, and writes nothing.
+func TestPruneBadInput(t *testing.T) {
+	dir := t.TempDir()
+	// A model whose first layer takes 21 inputs: width disagrees with the calibration data.
+	good, err := dataio.ReadSafetensors(filepath.Join(smallDir, "small.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide := map[string]dataio.Tensor{}
+	noKey := map[string]dataio.Tensor{}
+	for k, v := range good {
+		wide[k], noKey[k] = v, v
+	}
+	wide["0.weight"] = dataio.Tensor{DType: "F32", Shape: []int{16, 21}, F32: make([]float32, 16*21)}
+	delete(noKey, "4.bias")
+	for name, ts := range map[string]map[string]dataio.Tensor{"wide.safetensors": wide, "nokey.safetensors": noKey} {
+		if err := dataio.WriteSafetensors(filepath.Join(dir, name), ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	calib := filepath.Join(smallDir, "calib_x.npy")
+	model := filepath.Join(smallDir, "small.safetensors")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"width mismatch", []string{"--model", filepath.Join(dir, "wide.safetensors"), "--calib", calib, "--sparsity", "0.5"}, []string{"--calib", "20 columns", "takes 21 inputs"}},
+		{"missing key", []string{"--model", filepath.Join(dir, "nokey.safetensors"), "--calib", calib, "--sparsity", "0.5"}, []string{"--model", "4.bias"}},
+		{"missing model", []string{"--model", "nope.safetensors", "--calib", calib, "--sparsity", "0.5"}, []string{"--model", "nope.safetensors"}},
+		{"sparsity 1", []string{"--model", model, "--calib", calib, "--sparsity", "1"}, []string{"--sparsity", "[0, 1)"}},
+		{"sparsity negative", []string{"--model", model, "--calib", calib, "--sparsity", "-0.2"}, []string{"--sparsity", "[0, 1)"}},
+		{"per-layer wrong length", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,0.5"}, []string{"--per-layer", "2 values", "3 layers"}},
+		{"per-layer out of range", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,1.2,0"}, []string{"--per-layer", "outside [0, 1)"}},
+		{"both sparsity and per-layer", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--per-layer", "0.5,0.5,0"}, []string{"exactly one of --sparsity and --per-layer"}},
+		{"bad mode", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--mode", "sideways"}, []string{"--mode", "sideways"}},
+		{"plot without test set", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--plot", filepath.Join(dir, "x.png")}, []string{"--plot", "--test-x"}},
+		{"labels wrong length", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--labels", filepath.Join(smallDir, "act1.npy")}, []string{"--labels", "500 labels"}},
+		{"unknown flag", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--frobnicate"}, []string{"unknown flag: --frobnicate"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := append([]string{"prune"}, c.args...)
+			args = append(args, "--out", filepath.Join(out, "p.safetensors"), "--report", filepath.Join(out, "r.json"))
+			r := run(t, ".", args...)
+			if r.code != 2 {
+				t.Errorf("exit status %d, want 2 (stderr %q)", r.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr %q does not contain %q", r.stderr, w)
+				}
+			}
+			assertEmptyDir(t, out)
+		})
+	}
+}
