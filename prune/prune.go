@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"sort"
-	"strconv"
 	"time"
 
 	"relutrim/solver"
@@ -81,10 +79,10 @@ func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
 		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
 	}
 	if opt.PathIters == 0 {
-		opt.PathIters = envInt("RELUTRIM_PATHITERS", 60)
+		opt.PathIters = 60
 	}
 	if opt.RefitIters == 0 {
-		opt.RefitIters = envInt("RELUTRIM_REFITITERS", 150)
+		opt.RefitIters = 150
 	}
 	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
 	p.dense = [][]float64{X}
@@ -256,9 +254,6 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, Y solver.Matrix, base 
 		}
 		j := sort.Search(len(lp.pts), func(j int) bool { return lp.pts[j].lambda < lam })
 		lp.pts = append(lp.pts[:j], append([]pathPoint{pt}, lp.pts[j:]...)...)
-		if p.opt.Log != nil && os.Getenv("RELUTRIM_DEBUG") != "" {
-			p.opt.Log(fmt.Sprintf("  path: lambda %.4g nnz %d (want %d) iters %d ccp %d status %v F %.5g time %v", lam, pt.nnz, k, res.Iters, res.CCPIters, res.Status, res.F, res.Runtime))
-		}
 	}
 }
 
@@ -351,13 +346,6 @@ func (p *Pruner) postErr(l int, in, U, B []float64, last bool) float64 {
 	}
 	post, _ := m.Apply(0, in, p.n)
 	return relErr(post, p.dense[l+1])
-}
-
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
-		return v
-	}
-	return def
 }
 
 // transpose returns the c x r transpose of the r x c row-major a.
