@@ -33,6 +33,7 @@ import (
 	"golang.org/x/term"
 
 	"relutrim/dataio"
+	"relutrim/internal/kern"
 	"relutrim/solver"
 )
 
@@ -99,6 +100,9 @@ func (e *ranError) Unwrap() error { return e.err }
 // classified by exitStatus.
 func runE(f func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if w := kern.BackendWarning(); w != "" {
+			warnf(cmd, "%s", w) // OpenBLAS picked its slow generic kernels (see README, Backends)
+		}
 		if err := f(cmd.Context(), cmd, args); err != nil {
 			return &ranError{err}
 		}
