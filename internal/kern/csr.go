@@ -41,14 +41,13 @@ const (
 
 // csr is the matrix behind NewCSR64 / NewCSR32.
 type csr[V float32 | float64] struct {
-	rows, cols int
-	ptr        []int   // len rows+1; row i is idx/val[ptr[i]:ptr[i+1]]
-	idx        []int32 // column indices, increasing within a row
-	val        []V
-	threads    int
-	tChunk     int // rows per MulT chunk (a multiple of ChunkRows)
+	shape
+	ptr    []int   // len rows+1; row i is idx/val[ptr[i]:ptr[i+1]]
+	idx    []int32 // column indices, increasing within a row
+	val    []V
+	tChunk int // rows per MulT chunk (a multiple of ChunkRows)
 
-	s scratch // MulT partials and ordered-reduction state; Mul/MulT are single-caller
+	s scratch // chunk scheduling, MulT partials and ordered reduction; Mul/MulT are single-caller
 }
 
 // NewCSR64 copies data (row-major, rows x cols) into a sparse CSR Matrix. It pays off
@@ -79,16 +78,11 @@ func countNZ[T float32 | float64](data []T) int {
 }
 
 func newCSR[V float32 | float64](data []V, rows, cols int) *csr[V] {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("kern: negative dimensions %d x %d", rows, cols))
-	}
-	if len(data) != rows*cols {
-		panic(fmt.Sprintf("kern: len(data) = %d, want rows*cols = %d*%d", len(data), rows, cols))
-	}
+	sh := newShape(len(data), rows, cols)
 	if cols > 1<<31-1 {
 		panic(fmt.Sprintf("kern: CSR needs cols < 2^31, got %d", cols))
 	}
-	m := &csr[V]{rows: rows, cols: cols, ptr: make([]int, rows+1)}
+	m := &csr[V]{shape: sh, ptr: make([]int, rows+1)}
 
 	// Pass 1 (parallel over row blocks): nonzeros per row into ptr[i+1].
 	nch := nChunks(rows)
@@ -153,26 +147,11 @@ func parallelChunks(nch, nw int, f func(c int)) {
 	wg.Wait()
 }
 
-func (m *csr[V]) Dims() (int, int) { return m.rows, m.cols }
-
 // NNZ returns the number of stored nonzeros.
 func (m *csr[V]) NNZ() int { return m.ptr[m.rows] }
 
-func (m *csr[V]) SetThreads(n int) {
-	if n < 0 {
-		n = 0
-	}
-	m.threads = n
-}
-
 func (m *csr[V]) Row(buf []float64, i int) []float64 {
-	if i < 0 || i >= m.rows {
-		panic(fmt.Sprintf("kern: row %d out of range [0,%d)", i, m.rows))
-	}
-	if len(buf) < m.cols {
-		panic(fmt.Sprintf("kern: Row buffer length %d < cols %d", len(buf), m.cols))
-	}
-	buf = buf[:m.cols]
+	buf = m.rowBuf(buf, i)
 	clear(buf)
 	lo, hi := m.ptr[i], m.ptr[i+1]
 	for p, j := range m.idx[lo:hi] {
@@ -181,48 +160,27 @@ func (m *csr[V]) Row(buf []float64, i int) []float64 {
 	return buf
 }
 
-func (m *csr[V]) workers(nch int) int {
-	return max(1, min(threadsFor(m.threads), nch))
-}
-
 // Mul sets dst = X * B (B cols x k, dst rows x k, both row-major).
 func (m *csr[V]) Mul(dst, B []float64, k int) {
-	if k < 0 || len(B) < m.cols*k || len(dst) < m.rows*k {
-		panic(fmt.Sprintf("kern: Mul sizes: X %dx%d, len(B)=%d, len(dst)=%d, k=%d",
-			m.rows, m.cols, len(B), len(dst), k))
-	}
-	if k == 0 || m.rows == 0 {
+	d, b, ok := m.mulArgs(dst, B, k)
+	if !ok {
 		return
 	}
-	dst, B = dst[:m.rows*k], B[:m.cols*k]
 	nch := nChunks(m.rows)
 	nw := m.workers(nch)
-	m.s.next.Store(0)
 	if nw == 1 {
-		m.mulWorker(nch, dst, B, k)
+		for c := range nch {
+			m.mulChunk(c, d, b, k)
+		}
 		return
 	}
-	m.mulParallel(nw, nch, dst, B, k)
+	m.s.runChunks(nw, nch, func(_, c int) { m.mulChunk(c, d, b, k) })
 }
 
-func (m *csr[V]) mulParallel(nw, nch int, dst, B []float64, k int) {
-	m.s.wg.Add(nw - 1)
-	for range nw - 1 {
-		go func() { defer m.s.wg.Done(); m.mulWorker(nch, dst, B, k) }()
-	}
-	m.mulWorker(nch, dst, B, k)
-	m.s.wg.Wait()
-}
-
-func (m *csr[V]) mulWorker(nch int, dst, B []float64, k int) {
-	for {
-		c := int(m.s.next.Add(1) - 1)
-		if c >= nch {
-			return
-		}
-		lo, hi := c*ChunkRows, min(m.rows, (c+1)*ChunkRows)
-		csrMulRows(m.ptr[lo:hi+1], m.idx, m.val, B, k, dst[lo*k:hi*k])
-	}
+// mulChunk computes the rows of chunk c (ChunkRows rows) of dst = X * B.
+func (m *csr[V]) mulChunk(c int, dst, B []float64, k int) {
+	lo, hi := c*ChunkRows, min(m.rows, (c+1)*ChunkRows)
+	csrMulRows(m.ptr[lo:hi+1], m.idx, m.val, B, k, dst[lo*k:hi*k])
 }
 
 // csrMulRows sets dst (n x k) = rows ptr[0..n] of X times B.
@@ -301,97 +259,25 @@ func csrRowAxpy4[V float32 | float64](d []float64, idx []int32, val []V, B []flo
 // MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). Chunk partial sums
 // are added into dst in chunk order: dst = ((P0 + P1) + P2) + ...
 func (m *csr[V]) MulT(dst, A []float64, k int) {
-	if k < 0 || len(A) < m.rows*k || len(dst) < m.cols*k {
-		panic(fmt.Sprintf("kern: MulT sizes: X %dx%d, len(A)=%d, len(dst)=%d, k=%d",
-			m.rows, m.cols, len(A), len(dst), k))
-	}
-	if k == 0 || m.cols == 0 {
-		return
-	}
-	dst, A = dst[:m.cols*k], A[:m.rows*k]
-	if m.rows == 0 {
-		clear(dst)
+	d, a, ok := m.mulTArgs(dst, A, k)
+	if !ok {
 		return
 	}
 	nch := (m.rows + m.tChunk - 1) / m.tChunk
 	nw := m.workers(nch)
-	sz := m.cols * k
-	s := &m.s
 	if nw == 1 {
 		if nch == 1 {
-			m.chunkPart(0, A, k, dst) // P0 written into dst directly: same sums
+			m.chunkPart(0, a, k, d) // P0 written into dst directly: same sums
 			return
 		}
-		if len(s.parts) < 1 {
-			s.parts = append(s.parts, nil)
-		}
-		p := grow64(s.parts[0], sz)
-		s.parts[0] = p
+		p := m.s.part(0, len(d))
 		for c := range nch {
-			m.chunkPart(c, A, k, p)
-			reduce(dst, p, c)
+			m.chunkPart(c, a, k, p)
+			reduce(d, p, c)
 		}
 		return
 	}
-
-	// Parallel: as dense.MulT, nw workers fill nslot rotating partial buffers; chunk c
-	// uses slot c % nslot and may start only after chunk c-nslot has been reduced.
-	nslot := nw + 1
-	for len(s.parts) < nslot {
-		s.parts = append(s.parts, nil)
-	}
-	for i := range nslot {
-		s.parts[i] = grow64(s.parts[i], sz)
-	}
-	if cap(s.done) < nslot {
-		s.done = make([]bool, nslot)
-	}
-	s.done = s.done[:nslot]
-	clear(s.done)
-	s.cond.L = &s.mu
-	s.reduced = 0
-	s.next.Store(0)
-	s.wg.Add(nw)
-	for range nw {
-		go m.mulTWorker(nch, nslot, A, k)
-	}
-	for c := range nch {
-		slot := c % nslot
-		s.mu.Lock()
-		for !s.done[slot] {
-			s.cond.Wait()
-		}
-		s.done[slot] = false
-		s.mu.Unlock()
-		reduce(dst, s.parts[slot], c)
-		s.mu.Lock()
-		s.reduced = c + 1
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	}
-	s.wg.Wait()
-}
-
-func (m *csr[V]) mulTWorker(nch, nslot int, A []float64, k int) {
-	s := &m.s
-	defer s.wg.Done()
-	for {
-		c := int(s.next.Add(1) - 1)
-		if c >= nch {
-			return
-		}
-		slot := c % nslot
-		s.mu.Lock()
-		for s.reduced <= c-nslot {
-			s.cond.Wait()
-		}
-		s.mu.Unlock()
-		m.chunkPart(c, A, k, s.parts[slot])
-		s.mu.Lock()
-		s.done[slot] = true
-		s.cond.Broadcast()
-		s.mu.Unlock()
-	}
+	m.s.reduceChunks(nw, nch, d, func(_, c int, p []float64) { m.chunkPart(c, a, k, p) })
 }
 
 // chunkPart sets part (cols x k) = X_c^T A_c for MulT chunk c.

@@ -23,7 +23,6 @@
 package kern
 
 import (
-	"fmt"
 	"runtime"
 	"sync/atomic"
 )
@@ -85,11 +84,5 @@ func NewDense32(data []float32, rows, cols int) Matrix {
 }
 
 func newDense[T float32 | float64](data []T, rows, cols int) *dense[T] {
-	if rows < 0 || cols < 0 {
-		panic(fmt.Sprintf("kern: negative dimensions %d x %d", rows, cols))
-	}
-	if len(data) != rows*cols {
-		panic(fmt.Sprintf("kern: len(data) = %d, want rows*cols = %d*%d", len(data), rows, cols))
-	}
-	return &dense[T]{data: data, rows: rows, cols: cols}
+	return &dense[T]{shape: newShape(len(data), rows, cols), data: data}
 }
