@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -70,4 +71,19 @@ func TestRootHelp(t *testing.T) {
 	if r.code != 2 || !bytes.Contains([]byte(r.stderr), []byte(`unknown command "frobnicate"`)) {
 		t.Errorf("relutrim frobnicate: code %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// expectUsageError asserts what every bad input must give: exit status 2, a message on
+// stderr containing each of want, and nothing written to out.
+func expectUsageError(t *testing.T, r result, want []string, out string) {
+	t.Helper()
+	if r.code != 2 {
+		t.Errorf("exit status %d, want 2 (stderr %q)", r.code, r.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(r.stderr, w) {
+			t.Errorf("stderr %q does not contain %q", r.stderr, w)
+		}
+	}
+	assertEmptyDir(t, out)
 }

@@ -132,16 +132,7 @@ func TestPruneBadInput(t *testing.T) {
 			out := t.TempDir()
 			args := append([]string{"prune"}, c.args...)
 			args = append(args, "--out", filepath.Join(out, "p.safetensors"), "--report", filepath.Join(out, "r.json"))
-			r := run(t, ".", args...)
-			if r.code != 2 {
-				t.Errorf("exit status %d, want 2 (stderr %q)", r.code, r.stderr)
-			}
-			for _, w := range c.want {
-				if !strings.Contains(r.stderr, w) {
-					t.Errorf("stderr %q does not contain %q", r.stderr, w)
-				}
-			}
-			assertEmptyDir(t, out)
+			expectUsageError(t, run(t, ".", args...), c.want, out)
 		})
 	}
 }
