@@ -52,14 +52,15 @@ var quiet bool
 // root is the relutrim command. Subcommands add themselves in their file's init.
 var root = &cobra.Command{
 	Use:   "relutrim",
-	Short: "Fit sparse ReLU layers",
+	Short: "Fit sparse ReLU layers and prune ReLU networks layer by layer",
 	Long: `relutrim fits sparse layers y = act(W x + b) to recorded inputs X and outputs Y by
 minimising
 
     F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda ||U||_1
 
 (act = ReLU, or the identity with --linear; W = U^T) and reports a certified lower bound on
-the optimum.
+the optimum (fit). It prunes trained ReLU networks by refitting every layer that way to the
+dense network's activations (prune), and shows it end to end on MNIST (demo).
 
 Exit status: 0 on success, 1 when the run fails, 2 for a bad command line or bad input
 (nothing written), 130 when interrupted (nothing written).`,
