@@ -148,7 +148,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 			return nil, err
 		}
 	}
-	res := &Result{Status: IterationLimit}
+	res := &Result{Status: IterationLimit, Method: ADMM}
 	starts := st.Starts
 	if starts == 0 {
 		starts = 1
@@ -227,6 +227,7 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 		}
 	}
 	a.start()
+	res.Passes += 2 // K z and K^T nu
 
 	status := IterationLimit
 	ccp0 := res.CCPIters
@@ -255,6 +256,7 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 		}
 		a.iterate()
 		res.Iters = it
+		res.Passes += 2
 		if it%adaptEvery == 0 && !st.FixedRho {
 			res.RhoUpdates += a.adaptRho()
 		}

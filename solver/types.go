@@ -38,11 +38,39 @@ func (m Matrix) At(i, j int) float64 {
 	return m.F64[i*m.Cols+j]
 }
 
+// Method selects the solver of the convex CCP surrogates.
+type Method int
+
+const (
+	// Auto picks the default inner solver: Newton (see newton.go for what it does on wide
+	// layers). ADMM options (Rho, FixedRho, Relax, PlainConsensus, RemajorizeEvery/Tol) only
+	// apply when the ADMM runs.
+	Auto Method = iota
+	// Newton runs proximal Newton steps on the CCP majoriser (newton.go).
+	Newton
+	// ADMM runs the paper's consensus ADMM (admm.go).
+	ADMM
+)
+
+func (m Method) String() string {
+	switch m {
+	case Auto:
+		return "auto"
+	case Newton:
+		return "newton"
+	case ADMM:
+		return "admm"
+	}
+	return "unknown"
+}
+
 // Settings configures Fit. The zero value (or a nil *Settings) means the defaults given in
 // each field's comment.
 type Settings struct {
 	// Link is the activation; default ReLU.
 	Link Link
+	// Method is the inner solver; default Auto.
+	Method Method
 	// NoBias fixes b = 0 instead of fitting an unpenalised bias.
 	NoBias bool
 	// InitU (Nx x Ny row-major) and InitB (Ny) warm-start the solver; nil means zero.
@@ -144,7 +172,13 @@ type Result struct {
 	Rho []float64
 	// RhoUpdates counts adaptive rho changes.
 	RhoUpdates int
-	Runtime    time.Duration
+	// Passes counts the work in passes over X: every product with X or X^T counts 1 (one
+	// column or many), and a Gram matrix built from r rows with m columns counts
+	// r*m*m / (N*Nx*Ny) (its flops in units of one product with all Ny outputs).
+	Passes float64
+	// Method is the inner solver that ran.
+	Method  Method
+	Runtime time.Duration
 }
 
 // Progress is what a Recorder receives.
