@@ -42,8 +42,8 @@ func (m Matrix) At(i, j int) float64 {
 type Method int
 
 const (
-	// Auto picks the default inner solver: Newton (see newton.go for what it does on wide
-	// layers). ADMM options (Rho, FixedRho, Relax, PlainConsensus, RemajorizeEvery/Tol) only
+	// Auto picks the default inner solver: Newton, or ADMM on tiny problems
+	// (N*(Nx+1)*Ny <= 5e4, where several CCP starts are run; see Prepared.Fit). ADMM options (Rho, FixedRho, Relax, PlainConsensus, RemajorizeEvery/Tol) only
 	// apply when the ADMM runs.
 	Auto Method = iota
 	// Newton runs proximal Newton steps on the CCP majoriser (newton.go).

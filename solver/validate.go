@@ -78,6 +78,9 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 	if !(s.Relax > 0 && s.Relax < 2) {
 		return inputErr("Relax", "must be in (0, 2), got %v", s.Relax)
 	}
+	if s.Method < Auto || s.Method > ADMM {
+		return inputErr("Method", "unknown method %d (want Auto, Newton or ADMM)", int(s.Method))
+	}
 	if s.MaxIter < 0 || s.MaxCCP < 0 || s.RemajorizeEvery < 0 || s.Starts < 0 {
 		return inputErr("MaxIter/MaxCCP/RemajorizeEvery/Starts", "must be >= 0")
 	}

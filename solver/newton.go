@@ -1,0 +1,757 @@
+package solver
+
+import (
+	"context"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
+// Ny outputs at once (their problems are separate; they share the passes over X).
+//
+// At the current point z (standardised coordinates, design.go) every term is majorised as
+// in the paper (prox.go: a quadratic switched on to the right of a point); the majoriser is
+// convex and piecewise quadratic, with gradient and generalised Hessian
+//
+//	grad_j = (1/N) sum_p 2/2 (w_pj - y_pj) [w_pj curved] K_p        w = K z
+//	H_j    = (1/N) sum_p [w_pj curved] K_p K_p^T                    ("curved": right of the switch)
+//
+// One step (Lee, Sun & Saunders 2014, proximal Newton; the CCP supplies the convexity):
+//
+//  1. gradient: one pass over X (K^T r);
+//  2. metric: H_j estimated from a fixed sample of rows (sample.go), restricted to the
+//     working set of output j (its non-zeros and the coordinates whose gradient is near the
+//     L1 threshold); when that per-output Gram would cost more than gramBudget passes, the
+//     shared metric G = K_S^T K_S / S (one Gram for all outputs, built once per X) divided
+//     by a per-output step scale t_j is used instead (../shared/FACTS.md, "Wide layers": on
+//     the MNIST 784 -> 300 layer per-output Grams lose, the shared metric with t_j wins);
+//  3. the L1-regularised quadratic model is minimised by coordinate descent (exact zeros);
+//  4. forward: one pass over X (K d), then an Armijo backtracking line search on the
+//     majoriser along w + alpha K d, which needs no further pass;
+//  5. re-majorise at the new point (the next CCP round).
+//
+// From a cold start (z = 0) the first majoriser is minimised to RemajorizeTol times the
+// tolerance before the first re-majorisation, for the reason given in run (dead units).
+// An output stops when the largest entry of its minimum-norm subgradient, in units of
+// y's RMS, is at most EpsRel (its KKT residual); stopped outputs leave the passes.
+type newton struct {
+	g       *design
+	smp     *sample
+	n, ny   int
+	p       int
+	lambda  float64
+	link    Link
+	y       []float64 // n x ny
+	mask    []bool    // p x ny, nil = none
+	lam     []float64 // p: L1 weight of each standardised coordinate (lambda/d_k; 0 for the bias)
+	yScale  []float64 // ny
+	threads int
+	eps     float64
+	nxny    float64 // N * Nx * Ny: the flops of one pass, for Result.Passes
+
+	z, grad, d []float64 // p x ny
+	w          []float64 // n x ny: K z
+	buf        []float64 // n x na (active outputs only): residuals, then K d
+	upper      []bool    // n x ny: majorised at w0 >= 0 (read only where y > 0)
+	t          []float64 // ny: step scale of the shared metric
+	fOut, phi  []float64 // ny: F and the current majoriser (both with the L1 term) at z
+	kkt, delta []float64 // ny: KKT residual at z; model decrease of the step (< 0)
+	alpha      []float64 // ny: accepted step length
+	changes    []int     // ny: pattern changes at the last re-majorisation
+	small      []int     // ny: consecutive steps that decreased F by at most FTol relative
+	prev       []float64 // ny: the majoriser's value before the last step
+	state      []outState
+	shared     []bool    // ny: the step uses the shared metric (set by plan)
+	curved     []int     // ny: curved sample rows (set by plan)
+	work       []float64 // ny: Gram flops of the last step
+}
+
+type outState uint8
+
+const (
+	running   outState = iota
+	converged          // KKT residual within tolerance
+	stalled            // no descent step found although the KKT residual is above tolerance
+)
+
+const (
+	// gramBudget: an output's own Gram is built when it costs at most this many of the
+	// output's shares of one pass (S_j m^2 / 2 <= gramBudget N Nx); beyond, the shared
+	// metric is used. Gram flops run at BLAS-3 speed, about twice a pass's (kern/BENCH.md).
+	gramBudget = 2.0
+	// wsFraction: a zero coordinate enters the working set when |gradient| > wsFraction
+	// times its L1 weight; the KKT check at the next step catches any it missed.
+	wsFraction = 0.9
+	// tMax bounds the shared metric's step scale; 64 and the start 0.9/(fraction of curved
+	// rows) are the prototype's (FACTS.md, (2b)), which kept rarely active outputs alive.
+	tMax = 64.0
+	// armijo is the sufficient-decrease constant of the line search (Nocedal & Wright 3.1).
+	armijo = 1e-4
+	// maxBacktracks bounds the line search; 2^-30 ~ 1e-9 is far below any useful step.
+	maxBacktracks = 30
+	// cdTol: coordinate descent stops when the largest coordinate move of a sweep (in the
+	// metric) is below cdTol times the largest move seen; the outer line search absorbs the
+	// rest. cdMaxSweeps bounds it on small working sets.
+	cdTol       = 1e-3
+	cdMaxSweeps = 200
+	// diagFloor keeps the model's diagonal positive when a coordinate is (nearly) zero on
+	// the curved sample rows: at least diagFloor times the output's curved fraction (a
+	// standardised column has unit mean square).
+	diagFloor = 1e-3
+)
+
+func newNewton(pr *Prepared, Y Matrix, lambda float64, st *Settings) *newton {
+	g := pr.g
+	n, ny := Y.Rows, Y.Cols
+	nt := &newton{g: g, smp: pr.sampleRows(st.Threads), n: n, ny: ny, p: g.p, lambda: lambda,
+		link: st.Link, y: yF64(Y), threads: st.Threads, eps: st.EpsRel,
+		nxny: float64(n) * float64(g.nx) * float64(ny)}
+	nt.lam = make([]float64, g.p)
+	for k := 0; k < g.nx; k++ {
+		nt.lam[k] = lambda / g.d[k]
+	}
+	nt.yScale = yScales(nt.y, n, ny)
+	if st.Mask != nil {
+		nt.mask = make([]bool, g.p*ny)
+		copy(nt.mask, st.Mask)
+		for j := 0; j < ny && g.bias; j++ {
+			nt.mask[g.nx*ny+j] = true
+		}
+	}
+	pny := g.p * ny
+	nt.z, nt.grad, nt.d = make([]float64, pny), make([]float64, pny), make([]float64, pny)
+	nt.w, nt.buf = make([]float64, n*ny), make([]float64, n*ny)
+	nt.upper = make([]bool, n*ny)
+	nt.t, nt.fOut, nt.phi = make([]float64, ny), make([]float64, ny), make([]float64, ny)
+	nt.kkt, nt.delta, nt.alpha = make([]float64, ny), make([]float64, ny), make([]float64, ny)
+	nt.changes, nt.state = make([]int, ny), make([]outState, ny)
+	nt.small, nt.prev = make([]int, ny), make([]float64, ny)
+	nt.shared, nt.work, nt.curved = make([]bool, ny), make([]float64, ny), make([]int, ny)
+	return nt
+}
+
+// surZ is the switch point of the current majoriser of term idx.
+func (nt *newton) surZ(idx int) float64 {
+	if nt.link == Identity {
+		return math.Inf(-1)
+	}
+	return surrogateZ(nt.y[idx], nt.upper[idx])
+}
+
+// run is one CCP from the standardised start z0 (see the type's comment); it returns the
+// best point per output, its F per output, and the status. Counts accumulate in res.
+func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+	ny, p := nt.ny, nt.p
+	copy(nt.z, z0)
+	cold := true
+	for i := range nt.z {
+		if nt.mask != nil && !nt.mask[i] {
+			nt.z[i] = 0
+		}
+		if nt.z[i] != 0 {
+			cold = false
+		}
+	}
+	// From a cold start (U = 0) the first majoriser is minimised to RemajorizeTol times the
+	// tolerance before re-majorising: re-majorising at an immature iterate switches terms
+	// with y > 0 and w < 0 to their flat majoriser, from which they rarely return (a dead
+	// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
+	coldRound := cold && nt.link == ReLU
+	for j := range nt.state {
+		nt.state[j], nt.alpha[j], nt.changes[j], nt.small[j] = running, 0, 0, 0
+	}
+	act := make([]int, ny)
+	for j := range act {
+		act[j] = j
+	}
+	nt.g.mul(nt.w, nt.z, ny)
+	res.Passes++
+	nt.update(act, false, true)
+	nt.initStepScale()
+	best := append([]float64(nil), nt.z...)
+	bestOut := append([]float64(nil), nt.fOut...)
+	status := IterationLimit
+	for {
+		if err := ctx.Err(); err != nil {
+			status = Canceled
+			break
+		}
+		nt.gradient(act)
+		res.Passes++
+		if coldRound && nt.roundSolved(act, st.RemajorizeTol, st.FTol) {
+			// The first majoriser is solved well enough: re-majorise at this point.
+			coldRound = false
+			nt.update(act, false, true)
+			for _, j := range act {
+				nt.small[j] = 0
+			}
+			res.CCPIters++
+			nt.gradient(act)
+			res.Passes++
+		}
+		newAct := act[:0:0]
+		for _, j := range act {
+			if !coldRound && (nt.kkt[j] <= nt.eps || nt.small[j] >= 2) {
+				nt.state[j] = converged
+				continue
+			}
+			newAct = append(newAct, j)
+		}
+		nt.compact(act, newAct)
+		act = newAct
+		if len(act) == 0 {
+			status = Converged
+			break
+		}
+		if res.Iters >= st.MaxIter || res.CCPIters >= st.MaxCCP {
+			break
+		}
+		res.Iters++
+		if nt.plan(act) {
+			if _, built := nt.smp.sharedGram(p, nt.threads); built {
+				res.Passes += float64(len(nt.smp.rows)) * float64(p) * float64(p) / nt.nxny
+			}
+		}
+		nt.steps(act)
+		for _, j := range act {
+			res.Passes += nt.work[j] / nt.nxny
+		}
+		nt.forward(act)
+		res.Passes++
+		nt.lineSearch(act)
+		copy(nt.prev, nt.phi)
+		nt.update(act, true, !coldRound)
+		for _, j := range act {
+			// Stationarity by decrease: the KKT residual misses the convex kinks of the
+			// terms with y < 0 at w = 0 (and of the majorisers at their switch points),
+			// where minimisers often sit; there F stops decreasing while the one-sided
+			// gradient does not vanish.
+			dec := nt.prev[j] - nt.fOut[j]
+			if coldRound {
+				dec = nt.prev[j] - nt.phi[j]
+			}
+			if dec <= st.FTol*math.Abs(nt.fOut[j]) && nt.changes[j] == 0 {
+				nt.small[j]++
+			} else {
+				nt.small[j] = 0
+			}
+		}
+		if !coldRound {
+			res.CCPIters++
+		}
+		for _, j := range act {
+			a := nt.alpha[j]
+			for k := 0; k < p; k++ {
+				i := k*ny + j
+				nt.z[i] += a * nt.d[i]
+			}
+			if nt.fOut[j] < bestOut[j] {
+				bestOut[j] = nt.fOut[j]
+				for k := 0; k < p; k++ {
+					best[k*ny+j] = nt.z[k*ny+j]
+				}
+			}
+		}
+		f := sum(nt.fOut)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			status = NumericalFailure
+			break
+		}
+		if st.Recorder != nil {
+			changes := 0
+			for _, j := range act {
+				changes += nt.changes[j]
+			}
+			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f,
+				PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
+				Remajorized: !coldRound})
+			if err != nil {
+				return nil, nil, 0, err
+			}
+		}
+	}
+	if status == Converged {
+		for _, s := range nt.state {
+			if s == stalled {
+				status = IterationLimit
+			}
+		}
+	}
+	res.DualRes = math.Max(res.DualRes, maxOf(nt.kkt))
+	return best, bestOut, status, nil
+}
+
+// initStepScale sets t_j = 0.9 / (fraction of curved sample rows), within [1, tMax].
+func (nt *newton) initStepScale() {
+	for j := 0; j < nt.ny; j++ {
+		frac := nt.curvedFraction(j)
+		nt.t[j] = math.Min(tMax, math.Max(1, 0.9/math.Max(frac, 1e-3)))
+	}
+}
+
+// curvedFraction is the fraction of sample rows on which output j's majoriser is curved.
+func (nt *newton) curvedFraction(j int) float64 {
+	c := 0
+	for _, i := range nt.smp.rows {
+		idx := i*nt.ny + j
+		if nt.w[idx] > nt.surZ(idx) {
+			c++
+		}
+	}
+	return float64(c) / float64(len(nt.smp.rows))
+}
+
+// update is the fused elementwise pass after a step: w += alpha_j K d_j (K d in buf,
+// compacted to act; skipped where alpha_j = 0), re-majorise if remaj, F and the majoriser's
+// value per output, and the residual r = (w - y) [curved] into buf for the next gradient.
+func (nt *newton) update(act []int, move, remaj bool) {
+	ny, na, n := nt.ny, len(act), nt.n
+	const width = 3
+	part := make([]float64, numChunks(n)*width*na)
+	isId := nt.link == Identity
+	forChunks(n, nt.threads, func(c, lo, hi int) {
+		acc := part[c*width*na : (c+1)*width*na]
+		for i := lo; i < hi; i++ {
+			for jj, j := range act {
+				idx := i*ny + j
+				b := i*na + jj
+				w := nt.w[idx]
+				if a := nt.alpha[j]; move && a != 0 {
+					w += a * nt.buf[b]
+					nt.w[idx] = w
+				}
+				y := nt.y[idx]
+				if remaj && !isId && y > 0 {
+					up := w >= 0
+					if up != nt.upper[idx] {
+						nt.upper[idx] = up
+						acc[width*jj+2]++
+					}
+				}
+				acc[width*jj] += termValue(w, y, nt.link)
+				zs := nt.surZ(idx)
+				acc[width*jj+1] += surrogateValue(w, zs, y)
+				r := 0.0
+				if w > zs {
+					r = w - y
+				}
+				nt.buf[b] = r
+			}
+		}
+	})
+	sums := make([]float64, width*na)
+	reduceChunks(sums, part, width*na)
+	inv := 1 / (2 * float64(n))
+	for jj, j := range act {
+		l1 := nt.l1(nt.z, j, 0, nil)
+		if a := nt.alpha[j]; move && a != 0 {
+			l1 = nt.l1(nt.z, j, a, nt.d)
+		}
+		nt.fOut[j] = sums[width*jj]*inv + l1
+		nt.phi[j] = sums[width*jj+1]*inv + l1
+		nt.changes[j] = int(sums[width*jj+2])
+	}
+}
+
+// l1 is sum_k lam_k |z_kj + a d_kj| (d may be nil when a = 0).
+func (nt *newton) l1(z []float64, j int, a float64, d []float64) float64 {
+	s := 0.0
+	for k := 0; k < nt.g.nx; k++ {
+		v := z[k*nt.ny+j]
+		if a != 0 {
+			v += a * d[k*nt.ny+j]
+		}
+		s += nt.lam[k] * math.Abs(v)
+	}
+	return s
+}
+
+// gradient sets grad (columns act) = K^T r / N from the residuals in buf and the KKT
+// residuals of those outputs.
+func (nt *newton) gradient(act []int) {
+	ny, na, p := nt.ny, len(act), nt.p
+	gc := make([]float64, p*na)
+	nt.g.mulT(gc, nt.buf[:nt.n*na], na)
+	inv := 1 / float64(nt.n)
+	for jj, j := range act {
+		for k := 0; k < p; k++ {
+			nt.grad[k*ny+j] = gc[k*na+jj] * inv
+		}
+		nt.kkt[j] = nt.kktOf(j)
+	}
+}
+
+// kktOf is the largest entry of the minimum-norm subgradient of output j's majoriser at z
+// (masked coordinates excluded), divided by y's RMS.
+func (nt *newton) kktOf(j int) float64 {
+	m := 0.0
+	for k := 0; k < nt.p; k++ {
+		i := k*nt.ny + j
+		if nt.mask != nil && !nt.mask[i] {
+			continue
+		}
+		g, l, z := nt.grad[i], nt.lam[k], nt.z[i]
+		var v float64
+		switch {
+		case z > 0:
+			v = math.Abs(g + l)
+		case z < 0:
+			v = math.Abs(g - l)
+		default:
+			v = math.Max(0, math.Abs(g)-l)
+		}
+		if v > m || math.IsNaN(v) {
+			m = v
+		}
+	}
+	return m / nt.yScale[j]
+}
+
+// roundSolved reports whether the current majoriser is minimised to tol times the
+// tolerances for every output of act (KKT residual, or one step's decrease).
+func (nt *newton) roundSolved(act []int, tol, ftol float64) bool {
+	for _, j := range act {
+		if !(nt.kkt[j] <= tol*nt.eps || nt.small[j] >= 1 ||
+			(nt.alpha[j] > 0 && nt.prev[j]-nt.phi[j] <= tol*ftol*math.Abs(nt.phi[j]))) {
+			return false
+		}
+	}
+	return true
+}
+
+func (nt *newton) maxKKT(act []int) float64 {
+	m := 0.0
+	for _, j := range act {
+		if nt.kkt[j] > m || math.IsNaN(nt.kkt[j]) {
+			m = nt.kkt[j]
+		}
+	}
+	return m
+}
+
+// compact moves the columns of buf from the layout of old (n x len(old)) to that of act, a
+// subsequence of old, in place (forward order is safe: no entry moves right).
+func (nt *newton) compact(old, act []int) {
+	if len(old) == len(act) {
+		return
+	}
+	pos := make([]int, len(act))
+	for jj, j := range act {
+		for oo, o := range old {
+			if o == j {
+				pos[jj] = oo
+			}
+		}
+	}
+	no, na := len(old), len(act)
+	for i := 0; i < nt.n; i++ {
+		for jj, oo := range pos {
+			nt.buf[i*na+jj] = nt.buf[i*no+oo]
+		}
+	}
+}
+
+// forward sets buf (n x len(act)) = K d for the columns act.
+func (nt *newton) forward(act []int) {
+	ny, na, p := nt.ny, len(act), nt.p
+	dc := make([]float64, p*na)
+	for jj, j := range act {
+		for k := 0; k < p; k++ {
+			dc[k*na+jj] = nt.d[k*ny+j]
+		}
+	}
+	nt.g.mul(nt.buf[:nt.n*na], dc, na)
+}
+
+// plan chooses each output's metric for the next step (see gramBudget) from its working
+// set size and its number of curved sample rows; it reports whether any output of act
+// needs the shared metric.
+func (nt *newton) plan(act []int) bool {
+	ny, p, nx := nt.ny, nt.p, nt.g.nx
+	any := false
+	for _, j := range act {
+		m := 0
+		for k := 0; k < p; k++ {
+			i := k*ny + j
+			if nt.inWorkingSet(k, i) {
+				m++
+			}
+		}
+		curved := 0
+		for _, r := range nt.smp.rows {
+			idx := r*ny + j
+			if nt.w[idx] > nt.surZ(idx) {
+				curved++
+			}
+		}
+		nt.curved[j] = curved
+		cost := float64(curved) * float64(m) * float64(m+1) / 2
+		nt.shared[j] = cost > gramBudget*float64(nt.n)*float64(nx)
+		any = any || nt.shared[j]
+	}
+	return any
+}
+
+// inWorkingSet: coordinate k (entry i of p x ny) is free in the step's model: unmasked, and
+// the bias, or non-zero, or with a gradient near its L1 threshold.
+func (nt *newton) inWorkingSet(k, i int) bool {
+	if nt.mask != nil && !nt.mask[i] {
+		return false
+	}
+	return k == nt.g.nx || nt.z[i] != 0 || math.Abs(nt.grad[i]) > wsFraction*nt.lam[k]
+}
+
+// stepWork is the scratch of one worker of steps.
+type stepWork struct {
+	ws           []int
+	H, xw        []float64
+	q0, v0, l, v []float64
+	q            []float64
+}
+
+// steps computes the direction d_j and the model decrease delta_j of every output in act,
+// in parallel over outputs (each output on one goroutine: deterministic).
+func (nt *newton) steps(act []int) {
+	nw := max(1, min(nt.threads, len(act)))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < nw; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sw := &stepWork{}
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= len(act) {
+					return
+				}
+				nt.step(act[c], sw)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// step computes output j's direction: working set, metric, coordinate descent.
+func (nt *newton) step(j int, sw *stepWork) {
+	ny, p, nx := nt.ny, nt.p, nt.g.nx
+	ws := sw.ws[:0]
+	for k := 0; k < p; k++ {
+		if nt.inWorkingSet(k, k*ny+j) {
+			ws = append(ws, k)
+		}
+	}
+	sw.ws = ws
+	m := len(ws)
+	for k := 0; k < p; k++ {
+		nt.d[k*ny+j] = 0
+	}
+	nt.work[j] = 0
+	if m == 0 {
+		nt.delta[j] = 0
+		return
+	}
+	grow := func(b []float64, n int) []float64 {
+		if cap(b) < n {
+			return make([]float64, n)
+		}
+		return b[:n]
+	}
+	sw.H = grow(sw.H, m*m)
+	sw.xw, sw.q0, sw.v0 = grow(sw.xw, m), grow(sw.q0, m), grow(sw.v0, m)
+	sw.l, sw.v, sw.q = grow(sw.l, m), grow(sw.v, m), grow(sw.q, m)
+	H := sw.H
+	clear(H)
+	S := len(nt.smp.rows)
+	frac := float64(nt.curved[j]) / float64(S)
+	useShared := nt.shared[j] // chosen by plan
+	scale := 1.0
+	if useShared {
+		G := nt.smp.gram
+		scale = 1 / nt.t[j]
+		if nt.link == Identity {
+			scale = 1
+		}
+		for a, ka := range ws {
+			for b, kb := range ws {
+				H[a*m+b] = G[ka*p+kb] * scale
+			}
+		}
+	} else {
+		xw := sw.xw
+		for r, i := range nt.smp.rows {
+			idx := i*ny + j
+			if !(nt.w[idx] > nt.surZ(idx)) {
+				continue
+			}
+			row := nt.smp.ks[r*p : (r+1)*p]
+			for a, k := range ws {
+				xw[a] = row[k]
+			}
+			for a := 0; a < m; a++ {
+				xa := xw[a]
+				if xa == 0 {
+					continue
+				}
+				h := H[a*m : (a+1)*m]
+				for b := a; b < m; b++ {
+					h[b] += xa * xw[b]
+				}
+			}
+		}
+		inv := 1 / float64(S)
+		for a := 0; a < m; a++ {
+			for b := a; b < m; b++ {
+				v := H[a*m+b] * inv
+				H[a*m+b], H[b*m+a] = v, v
+			}
+		}
+		nt.work[j] = float64(nt.curved[j]) * float64(m) * float64(m+1) / 2
+	}
+	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale
+	for a := 0; a < m; a++ {
+		if H[a*m+a] < floor {
+			H[a*m+a] = floor
+		}
+	}
+	for a, k := range ws {
+		i := k*ny + j
+		sw.q0[a], sw.v0[a], sw.l[a] = nt.grad[i], nt.z[i], nt.lam[k]
+	}
+	sweeps := cdMaxSweeps
+	if useShared {
+		// one output's share of one pass, at least 3 sweeps
+		sweeps = max(3, min(cdMaxSweeps, int(float64(nt.n)*float64(nx)/float64(m*m))))
+	}
+	cdLasso(H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps)
+	// Model decrease delta = grad . d + L1(z + d) - L1(z) (the Armijo reference).
+	delta := 0.0
+	for a, k := range ws {
+		i := k*ny + j
+		dv := sw.v[a] - sw.v0[a]
+		nt.d[i] = dv
+		delta += sw.q0[a]*dv + nt.lam[k]*(math.Abs(sw.v[a])-math.Abs(sw.v0[a]))
+	}
+	nt.delta[j] = delta
+}
+
+// cdLasso minimises over v (m coordinates)
+//
+//	q0^T (v - v0) + 1/2 (v - v0)^T H (v - v0) + sum_k l_k |v_k|
+//
+// by cyclic coordinate descent from v = v0, keeping q = q0 + H (v - v0) current (the
+// smooth part's gradient; scikit-learn's Gram variant of the Lasso CD). Full sweeps
+// alternate with sweeps over the non-zero coordinates until these settle (glmnet's active
+// set). H is symmetric m x m with a positive diagonal.
+func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int) int {
+	copy(v, v0)
+	copy(q, q0)
+	full := true
+	big := 0.0
+	sweeps := 0
+	for sweeps < maxSweeps {
+		sweeps++
+		moved := 0.0
+		for k := 0; k < m; k++ {
+			vk := v[k]
+			if !full && vk == 0 {
+				continue
+			}
+			h := H[k*m+k]
+			nv := softThreshold(vk-q[k]/h, l[k]/h) // argmin over v_k with the others fixed
+			if nv == vk {
+				continue
+			}
+			dl := nv - vk
+			v[k] = nv
+			row := H[k*m : (k+1)*m]
+			for i, hv := range row { // q += H e_k dl
+				q[i] += hv * dl
+			}
+			moved = math.Max(moved, math.Abs(dl)*math.Sqrt(h))
+		}
+		big = math.Max(big, moved)
+		if moved <= cdTol*big { // settled: done if this was a full sweep, else verify with one
+			if full {
+				break
+			}
+			full = true
+		} else {
+			full = false // iterate on the non-zero coordinates
+		}
+	}
+	return sweeps
+}
+
+// lineSearch finds alpha_j per output of act by Armijo backtracking on the current
+// majoriser along z + alpha d (w + alpha K d, with K d in buf): no pass over X.
+func (nt *newton) lineSearch(act []int) {
+	na := len(act)
+	trial := make([]float64, na)
+	var todo []int // indices into act
+	for jj, j := range act {
+		nt.alpha[j] = 0
+		if nt.delta[j] < 0 {
+			trial[jj] = 1
+			todo = append(todo, jj)
+		}
+	}
+	phis := make([]float64, na)
+	for tries := 0; len(todo) > 0 && tries < maxBacktracks; tries++ {
+		nt.trialValues(act, todo, trial, phis)
+		var still []int
+		for _, jj := range todo {
+			j := act[jj]
+			a := trial[jj]
+			if phis[jj] <= nt.phi[j]+armijo*a*nt.delta[j] {
+				nt.alpha[j] = a
+				continue
+			}
+			// Quadratic interpolation of phi(0), phi'(0) ~ delta, phi(a), kept in [0.1a, 0.5a].
+			curv := phis[jj] - nt.phi[j] - a*nt.delta[j]
+			an := 0.5 * a
+			if curv > 0 && !math.IsNaN(phis[jj]) {
+				an = math.Min(0.5*a, math.Max(0.1*a, -nt.delta[j]*a*a/(2*curv)))
+			}
+			trial[jj] = an
+			still = append(still, jj)
+		}
+		todo = still
+	}
+	for _, j := range act {
+		if nt.shared[j] {
+			if nt.alpha[j] == 1 {
+				nt.t[j] = math.Min(tMax, 1.5*nt.t[j])
+			} else {
+				nt.t[j] = math.Max(1, 0.5*nt.t[j])
+			}
+		}
+	}
+}
+
+// trialValues sets phis[jj] = majoriser of output act[jj] at z + trial d, for jj in todo.
+func (nt *newton) trialValues(act, todo []int, trial, phis []float64) {
+	ny, na, n := nt.ny, len(act), nt.n
+	nt2 := len(todo)
+	part := make([]float64, numChunks(n)*nt2)
+	forChunks(n, nt.threads, func(c, lo, hi int) {
+		acc := part[c*nt2 : (c+1)*nt2]
+		for i := lo; i < hi; i++ {
+			for tt, jj := range todo {
+				j := act[jj]
+				idx := i*ny + j
+				w := nt.w[idx] + trial[jj]*nt.buf[i*na+jj]
+				acc[tt] += surrogateValue(w, nt.surZ(idx), nt.y[idx])
+			}
+		}
+	})
+	s := make([]float64, nt2)
+	reduceChunks(s, part, nt2)
+	inv := 1 / (2 * float64(n))
+	for tt, jj := range todo {
+		j := act[jj]
+		phis[jj] = s[tt]*inv + nt.l1(nt.z, j, trial[jj], nt.d)
+	}
+}
