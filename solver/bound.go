@@ -19,30 +19,32 @@ import "math"
 // The bound in F's units is D / (2N).
 func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool) []float64 {
 	n := g.n
-	w := make([]float64, n*ny)
-	g.mul(w, z, ny)
-	nu := w // reuse: nu_p = h_p'(w_p)
-	for idx := range nu {
-		nu[idx] = relaxGrad(w[idx], y[idx], link)
+	nu := make([]float64, n*ny)
+	kt := make([]float64, g.p*ny)
+	// With the ReLU link and a free bias only nu = 0 is feasible (see above): no products.
+	trivial := g.bias && link == ReLU
+	if !trivial {
+		w := nu // reuse: nu_p = h_p'(w_p)
+		g.mul(w, z, ny)
+		for idx := range nu {
+			nu[idx] = relaxGrad(w[idx], y[idx], link)
+		}
 	}
-	if g.bias {
-		if link == ReLU {
-			clear(nu)
-		} else {
-			for j := 0; j < ny; j++ {
-				m := 0.0
-				for i := 0; i < n; i++ {
-					m += nu[i*ny+j]
-				}
-				m /= float64(n)
-				for i := 0; i < n; i++ {
-					nu[i*ny+j] -= m
-				}
+	if g.bias && !trivial { // identity link: centre nu so that (K^T nu)_bias = 0
+		for j := 0; j < ny; j++ {
+			m := 0.0
+			for i := 0; i < n; i++ {
+				m += nu[i*ny+j]
+			}
+			m /= float64(n)
+			for i := 0; i < n; i++ {
+				nu[i*ny+j] -= m
 			}
 		}
 	}
-	kt := make([]float64, g.p*ny)
-	g.mulT(kt, nu, ny)
+	if !trivial {
+		g.mulT(kt, nu, ny)
+	}
 	out := make([]float64, ny)
 	col := make([]float64, n)
 	yc := make([]float64, n)

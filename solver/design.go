@@ -22,7 +22,7 @@ type design struct {
 	p       int  // number of coordinates: nx (+1 for the bias)
 	bias    bool // last coordinate is the bias
 	mu, d   []float64
-	rowNorm []float64 // ||K_p||^2 per row
+	rowNorm []float64 // ||K_p||^2 per row (rowNorms; the ADMM only)
 	threads int
 	scratch []float64 // nx x ny
 	colSum  []float64 // per-chunk partial column sums
@@ -31,42 +31,48 @@ type design struct {
 func newDesign(X kern.Matrix, bias bool, threads int) *design {
 	n, nx := X.Dims()
 	g := &design{X: X, n: n, nx: nx, bias: bias, threads: threads,
-		mu: make([]float64, nx), d: make([]float64, nx), rowNorm: make([]float64, n)}
+		mu: make([]float64, nx), d: make([]float64, nx)}
 	g.p = nx
 	if bias {
 		g.p++
 	}
 	nc := numChunks(n)
-	part := make([]float64, nc*nx)
-	// Pass 1: column means (only with a bias: without one, centring cannot be absorbed).
-	if bias {
-		forChunks(n, threads, func(c, lo, hi int) {
-			buf := make([]float64, nx)
-			acc := part[c*nx : (c+1)*nx]
-			for i := lo; i < hi; i++ {
-				for k, v := range X.Row(buf, i) {
-					acc[k] += v
-				}
-			}
-		})
-		reduceChunks(g.mu, part, nx)
-		for k := range g.mu {
-			g.mu[k] /= float64(n)
-		}
-		clear(part)
-	}
-	// Pass 2: centred second moments.
+	// One pass: per chunk the column means and centred sums of squares, combined in chunk
+	// order with Chan, Golub & LeVeque's pairwise update (stable, and deterministic for any
+	// thread count). Without a bias the centring cannot be absorbed: mu stays 0 and d is
+	// the root mean square.
+	cmean, cm2 := make([]float64, nc*nx), make([]float64, nc*nx)
 	forChunks(n, threads, func(c, lo, hi int) {
 		buf := make([]float64, nx)
-		acc := part[c*nx : (c+1)*nx]
+		mean, m2 := cmean[c*nx:(c+1)*nx], cm2[c*nx:(c+1)*nx]
+		if bias {
+			for i := lo; i < hi; i++ {
+				for k, v := range X.Row(buf, i) {
+					mean[k] += v
+				}
+			}
+			for k := range mean {
+				mean[k] /= float64(hi - lo)
+			}
+		}
 		for i := lo; i < hi; i++ {
 			for k, v := range X.Row(buf, i) {
-				e := v - g.mu[k]
-				acc[k] += e * e
+				e := v - mean[k]
+				m2[k] += e * e
 			}
 		}
 	})
-	reduceChunks(g.d, part, nx)
+	cnt := 0.0
+	for c := 0; c < nc; c++ {
+		nb := float64(min(chunkRows, n-c*chunkRows))
+		tot := cnt + nb
+		for k := 0; k < nx; k++ {
+			delta := cmean[c*nx+k] - g.mu[k]
+			g.mu[k] += delta * nb / tot
+			g.d[k] += cm2[c*nx+k] + delta*delta*cnt*nb/tot
+		}
+		cnt = tot
+	}
 	for k := range g.d {
 		g.d[k] = math.Sqrt(g.d[k] / float64(n))
 		if !(g.d[k] > 1e-12*(1+math.Abs(g.mu[k]))) {
@@ -74,16 +80,22 @@ func newDesign(X kern.Matrix, bias bool, threads int) *design {
 			g.d[k] = 1
 		}
 	}
-	// Pass 3: squared row norms of K.
-	forChunks(n, threads, func(c, lo, hi int) {
-		buf := make([]float64, nx)
+	g.colSum = make([]float64, nc)
+	return g
+}
+
+// rowNorms computes the squared row norms of K (one pass over X; the ADMM's metric).
+func (g *design) rowNorms() {
+	g.rowNorm = make([]float64, g.n)
+	forChunks(g.n, g.threads, func(c, lo, hi int) {
+		buf := make([]float64, g.nx)
 		for i := lo; i < hi; i++ {
 			s := 0.0
-			for k, v := range X.Row(buf, i) {
+			for k, v := range g.X.Row(buf, i) {
 				e := (v - g.mu[k]) / g.d[k]
 				s += e * e
 			}
-			if bias {
+			if g.bias {
 				s++
 			}
 			if s == 0 {
@@ -92,8 +104,6 @@ func newDesign(X kern.Matrix, bias bool, threads int) *design {
 			g.rowNorm[i] = s
 		}
 	})
-	g.colSum = make([]float64, nc)
-	return g
 }
 
 // mul sets dst (n x ny) = K z, z is p x ny.

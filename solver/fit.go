@@ -101,8 +101,9 @@ type Prepared struct {
 	noBias bool
 	plain  bool
 
-	smpOnce sync.Once
-	smp     *sample // rows for the Newton solver's curvature (sample.go), built on first use
+	admmOnce sync.Once
+	smpOnce  sync.Once
+	smp      *sample // rows for the Newton solver's curvature (sample.go), built on first use
 }
 
 // sampleRows returns the Newton solver's row sample, drawing it on first use.
@@ -111,20 +112,28 @@ func (pr *Prepared) sampleRows(threads int) *sample {
 	return pr.smp
 }
 
-// Prepare validates X and precomputes the standardisation (three passes over X) and, unless
-// s.PlainConsensus, the step scale theta (a few power-iteration passes). Only s.NoBias,
-// s.Threads and s.PlainConsensus matter here.
+// Prepare validates X and precomputes the standardisation (one pass over X). What only one
+// inner solver needs is computed on its first use: the ADMM's row norms and step scale
+// theta (a pass and a few power-iteration passes, unless s.PlainConsensus), the Newton
+// solver's row sample. Only s.NoBias, s.Threads and s.PlainConsensus matter here.
 func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	st := s.withDefaults()
 	if err := checkMatrix("X", X); err != nil {
 		return nil, err
 	}
 	g := newDesign(newKern(X, st.Threads), !st.NoBias, st.Threads)
-	theta := 1.0
-	if !st.PlainConsensus {
-		theta = math.Min(1, thetaMargin*g.spectralScale(powerIters))
-	}
-	return &Prepared{X: X, g: g, theta: theta, noBias: st.NoBias, plain: st.PlainConsensus}, nil
+	return &Prepared{X: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus}, nil
+}
+
+// admmMetric computes, once, the row norms and the step scale theta of the ADMM.
+func (pr *Prepared) admmMetric() {
+	pr.admmOnce.Do(func() {
+		pr.g.rowNorms()
+		pr.theta = 1.0
+		if !pr.plain {
+			pr.theta = math.Min(1, thetaMargin*pr.g.spectralScale(powerIters))
+		}
+	})
 }
 
 // Fit is Fit on the prepared X. s.NoBias and s.PlainConsensus must be those given to Prepare.
@@ -393,6 +402,7 @@ func newADMM(pr *Prepared, Y Matrix, lambda float64, st *Settings) *admm {
 	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: yF64(Y),
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
+	pr.admmMetric()
 	if st.Mask != nil {
 		a.mask = make([]bool, g.p*ny)
 		copy(a.mask, st.Mask)

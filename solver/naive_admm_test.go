@@ -37,6 +37,7 @@ func TestReducedADMMEqualsNaive(t *testing.T) {
 		upper[i] = r.IntN(2) == 0
 	}
 	g := newDesign(newKern(X, 1), true, 1)
+	g.rowNorms()
 	a := &admm{g: g, n: n, ny: 1, lambda: lambda, link: ReLU, y: y, omega: 1, epsAbs: 1e-7, epsRel: 1e-6}
 	a.alloc()
 	copy(a.upper, upper)
