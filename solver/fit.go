@@ -187,6 +187,13 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		z0 := make([]float64, g.p*ny)
 		if s == 0 {
 			g.toStd(z0, st.InitU, st.InitB, ny)
+			if nt, ok := in.(*newton); ok && st.InitU == nil && st.InitB == nil && n >= coarseMinRatio*hessianRows {
+				zc, err := nt.coarseStart(ctx, &st, z0, res, start)
+				if err != nil {
+					return nil, err
+				}
+				z0 = zc
+			}
 		} else {
 			randomStart(g, y, yScale, n, ny, z0, uint64(s))
 		}
