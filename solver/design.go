@@ -28,27 +28,55 @@ type design struct {
 	colSum  []float64 // per-chunk partial column sums
 }
 
-func newDesign(X kern.Matrix, bias bool, threads int) *design {
-	n, nx := X.Dims()
-	g := &design{X: X, n: n, nx: nx, bias: bias, threads: threads,
-		mu: make([]float64, nx), d: make([]float64, nx)}
-	g.p = nx
+// newDesign scans X once (xstats) and builds K on the kernel newKern picks for it.
+// Non-finite entries, or entries so large that a column's sum of squares overflows, are an
+// *InputError naming the first offending entry.
+func newDesign(X Matrix, bias bool, threads int) (*design, error) {
+	var st xstats
+	if X.F32 != nil {
+		st = scanX(X.F32, X.Rows, X.Cols, bias, threads)
+	} else {
+		st = scanX(X.F64, X.Rows, X.Cols, bias, threads)
+	}
+	if !st.finite {
+		if err := checkMatrix("X", X); err != nil {
+			return nil, err
+		}
+		return nil, inputErr("X", "entries too large: a column's sum of squares overflows float64 (rescale X)")
+	}
+	n, nx := X.Rows, X.Cols
+	g := &design{X: newKern(X, threads, st.density), n: n, nx: nx, bias: bias, threads: threads,
+		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n))}
 	if bias {
 		g.p++
 	}
+	return g, nil
+}
+
+// xstats is what one pass over X yields: the column means mu (0 without a bias: centring
+// cannot be absorbed then) and scales d (standard deviations; root mean squares without a
+// bias; 1 for constant columns), the fraction of non-zeros, and whether every entry and
+// every column's sum of squares is finite.
+type xstats struct {
+	mu, d   []float64
+	density float64
+	finite  bool
+}
+
+// scanX computes xstats in one pass: per chunk the column means and centred sums of
+// squares, combined in chunk order with Chan, Golub & LeVeque's pairwise update (stable,
+// and deterministic for any thread count).
+func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int) xstats {
 	nc := numChunks(n)
-	// One pass: per chunk the column means and centred sums of squares, combined in chunk
-	// order with Chan, Golub & LeVeque's pairwise update (stable, and deterministic for any
-	// thread count). Without a bias the centring cannot be absorbed: mu stays 0 and d is
-	// the root mean square.
 	cmean, cm2 := make([]float64, nc*nx), make([]float64, nc*nx)
+	cnz, cbad := make([]int, nc), make([]float64, nc)
 	forChunks(n, threads, func(c, lo, hi int) {
-		buf := make([]float64, nx)
 		mean, m2 := cmean[c*nx:(c+1)*nx], cm2[c*nx:(c+1)*nx]
+		nz, bad := 0, 0.0
 		if bias {
 			for i := lo; i < hi; i++ {
-				for k, v := range X.Row(buf, i) {
-					mean[k] += v
+				for k, v := range x[i*nx : (i+1)*nx] {
+					mean[k] += float64(v)
 				}
 			}
 			for k := range mean {
@@ -56,32 +84,45 @@ func newDesign(X kern.Matrix, bias bool, threads int) *design {
 			}
 		}
 		for i := lo; i < hi; i++ {
-			for k, v := range X.Row(buf, i) {
-				e := v - mean[k]
+			for k, v := range x[i*nx : (i+1)*nx] {
+				e := float64(v) - mean[k]
 				m2[k] += e * e
+				bad += float64(v) * 0 // NaN iff some entry is NaN or Inf
+				if v != 0 {
+					nz++
+				}
 			}
 		}
+		cnz[c], cbad[c] = nz, bad
 	})
-	cnt := 0.0
+	st := xstats{mu: make([]float64, nx), d: make([]float64, nx), finite: true}
+	cnt, nz := 0.0, 0
 	for c := 0; c < nc; c++ {
 		nb := float64(min(chunkRows, n-c*chunkRows))
 		tot := cnt + nb
 		for k := 0; k < nx; k++ {
-			delta := cmean[c*nx+k] - g.mu[k]
-			g.mu[k] += delta * nb / tot
-			g.d[k] += cm2[c*nx+k] + delta*delta*cnt*nb/tot
+			delta := cmean[c*nx+k] - st.mu[k]
+			st.mu[k] += delta * nb / tot
+			st.d[k] += cm2[c*nx+k] + delta*delta*cnt*nb/tot
 		}
 		cnt = tot
-	}
-	for k := range g.d {
-		g.d[k] = math.Sqrt(g.d[k] / float64(n))
-		if !(g.d[k] > 1e-12*(1+math.Abs(g.mu[k]))) {
-			// A constant column: with a bias it carries no information, K's column is 0.
-			g.d[k] = 1
+		nz += cnz[c]
+		if cbad[c] != 0 {
+			st.finite = false
 		}
 	}
-	g.colSum = make([]float64, nc)
-	return g
+	for k := range st.d {
+		if math.IsInf(st.d[k], 0) || math.IsNaN(st.d[k]) || math.IsInf(st.mu[k], 0) || math.IsNaN(st.mu[k]) {
+			st.finite = false
+		}
+		st.d[k] = math.Sqrt(st.d[k] / float64(n))
+		if !(st.d[k] > 1e-12*(1+math.Abs(st.mu[k]))) {
+			// A constant column: with a bias it carries no information, K's column is 0.
+			st.d[k] = 1
+		}
+	}
+	st.density = float64(nz) / (float64(n) * float64(nx))
+	return st
 }
 
 // rowNorms computes the squared row norms of K (one pass over X; the ADMM's metric).

@@ -118,10 +118,13 @@ func (pr *Prepared) sampleRows(threads int) *sample {
 // solver's row sample. Only s.NoBias, s.Threads and s.PlainConsensus matter here.
 func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	st := s.withDefaults()
-	if err := checkMatrix("X", X); err != nil {
+	if err := checkShape("X", X); err != nil {
 		return nil, err
 	}
-	g := newDesign(newKern(X, st.Threads), !st.NoBias, st.Threads)
+	g, err := newDesign(X, !st.NoBias, st.Threads)
+	if err != nil {
+		return nil, err
+	}
 	return &Prepared{X: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus}, nil
 }
 
@@ -458,15 +461,15 @@ func (a *admm) start() {
 // k = 300, so that build keeps X dense.
 const csrMaxDensity = 0.4
 
-func newKern(X Matrix, threads int) kern.Matrix {
+func newKern(X Matrix, threads int, density float64) kern.Matrix {
 	var m kern.Matrix
-	sparse := kern.Backend == "purego"
+	sparse := kern.Backend == "purego" && density < csrMaxDensity
 	switch {
-	case X.F32 != nil && sparse && kern.Density(X.F32) < csrMaxDensity:
+	case X.F32 != nil && sparse:
 		m = kern.NewCSR32(X.F32, X.Rows, X.Cols)
 	case X.F32 != nil:
 		m = kern.NewDense32(X.F32, X.Rows, X.Cols)
-	case sparse && kern.Density(X.F64) < csrMaxDensity:
+	case sparse:
 		m = kern.NewCSR64(X.F64, X.Rows, X.Cols)
 	default:
 		m = kern.NewDense64(X.F64, X.Rows, X.Cols)

@@ -36,7 +36,10 @@ func TestReducedADMMEqualsNaive(t *testing.T) {
 		y[i] = r.NormFloat64() // both signs: all surrogate cases
 		upper[i] = r.IntN(2) == 0
 	}
-	g := newDesign(newKern(X, 1), true, 1)
+	g, err := newDesign(X, true, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	g.rowNorms()
 	a := &admm{g: g, n: n, ny: 1, lambda: lambda, link: ReLU, y: y, omega: 1, epsAbs: 1e-7, epsRel: 1e-6}
 	a.alloc()

@@ -367,22 +367,29 @@ func (nt *newton) update(act []int, move, remaj bool) {
 	const width = 3
 	part := make([]float64, numChunks(n)*width*na)
 	isId := nt.link == Identity
+	alpha := make([]float64, na) // per column of buf; 0 = no move
+	for jj, j := range act {
+		if move {
+			alpha[jj] = nt.alpha[j]
+		}
+	}
+	W, Yv, B, Up := nt.w, nt.y, nt.buf, nt.upper // locals: the compiler cannot keep fields
 	forChunks(n, nt.threads, func(c, lo, hi int) {
 		acc := part[c*width*na : (c+1)*width*na]
 		for i := lo; i < hi; i++ {
+			wr, yr, ur := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny], Up[i*ny:(i+1)*ny]
+			br := B[i*na : (i+1)*na]
 			for jj, j := range act {
-				idx := i*ny + j
-				b := i*na + jj
-				w := nt.w[idx]
-				if a := nt.alpha[j]; move && a != 0 {
-					w += a * nt.buf[b]
-					nt.w[idx] = w
+				w := wr[j]
+				if a := alpha[jj]; a != 0 {
+					w += a * br[jj]
+					wr[j] = w
 				}
-				y := nt.y[idx]
-				up := nt.upper[idx]
+				y := yr[j]
+				up := ur[j]
 				if remaj && !isId && y > 0 && (w >= 0) != up {
 					up = !up
-					nt.upper[idx] = up
+					ur[j] = up
 					acc[width*jj+2]++
 				}
 				e := w - y
@@ -393,7 +400,7 @@ func (nt *newton) update(act []int, move, remaj bool) {
 				acc[width*jj] += tv
 				sv, r := majorizer(w, y, up, isId)
 				acc[width*jj+1] += sv
-				nt.buf[b] = r
+				br[jj] = r
 			}
 		}
 	})
@@ -797,14 +804,20 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64) {
 	nt2 := len(todo)
 	isId := nt.link == Identity
 	part := make([]float64, numChunks(n)*nt2)
+	cols := make([]int, nt2) // output of each trial
+	steps := make([]float64, nt2)
+	for tt, jj := range todo {
+		cols[tt], steps[tt] = act[jj], trial[jj]
+	}
+	W, Yv, B, Up := nt.w, nt.y, nt.buf, nt.upper
 	forChunks(n, nt.threads, func(c, lo, hi int) {
 		acc := part[c*nt2 : (c+1)*nt2]
 		for i := lo; i < hi; i++ {
+			wr, yr, ur := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny], Up[i*ny:(i+1)*ny]
+			br := B[i*na : (i+1)*na]
 			for tt, jj := range todo {
-				j := act[jj]
-				idx := i*ny + j
-				w := nt.w[idx] + trial[jj]*nt.buf[i*na+jj]
-				sv, _ := majorizer(w, nt.y[idx], nt.upper[idx], isId)
+				j := cols[tt]
+				sv, _ := majorizer(wr[j]+steps[tt]*br[jj], yr[j], ur[j], isId)
 				acc[tt] += sv
 			}
 		}

@@ -87,7 +87,23 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 	return nil
 }
 
+// checkMatrix checks the shape of m and that every entry is finite.
 func checkMatrix(name string, m Matrix) error {
+	if err := checkShape(name, m); err != nil {
+		return err
+	}
+	l := len(m.F64) + len(m.F32)
+	for i := 0; i < l; i++ {
+		v := m.At(i/m.Cols, i%m.Cols)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return &InputError{Input: name, Row: i / m.Cols, Col: i % m.Cols, Msg: fmt.Sprintf("not finite (%v)", v)}
+		}
+	}
+	return nil
+}
+
+// checkShape checks that m is non-empty and holds Rows*Cols values in exactly one slice.
+func checkShape(name string, m Matrix) error {
 	if m.Rows <= 0 || m.Cols <= 0 {
 		return inputErr(name, "is empty (%d x %d)", m.Rows, m.Cols)
 	}
@@ -97,12 +113,6 @@ func checkMatrix(name string, m Matrix) error {
 	l := len(m.F64) + len(m.F32)
 	if l != m.Rows*m.Cols {
 		return inputErr(name, "holds %d values, want %d x %d = %d", l, m.Rows, m.Cols, m.Rows*m.Cols)
-	}
-	for i := 0; i < l; i++ {
-		v := m.At(i/m.Cols, i%m.Cols)
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return &InputError{Input: name, Row: i / m.Cols, Col: i % m.Cols, Msg: fmt.Sprintf("not finite (%v)", v)}
-		}
 	}
 	return nil
 }
