@@ -23,9 +23,12 @@ type design struct {
 	bias    bool // last coordinate is the bias
 	mu, d   []float64
 	rowNorm []float64 // ||K_p||^2 per row (rowNorms; the ADMM only)
-	threads int
-	scratch []float64 // nx x ny
-	colSum  []float64 // per-chunk partial column sums
+	// passFrac is the cost of a product relative to a dense one: X's density with the
+	// sparse kernel, else 1.
+	passFrac float64
+	threads  int
+	scratch  []float64 // nx x ny
+	colSum   []float64 // per-chunk partial column sums
 }
 
 // newDesign scans X once (xstats) and builds K on the kernel newKern picks for it.
@@ -46,7 +49,10 @@ func newDesign(X Matrix, bias bool, threads int) (*design, error) {
 	}
 	n, nx := X.Rows, X.Cols
 	g := &design{X: newKern(X, threads, st.density), n: n, nx: nx, bias: bias, threads: threads,
-		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n))}
+		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: 1}
+	if kern.Backend == "purego" && st.density < csrMaxDensity { // newKern chose CSR
+		g.passFrac = st.density
+	}
 	if bias {
 		g.p++
 	}

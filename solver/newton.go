@@ -3,6 +3,7 @@ package solver
 import (
 	"context"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,13 +61,18 @@ type newton struct {
 	kkt, delta []float64 // ny: KKT residual at z; model decrease of the step (< 0)
 	alpha      []float64 // ny: accepted step length
 	changes    []int     // ny: pattern changes at the last re-majorisation
+	cold       []bool    // ny: still on the first majoriser of a cold start
 	small      []int     // ny: consecutive steps that decreased F by at most FTol relative
 	prev       []float64 // ny: the majoriser's value before the last step
 	state      []outState
 	shared     []bool    // ny: the step uses the shared metric (set by plan)
 	curved     []int     // ny: curved sample rows (set by plan)
+	cmask      []bool    // S x nact: sample row r is curved for act[jj] (set by plan)
+	nact       int       // len(act) of the last plan
 	work       []float64 // ny: Gram flops of the last step
 }
+
+var debugNewton = os.Getenv("RELUTRIM_DEBUG") != ""
 
 type outState uint8
 
@@ -133,7 +139,7 @@ func newNewtonOn(g *design, smp *sample, y []float64, ny int, lambda float64, la
 	nt.t, nt.fOut, nt.phi = make([]float64, ny), make([]float64, ny), make([]float64, ny)
 	nt.kkt, nt.delta, nt.alpha = make([]float64, ny), make([]float64, ny), make([]float64, ny)
 	nt.changes, nt.state = make([]int, ny), make([]outState, ny)
-	nt.small, nt.prev = make([]int, ny), make([]float64, ny)
+	nt.small, nt.prev, nt.cold = make([]int, ny), make([]float64, ny), make([]bool, ny)
 	nt.shared, nt.work, nt.curved = make([]bool, ny), make([]float64, ny), make([]int, ny)
 	return nt
 }
@@ -187,6 +193,18 @@ func majorizer(w, y float64, upper, identity bool) (value, r float64) {
 	return y * y, 0
 }
 
+// curvedAt reports whether the majoriser of majorizer is curved (right of its switch
+// point) at w.
+func curvedAt(w, y float64, upper, identity bool) bool {
+	switch {
+	case identity || (y > 0 && upper):
+		return true
+	case y <= 0:
+		return w > 0
+	}
+	return w > 2*y
+}
+
 // surZ is the switch point of the current majoriser of term idx.
 func (nt *newton) surZ(idx int) float64 {
 	if nt.link == Identity {
@@ -213,9 +231,9 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 	// tolerance before re-majorising: re-majorising at an immature iterate switches terms
 	// with y > 0 and w < 0 to their flat majoriser, from which they rarely return (a dead
 	// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
-	coldRound := cold && nt.link == ReLU
 	for j := range nt.state {
 		nt.state[j], nt.alpha[j], nt.changes[j], nt.small[j] = running, 0, 0, 0
+		nt.cold[j] = cold && nt.link == ReLU
 	}
 	act := make([]int, ny)
 	for j := range act {
@@ -235,20 +253,16 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 		}
 		nt.gradient(act)
 		res.Passes++
-		if coldRound && nt.roundSolved(act, st.RemajorizeTol, st.FTol) {
-			// The first majoriser is solved well enough: re-majorise at this point.
-			coldRound = false
-			nt.update(act, false, true)
-			for _, j := range act {
-				nt.small[j] = 0
-			}
-			res.CCPIters++
-			nt.gradient(act)
-			res.Passes++
-		}
 		newAct := act[:0:0]
 		for _, j := range act {
-			if !coldRound && (nt.kkt[j] <= nt.eps || nt.small[j] >= 2) {
+			if nt.cold[j] {
+				// Per output: once its first majoriser is minimised to RemajorizeTol times
+				// the tolerances, the update after this step re-majorises it.
+				if nt.kkt[j] <= st.RemajorizeTol*nt.eps || nt.small[j] >= 1 {
+					nt.cold[j] = false
+					nt.small[j] = 0
+				}
+			} else if nt.kkt[j] <= nt.eps || nt.small[j] >= 2 {
 				nt.state[j] = converged
 				continue
 			}
@@ -270,30 +284,42 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			}
 		}
 		nt.steps(act)
+		wsum, nsh := 0.0, 0
 		for _, j := range act {
 			res.Passes += nt.work[j] / nt.nxny
+			wsum += nt.work[j]
+			if nt.shared[j] {
+				nsh++
+			}
+		}
+		if debugNewton {
+			println("act", len(act), "shared", nsh, "gram passes", wsum/nt.nxny)
 		}
 		nt.forward(act)
 		res.Passes++
 		nt.lineSearch(act)
 		copy(nt.prev, nt.phi)
-		nt.update(act, true, !coldRound)
+		nt.update(act, true, false)
+		remaj := false
 		for _, j := range act {
+			remaj = remaj || !nt.cold[j]
 			// Stationarity by decrease: the KKT residual misses the convex kinks of the
 			// terms with y < 0 at w = 0 (and of the majorisers at their switch points),
 			// where minimisers often sit; there F stops decreasing while the one-sided
 			// gradient does not vanish.
 			dec := nt.prev[j] - nt.fOut[j]
-			if coldRound {
+			tol := st.FTol
+			if nt.cold[j] {
 				dec = nt.prev[j] - nt.phi[j]
+				tol *= st.RemajorizeTol
 			}
-			if dec <= st.FTol*math.Abs(nt.fOut[j]) && nt.changes[j] == 0 {
+			if dec <= tol*math.Abs(nt.fOut[j]) && nt.changes[j] == 0 {
 				nt.small[j]++
 			} else {
 				nt.small[j] = 0
 			}
 		}
-		if !coldRound {
+		if remaj {
 			res.CCPIters++
 		}
 		for _, j := range act {
@@ -321,7 +347,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			}
 			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f,
 				PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
-				Remajorized: !coldRound})
+				Remajorized: remaj})
 			if err != nil {
 				return nil, nil, 0, err
 			}
@@ -359,19 +385,22 @@ func (nt *newton) curvedFraction(j int) float64 {
 }
 
 // update is the fused elementwise pass after a step: w += alpha_j K d_j (K d in buf,
-// compacted to act; skipped where alpha_j = 0), re-majorise if remaj, F and the majoriser's
+// compacted to act; skipped where alpha_j = 0 or !move), re-majorise the outputs past
+// their cold round (every output if all), F and the majoriser's
 // value per output, and the residual r = (w - y) [curved] into buf for the next gradient.
 
-func (nt *newton) update(act []int, move, remaj bool) {
+func (nt *newton) update(act []int, move, all bool) {
 	ny, na, n := nt.ny, len(act), nt.n
 	const width = 3
 	part := make([]float64, numChunks(n)*width*na)
 	isId := nt.link == Identity
 	alpha := make([]float64, na) // per column of buf; 0 = no move
+	remajs := make([]bool, na)   // re-majorise this column: warm outputs, or all
 	for jj, j := range act {
 		if move {
 			alpha[jj] = nt.alpha[j]
 		}
+		remajs[jj] = all || !nt.cold[j]
 	}
 	W, Yv, B, Up := nt.w, nt.y, nt.buf, nt.upper // locals: the compiler cannot keep fields
 	forChunks(n, nt.threads, func(c, lo, hi int) {
@@ -387,7 +416,7 @@ func (nt *newton) update(act []int, move, remaj bool) {
 				}
 				y := yr[j]
 				up := ur[j]
-				if remaj && !isId && y > 0 && (w >= 0) != up {
+				if remajs[jj] && !isId && y > 0 && (w >= 0) != up {
 					up = !up
 					ur[j] = up
 					acc[width*jj+2]++
@@ -472,18 +501,6 @@ func (nt *newton) kktOf(j int) float64 {
 	return m / nt.yScale[j]
 }
 
-// roundSolved reports whether the current majoriser is minimised to tol times the
-// tolerances for every output of act (KKT residual, or one step's decrease).
-func (nt *newton) roundSolved(act []int, tol, ftol float64) bool {
-	for _, j := range act {
-		if !(nt.kkt[j] <= tol*nt.eps || nt.small[j] >= 1 ||
-			(nt.alpha[j] > 0 && nt.prev[j]-nt.phi[j] <= tol*ftol*math.Abs(nt.phi[j]))) {
-			return false
-		}
-	}
-	return true
-}
-
 func (nt *newton) maxKKT(act []int) float64 {
 	m := 0.0
 	for _, j := range act {
@@ -528,30 +545,48 @@ func (nt *newton) forward(act []int) {
 	nt.g.mul(nt.buf[:nt.n*na], dc, na)
 }
 
-// plan chooses each output's metric for the next step (see gramBudget) from its working
-// set size and its number of curved sample rows; it reports whether any output of act
+// plan marks the curved sample rows of every output of act (one row-major pass) and
+// chooses each output's metric for the next step: its own Gram when that costs at most
+// gramBudget times the output's share of one pass (the Gram's cost estimated from the
+// working set's column densities), else the shared metric. It reports whether any output
 // needs the shared metric.
 func (nt *newton) plan(act []int) bool {
-	ny, p, nx := nt.ny, nt.p, nt.g.nx
+	ny, p, na := nt.ny, nt.p, len(act)
+	nt.nact = na
+	S := len(nt.smp.rows)
+	if cap(nt.cmask) < S*na {
+		nt.cmask = make([]bool, S*na)
+	}
+	nt.cmask = nt.cmask[:S*na]
+	counts := make([]int, na)
+	isId := nt.link == Identity
+	for r, i := range nt.smp.rows {
+		wr, yr, ur := nt.w[i*ny:(i+1)*ny], nt.y[i*ny:(i+1)*ny], nt.upper[i*ny:(i+1)*ny]
+		cm := nt.cmask[r*na : (r+1)*na]
+		for jj, j := range act {
+			c := curvedAt(wr[j], yr[j], ur[j], isId)
+			cm[jj] = c
+			if c {
+				counts[jj]++
+			}
+		}
+	}
+	pass := float64(nt.n) * float64(nt.g.nx) * nt.g.passFrac
 	any := false
-	for _, j := range act {
-		m := 0
+	for jj, j := range act {
+		nt.curved[j] = counts[jj]
+		dens := 0.0
 		for k := 0; k < p; k++ {
-			i := k*ny + j
-			if nt.inWorkingSet(k, i) {
-				m++
+			if nt.inWorkingSet(k, k*ny+j) {
+				if k < nt.g.nx {
+					dens += nt.smp.colDens[k]
+				} else {
+					dens++
+				}
 			}
 		}
-		curved := 0
-		for _, r := range nt.smp.rows {
-			idx := r*ny + j
-			if nt.w[idx] > nt.surZ(idx) {
-				curved++
-			}
-		}
-		nt.curved[j] = curved
-		cost := float64(curved) * float64(m) * float64(m+1) / 2
-		nt.shared[j] = cost > gramBudget*float64(nt.n)*float64(nx)
+		cost := float64(counts[jj]) * dens * (dens + 1) / 2
+		nt.shared[j] = cost > gramBudget*pass
 		any = any || nt.shared[j]
 	}
 	return any
@@ -568,8 +603,9 @@ func (nt *newton) inWorkingSet(k, i int) bool {
 
 // stepWork is the scratch of one worker of steps.
 type stepWork struct {
-	ws           []int
-	H, xw        []float64
+	ws, pos, nz  []int
+	H, xw, A     []float64
+	val          []float64
 	q0, v0, l, v []float64
 	q            []float64
 }
@@ -590,7 +626,7 @@ func (nt *newton) steps(act []int) {
 				if c >= len(act) {
 					return
 				}
-				nt.step(act[c], sw)
+				nt.step(act[c], c, sw)
 			}
 		}()
 	}
@@ -598,7 +634,7 @@ func (nt *newton) steps(act []int) {
 }
 
 // step computes output j's direction: working set, metric, coordinate descent.
-func (nt *newton) step(j int, sw *stepWork) {
+func (nt *newton) step(j, jj int, sw *stepWork) {
 	ny, p, nx := nt.ny, nt.p, nt.g.nx
 	ws := sw.ws[:0]
 	for k := 0; k < p; k++ {
@@ -643,39 +679,20 @@ func (nt *newton) step(j int, sw *stepWork) {
 			}
 		}
 	} else {
-		xw := sw.xw
-		for r, i := range nt.smp.rows {
-			idx := i*ny + j
-			if !(nt.w[idx] > nt.surZ(idx)) {
-				continue
+		if cap(sw.pos) < nx {
+			sw.pos = make([]int, nx)
+			for k := range sw.pos {
+				sw.pos[k] = -1
 			}
-			row := nt.smp.ks[r*nx : (r+1)*nx]
-			for a, k := range ws {
-				if k == nx {
-					xw[a] = 1 // the bias column
-				} else {
-					xw[a] = row[k]
-				}
-			}
-			for a := 0; a < m; a++ {
-				xa := xw[a]
-				if xa == 0 {
-					continue
-				}
-				h := H[a*m : (a+1)*m]
-				for b := a; b < m; b++ {
-					h[b] += xa * xw[b]
-				}
-			}
+			sw.nz, sw.val = make([]int, 0, p), make([]float64, 0, p)
 		}
-		inv := 1 / float64(S)
-		for a := 0; a < m; a++ {
-			for b := a; b < m; b++ {
-				v := H[a*m+b] * inv
-				H[a*m+b], H[b*m+a] = v, v
-			}
-		}
-		nt.work[j] = float64(nt.curved[j]) * float64(m) * float64(m+1) / 2
+		sw.A = grow(sw.A, m*m)
+		clear(sw.A)
+		clear(sw.xw) // column sums
+		na, cm := nt.nact, nt.cmask
+		c := nt.smp.rawGram(ws, sw.pos, 0, S, func(r int) bool { return cm[r*na+jj] }, sw.A, sw.xw, sw.nz, sw.val)
+		nt.smp.toK(ws, sw.A, sw.xw, c, H)
+		nt.work[j] = float64(c) * float64(m) * float64(m+1) / 2 * nt.g.passFrac * nt.g.passFrac
 	}
 	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale
 	for a := 0; a < m; a++ {

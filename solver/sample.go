@@ -3,8 +3,6 @@ package solver
 import (
 	"math/rand/v2"
 	"sync"
-
-	"relutrim/internal/kern"
 )
 
 // hessianRows is the number of rows from which the Newton solver estimates curvature. The
@@ -15,20 +13,29 @@ import (
 // rebuilt at every step.
 const hessianRows = 20000
 
-// sample is a fixed subset of X's rows in the standardised coordinates of the design K,
-// built once per Prepared and shared by all fits on it.
+// sample is a fixed subset of X's rows, built once per Prepared and shared by all fits on
+// it. The rows are kept as in X (not standardised), so that sparse inputs stay sparse:
+// Grams are accumulated from the non-zeros and then mapped to the standardised
+// coordinates of K (toK).
 type sample struct {
-	rows []int     // sorted row indices into X
-	nx   int       // feature columns
-	bias bool      // K has a bias column (coordinate nx), implicitly 1 on every row
-	ks   []float64 // len(rows) x nx, row-major: K's feature columns restricted to rows
+	rows  []int     // sorted row indices into X
+	nx    int       // feature columns
+	bias  bool      // K has a bias column (coordinate nx)
+	xs    []float64 // len(rows) x nx, row-major: X's rows
+	mu, d []float64 // the design's standardisation (K = (X - mu) / d)
+	// nzIdx/nzPtr list the non-zero columns of each row (CSR pattern of xs).
+	nzIdx []int32
+	nzVal []float64
+	nzPtr []int
+	// colDens is each column's fraction of non-zeros in the sample.
+	colDens []float64
 
 	gramOnce sync.Once
-	gram     []float64 // p x p: ks^T ks / len(rows), the shared metric (built on first use)
+	gram     []float64 // p x p: K_S^T K_S / S, the shared metric (built on first use)
 }
 
 // newSample draws min(N, hessianRows) rows by selection sampling (Knuth's algorithm S:
-// sorted, O(N) time, O(S) memory, deterministic: a fixed seed) and standardises them.
+// sorted, O(N) time, O(S) memory, deterministic: a fixed seed).
 func newSample(g *design, threads int) *sample {
 	n, nx := g.n, g.nx
 	s := min(n, hessianRows)
@@ -45,34 +52,40 @@ func newSample(g *design, threads int) *sample {
 			}
 		}
 	}
-	ks := make([]float64, len(rows)*nx)
+	xs := make([]float64, len(rows)*nx)
 	forChunks(len(rows), threads, func(_, lo, hi int) {
-		buf := make([]float64, nx)
 		for r := lo; r < hi; r++ {
-			out := ks[r*nx : (r+1)*nx]
-			for k, v := range g.X.Row(buf, rows[r]) {
-				out[k] = (v - g.mu[k]) / g.d[k]
-			}
+			g.X.Row(xs[r*nx:(r+1)*nx], rows[r])
 		}
 	})
-	return &sample{rows: rows, nx: nx, bias: g.bias, ks: ks}
+	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
+		nzPtr: make([]int, len(rows)+1), colDens: make([]float64, nx)}
+	for r := range rows {
+		for k, v := range xs[r*nx : (r+1)*nx] {
+			if v != 0 {
+				smp.nzIdx = append(smp.nzIdx, int32(k))
+				smp.nzVal = append(smp.nzVal, v)
+				smp.colDens[k]++
+			}
+		}
+		smp.nzPtr[r+1] = len(smp.nzIdx)
+	}
+	for k := range smp.colDens {
+		smp.colDens[k] /= float64(len(rows))
+	}
+	return smp
 }
 
-// design returns the standardised sample as a design of its own (mu = 0, d = 1): the
+// design returns the sample as a design of its own with the parent's standardisation: the
 // operator of the subsampled problem that warm-starts a large fit (newton.go).
 func (s *sample) design(threads int) *design {
 	m := len(s.rows)
-	X := kern.NewDense64(s.ks, m, s.nx)
-	if t, ok := X.(kern.Threaded); ok {
-		t.SetThreads(threads)
-	}
+	X := newKern(Matrix{Rows: m, Cols: s.nx, F64: s.xs}, threads,
+		float64(len(s.nzIdx))/float64(max(1, m*s.nx)))
 	g := &design{X: X, n: m, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
-		mu: make([]float64, s.nx), d: make([]float64, s.nx), colSum: make([]float64, numChunks(m))}
+		mu: s.mu, d: s.d, colSum: make([]float64, numChunks(m))}
 	if s.bias {
 		g.p++
-	}
-	for k := range g.d {
-		g.d[k] = 1
 	}
 	return g
 }
@@ -83,40 +96,125 @@ func (s *sample) whole() *sample {
 	for i := range all {
 		all[i] = i
 	}
-	return &sample{rows: all, nx: s.nx, bias: s.bias, ks: s.ks}
+	return &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d,
+		nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens}
 }
 
-// sharedGram returns ks^T ks / S (p x p), computing it on first use with the dense
-// kernels (deterministic for any thread count). built reports whether this call built it.
+// rawGram accumulates, over the sample rows r in [lo, hi) with use(r) true (use may be nil), the raw products of the
+// feature columns in ws (ascending; a trailing nx stands for the bias and is skipped):
+// A[a][b] += x_a x_b (upper triangle, m x m with m = len(ws)), s[a] += x_a, and returns
+// the number of rows used. pos maps a column to its place in ws (or -1); it must be
+// all -1 on entry and is restored. Only non-zeros are visited.
+func (s *sample) rawGram(ws []int, pos []int, lo, hi int, use func(r int) bool, A, sum []float64, nzbuf []int, valbuf []float64) int {
+	m := len(ws)
+	for a, k := range ws {
+		if k < s.nx {
+			pos[k] = a
+		}
+	}
+	c := 0
+	for r := lo; r < hi; r++ {
+		if use != nil && !use(r) {
+			continue
+		}
+		c++
+		nz, val := nzbuf[:0], valbuf[:0]
+		lo, hi := s.nzPtr[r], s.nzPtr[r+1]
+		vals := s.nzVal[lo:hi]
+		for t, k := range s.nzIdx[lo:hi] {
+			if a := pos[k]; a >= 0 {
+				nz = append(nz, a)
+				val = append(val, vals[t])
+			}
+		}
+		for t, a := range nz { // nz ascending: a <= b gives the upper triangle
+			va := val[t]
+			sum[a] += va
+			h := A[a*m : (a+1)*m]
+			for u := t; u < len(nz); u++ {
+				h[nz[u]] += va * val[u]
+			}
+		}
+	}
+	for _, k := range ws {
+		if k < s.nx {
+			pos[k] = -1
+		}
+	}
+	return c
+}
+
+// toK maps raw accumulations (A upper triangle over ws's features, sums, count c) to the
+// Gram of K's columns ws over the same rows, divided by S, in H (full m x m):
+//
+//	K_a = (x_a - mu_a) / d_a,  K_bias = 1
+//	sum K_a K_b = (A_ab - mu_a s_b - mu_b s_a + mu_a mu_b c) / (d_a d_b)
+func (s *sample) toK(ws []int, A, sum []float64, c int, H []float64) {
+	m := len(ws)
+	inv := 1 / float64(len(s.rows))
+	cf := float64(c)
+	for a, ka := range ws {
+		for b := a; b < m; b++ {
+			kb := ws[b]
+			var v float64
+			switch {
+			case ka == s.nx: // bias x bias (the bias is last, so kb is too)
+				v = cf
+			case kb == s.nx: // feature x bias
+				v = (sum[a] - s.mu[ka]*cf) / s.d[ka]
+			default:
+				v = (A[a*m+b] - s.mu[ka]*sum[b] - s.mu[kb]*sum[a] + s.mu[ka]*s.mu[kb]*cf) / (s.d[ka] * s.d[kb])
+			}
+			v *= inv
+			H[a*m+b], H[b*m+a] = v, v
+		}
+	}
+}
+
+// sharedGram returns K_S^T K_S / S (p x p), computing it on first use; built reports
+// whether this call built it. Rows are split into fixed blocks whose partial Grams are
+// added in block order (deterministic for any thread count).
 func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 	s.gramOnce.Do(func() {
-		m, nx := len(s.rows), s.nx
-		k := kern.NewDense64(s.ks, m, nx)
-		if t, ok := k.(kern.Threaded); ok {
-			t.SetThreads(threads)
+		nx := s.nx
+		ws := make([]int, p)
+		for k := range ws {
+			ws[k] = k
 		}
-		ff := make([]float64, nx*nx)
-		k.MulT(ff, s.ks, nx) // features x features
-		inv := 1 / float64(m)
-		gram := make([]float64, p*p)
-		for a := 0; a < nx; a++ {
-			for b := 0; b < nx; b++ {
-				gram[a*p+b] = ff[a*nx+b] * inv
-			}
-		}
-		if s.bias { // bias row and column: column means of the sample, and 1
-			for r := 0; r < m; r++ {
-				row := s.ks[r*nx : (r+1)*nx]
-				for a, v := range row {
-					gram[a*p+nx] += v
+		const blocks = 8
+		S := len(s.rows)
+		As := make([][]float64, blocks)
+		sums := make([][]float64, blocks)
+		var wg sync.WaitGroup
+		sem := make(chan struct{}, max(1, threads))
+		for b := 0; b < blocks; b++ {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func(b int) {
+				defer wg.Done()
+				defer func() { <-sem }()
+				lo, hi := b*S/blocks, (b+1)*S/blocks
+				A, sum := make([]float64, p*p), make([]float64, p)
+				pos := make([]int, nx)
+				for k := range pos {
+					pos[k] = -1
 				}
-			}
-			for a := 0; a < nx; a++ {
-				gram[a*p+nx] *= inv
-				gram[nx*p+a] = gram[a*p+nx]
-			}
-			gram[nx*p+nx] = 1
+				s.rawGram(ws, pos, lo, hi, nil, A, sum, make([]int, 0, p), make([]float64, 0, p))
+				As[b], sums[b] = A, sum
+			}(b)
 		}
+		wg.Wait()
+		A, sum := As[0], sums[0]
+		for b := 1; b < blocks; b++ {
+			for i, v := range As[b] {
+				A[i] += v
+			}
+			for i, v := range sums[b] {
+				sum[i] += v
+			}
+		}
+		gram := make([]float64, p*p)
+		s.toK(ws, A, sum, S, gram)
 		s.gram = gram
 		built = true
 	})
