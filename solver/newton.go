@@ -709,7 +709,7 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 		// one output's share of one pass, at least 3 sweeps
 		sweeps = max(3, min(cdMaxSweeps, int(float64(nt.n)*float64(nx)/float64(m*m))))
 	}
-	cdLasso(H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps)
+	cdLasso(H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps, cdTol)
 	// Model decrease delta = grad . d + L1(z + d) - L1(z) (the Armijo reference).
 	delta := 0.0
 	for a, k := range ws {
@@ -728,8 +728,9 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 // by cyclic coordinate descent from v = v0, keeping q = q0 + H (v - v0) current (the
 // smooth part's gradient; scikit-learn's Gram variant of the Lasso CD). Full sweeps
 // alternate with sweeps over the non-zero coordinates until these settle (glmnet's active
-// set). H is symmetric m x m with a positive diagonal.
-func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int) int {
+// set), until a sweep's largest move is below tol times the largest move seen. H is
+// symmetric m x m with a positive diagonal.
+func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int, tol float64) int {
 	copy(v, v0)
 	copy(q, q0)
 	full := true
@@ -757,7 +758,7 @@ func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int) int {
 			moved = math.Max(moved, math.Abs(dl)*math.Sqrt(h))
 		}
 		big = math.Max(big, moved)
-		if moved <= cdTol*big { // settled: done if this was a full sweep, else verify with one
+		if moved <= tol*big { // settled: done if this was a full sweep, else verify with one
 			if full {
 				break
 			}
