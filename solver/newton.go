@@ -1,9 +1,11 @@
 package solver
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +71,9 @@ type newton struct {
 	curved     []int     // ny: curved sample rows (set by plan)
 	cmask      []bool    // S x nact: sample row r is curved for act[jj] (set by plan)
 	nact       int       // len(act) of the last plan
+	ws         [][]int   // ny: working set of the next step (set by plan)
+	gramCost   []float64 // ny: estimated multiply-adds of the output's own Gram (set by plan)
+	sharedRun  []int     // ny: steps taken on the shared metric
 	work       []float64 // ny: Gram flops of the last step
 }
 
@@ -86,10 +91,12 @@ const (
 	// gramBudget: an output's own Gram is built when it costs at most this many of the
 	// output's shares of one pass (S_j m^2 / 2 <= gramBudget N Nx); beyond, the shared
 	// metric is used. Gram flops run at BLAS-3 speed, about twice a pass's (kern/BENCH.md).
-	gramBudget = 2.0
+	gramBudget = 6.0
 	// wsFraction: a zero coordinate enters the working set when |gradient| > wsFraction
 	// times its L1 weight; the KKT check at the next step catches any it missed.
 	wsFraction = 0.9
+	// wsMinGrow: a working set may grow by at least this many coordinates per step.
+	wsMinGrow = 16
 	// tMax bounds the shared metric's step scale; 64 and the start 0.9/(fraction of curved
 	// rows) are the prototype's (FACTS.md, (2b)), which kept rarely active outputs alive.
 	tMax = 64.0
@@ -100,8 +107,12 @@ const (
 	// cdTol: coordinate descent stops when the largest coordinate move of a sweep (in the
 	// metric) is below cdTol times the largest move seen; the outer line search absorbs the
 	// rest. cdMaxSweeps bounds it on small working sets.
-	cdTol       = 1e-3
-	cdMaxSweeps = 200
+	cdTol        = 1e-3
+	cdMaxSweeps  = 200
+	sharedSweeps = 3
+	// sharedPatience: steps an output may take on the shared metric before its own Gram
+	// is built whatever it costs (see plan).
+	sharedPatience = 5
 	// diagFloor keeps the model's diagonal positive when a coordinate is (nearly) zero on
 	// the curved sample rows: at least diagFloor times the output's curved fraction (a
 	// standardised column has unit mean square).
@@ -141,6 +152,9 @@ func newNewtonOn(g *design, smp *sample, y []float64, ny int, lambda float64, la
 	nt.changes, nt.state = make([]int, ny), make([]outState, ny)
 	nt.small, nt.prev, nt.cold = make([]int, ny), make([]float64, ny), make([]bool, ny)
 	nt.shared, nt.work, nt.curved = make([]bool, ny), make([]float64, ny), make([]int, ny)
+	nt.ws = make([][]int, ny)
+	nt.gramCost = make([]float64, ny)
+	nt.sharedRun = make([]int, ny)
 	return nt
 }
 
@@ -233,6 +247,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 	// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
 	for j := range nt.state {
 		nt.state[j], nt.alpha[j], nt.changes[j], nt.small[j] = running, 0, 0, 0
+		nt.sharedRun[j] = 0
 		nt.cold[j] = cold && nt.link == ReLU
 	}
 	act := make([]int, ny)
@@ -280,13 +295,14 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 		res.Iters++
 		if nt.plan(act) {
 			if _, built := nt.smp.sharedGram(p, nt.threads); built {
-				res.Passes += float64(len(nt.smp.rows)) * float64(p) * float64(p) / nt.nxny
+				d := float64(len(nt.smp.nzIdx)) / float64(len(nt.smp.rows)) // non-zeros per row
+				res.Passes += float64(len(nt.smp.rows)) * d * d / 2 / (nt.nxny * nt.g.passFrac)
 			}
 		}
 		nt.steps(act)
 		wsum, nsh := 0.0, 0
 		for _, j := range act {
-			res.Passes += nt.work[j] / nt.nxny
+			res.Passes += nt.work[j] / (nt.nxny * nt.g.passFrac)
 			wsum += nt.work[j]
 			if nt.shared[j] {
 				nsh++
@@ -352,6 +368,9 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 				return nil, nil, 0, err
 			}
 		}
+	}
+	if debugNewton {
+		println("fit n", nt.n, "p", nt.p, "ny", nt.ny, "lambda", nt.lambda, "iters", res.Iters, "passes", res.Passes, "status", status.String(), "secs", time.Since(start).Seconds())
 	}
 	if status == Converged {
 		for _, s := range nt.state {
@@ -551,7 +570,7 @@ func (nt *newton) forward(act []int) {
 // working set's column densities), else the shared metric. It reports whether any output
 // needs the shared metric.
 func (nt *newton) plan(act []int) bool {
-	ny, p, na := nt.ny, nt.p, len(act)
+	ny, na := nt.ny, len(act)
 	nt.nact = na
 	S := len(nt.smp.rows)
 	if cap(nt.cmask) < S*na {
@@ -575,30 +594,75 @@ func (nt *newton) plan(act []int) bool {
 	any := false
 	for jj, j := range act {
 		nt.curved[j] = counts[jj]
+		nt.ws[j] = nt.workingSet(j, nt.ws[j][:0])
 		dens := 0.0
-		for k := 0; k < p; k++ {
-			if nt.inWorkingSet(k, k*ny+j) {
-				if k < nt.g.nx {
-					dens += nt.smp.colDens[k]
-				} else {
-					dens++
-				}
+		for _, k := range nt.ws[j] {
+			if k < nt.g.nx {
+				dens += nt.smp.colDens[k]
+			} else {
+				dens++
 			}
 		}
 		cost := float64(counts[jj]) * dens * (dens + 1) / 2
-		nt.shared[j] = cost > gramBudget*pass
+		nt.gramCost[j] = cost
+		// Budget, or patience: an output still running after sharedPatience steps on the
+		// shared metric converges too slowly on it; its own Gram costs a few passes once
+		// and then converges in a few steps (measured on the MNIST demo's first layer:
+		// stragglers at 60 shared steps with the KKT residual stuck near 2e-4).
+		nt.shared[j] = cost > gramBudget*pass && nt.sharedRun[j] < sharedPatience
+		if nt.shared[j] {
+			nt.sharedRun[j]++
+		}
+		if debugNewton && jj == 0 {
+			println("  out", j, "m", len(nt.ws[j]), "dens", dens, "curved", counts[jj], "cost/pass", cost/pass, "t", nt.t[j], "kkt", nt.kkt[j])
+		}
 		any = any || nt.shared[j]
 	}
 	return any
 }
 
-// inWorkingSet: coordinate k (entry i of p x ny) is free in the step's model: unmasked, and
-// the bias, or non-zero, or with a gradient near its L1 threshold.
-func (nt *newton) inWorkingSet(k, i int) bool {
-	if nt.mask != nil && !nt.mask[i] {
-		return false
+// workingSet appends to ws the coordinates free in output j's step model (ascending): the
+// bias, the non-zeros, and the zero coordinates whose gradient exceeds wsFraction times
+// their L1 weight - at most max(wsMinGrow, #non-zeros) of these, the largest
+// |gradient| / weight first (working sets that at most double per step, as in glmnet's and
+// celer's working-set schemes; the KKT check of the next step finds any coordinate left
+// out). Masked coordinates never enter.
+func (nt *newton) workingSet(j int, ws []int) []int {
+	ny, p := nt.ny, nt.p
+	type cand struct {
+		k     int
+		score float64
 	}
-	return k == nt.g.nx || nt.z[i] != 0 || math.Abs(nt.grad[i]) > wsFraction*nt.lam[k]
+	var cands []cand
+	nnz := 0
+	for k := 0; k < p; k++ {
+		i := k*ny + j
+		if nt.mask != nil && !nt.mask[i] {
+			continue
+		}
+		switch {
+		case k == nt.g.nx || nt.z[i] != 0:
+			ws = append(ws, k)
+			if k != nt.g.nx {
+				nnz++
+			}
+		case math.Abs(nt.grad[i]) > wsFraction*nt.lam[k]:
+			sc := math.Inf(1)
+			if nt.lam[k] > 0 {
+				sc = math.Abs(nt.grad[i]) / nt.lam[k]
+			}
+			cands = append(cands, cand{k, sc})
+		}
+	}
+	if limit := max(wsMinGrow, nnz); len(cands) > limit {
+		slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(b.score, a.score) })
+		cands = cands[:limit]
+	}
+	for _, c := range cands {
+		ws = append(ws, c.k)
+	}
+	slices.Sort(ws)
+	return ws
 }
 
 // stepWork is the scratch of one worker of steps.
@@ -636,13 +700,7 @@ func (nt *newton) steps(act []int) {
 // step computes output j's direction: working set, metric, coordinate descent.
 func (nt *newton) step(j, jj int, sw *stepWork) {
 	ny, p, nx := nt.ny, nt.p, nt.g.nx
-	ws := sw.ws[:0]
-	for k := 0; k < p; k++ {
-		if nt.inWorkingSet(k, k*ny+j) {
-			ws = append(ws, k)
-		}
-	}
-	sw.ws = ws
+	ws := nt.ws[j] // chosen by plan
 	m := len(ws)
 	for k := 0; k < p; k++ {
 		nt.d[k*ny+j] = 0
@@ -692,7 +750,7 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 		na, cm := nt.nact, nt.cmask
 		c := nt.smp.rawGram(ws, sw.pos, 0, S, func(r int) bool { return cm[r*na+jj] }, sw.A, sw.xw, sw.nz, sw.val)
 		nt.smp.toK(ws, sw.A, sw.xw, c, H)
-		nt.work[j] = float64(c) * float64(m) * float64(m+1) / 2 * nt.g.passFrac * nt.g.passFrac
+		nt.work[j] = nt.gramCost[j]
 	}
 	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale
 	for a := 0; a < m; a++ {
@@ -706,8 +764,9 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 	}
 	sweeps := cdMaxSweeps
 	if useShared {
-		// one output's share of one pass, at least 3 sweeps
-		sweeps = max(3, min(cdMaxSweeps, int(float64(nt.n)*float64(nx)/float64(m*m))))
+		// The shared metric is only a scaled stand-in for the output's curvature: solving
+		// its model precisely buys little. The prototype's (2b) did 2 sweeps (FACTS.md).
+		sweeps = sharedSweeps
 	}
 	cdLasso(H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps, cdTol)
 	// Model decrease delta = grad . d + L1(z + d) - L1(z) (the Armijo reference).
