@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -152,6 +153,18 @@ func execute(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "relutrim: %s\n", msg)
 	}
 	return st
+}
+
+// limitThreads applies a command's --threads n: n > 0 also bounds runtime.GOMAXPROCS, so
+// that the work outside the solver's products (the one-time CSR construction in
+// internal/kern, the model's forward passes) uses at most n cores too; 0 keeps all CPUs.
+// The returned function restores the previous value (commands run in-process in tests).
+func limitThreads(n int) func() {
+	if n <= 0 {
+		return func() {}
+	}
+	old := runtime.GOMAXPROCS(n)
+	return func() { runtime.GOMAXPROCS(old) }
 }
 
 // warnf prints a warning line on stderr (also with --quiet).

@@ -46,6 +46,10 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if demoFlags.test < 0 || demoFlags.test > 10000 {
 		return usageErrorf("--test-rows %d: must be in [0, 10000]", demoFlags.test)
 	}
+	if demoFlags.threads < 0 {
+		return usageErrorf("--threads must be >= 0, got %d", demoFlags.threads)
+	}
+	defer limitThreads(demoFlags.threads)()
 	for _, s := range demoFlags.levels {
 		if !(s >= 0 && s < 1) {
 			return usageErrorf("--levels: sparsity %v is outside [0, 1)", s)

@@ -184,6 +184,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
 	n, nx, ny := X.Rows, X.Cols, Y.Cols
 
+	defer limitThreads(fl.threads)()
 	threads := fl.threads
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)

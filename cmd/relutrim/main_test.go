@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -86,4 +87,22 @@ func expectUsageError(t *testing.T, r result, want []string, out string) {
 		}
 	}
 	assertEmptyDir(t, out)
+}
+
+// TestLimitThreads: --threads n bounds GOMAXPROCS during the run (so it reaches the kernels'
+// one-time CSR construction too) and the old value comes back afterwards.
+func TestLimitThreads(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	restore := limitThreads(1)
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("GOMAXPROCS during --threads 1 = %d, want 1", got)
+	}
+	restore()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after the run = %d, want %d", got, before)
+	}
+	limitThreads(0)() // 0: all CPUs, nothing changes
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after --threads 0 = %d, want %d", got, before)
+	}
 }

@@ -122,6 +122,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.threads < 0 {
 		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
 	}
+	defer limitThreads(fl.threads)()
 	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}} {
 		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
