@@ -7,6 +7,7 @@ import (
 	"sort"
 	"time"
 
+	"relutrim/prune/model"
 	"relutrim/solver"
 )
 
@@ -51,7 +52,7 @@ type LayerReport struct {
 // inputs do not depend on earlier pruning (the first layer, or all layers in parallel mode),
 // so pruning the same model at several sparsities reuses them.
 type Pruner struct {
-	M       Model
+	M       model.Model
 	n       int
 	dense   [][]float64 // dense inputs of each layer, then the logits
 	densePr [][]float64 // dense pre-activations of each layer
@@ -74,7 +75,7 @@ type lamPath struct {
 }
 
 // NewPruner runs the dense network on the calibration inputs X (n x In of the first layer).
-func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
+func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) {
 	if n == 0 || len(X) != n*m.Layers[0].In {
 		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
 	}
@@ -98,7 +99,7 @@ func NewPruner(m Model, X []float64, n int, opt Options) (*Pruner, error) {
 func (p *Pruner) DenseInputs() [][]float64 { return p.dense[:len(p.M.Layers)] }
 
 // Prune refits every layer l to keep exactly keep[l] weights and returns the pruned model.
-func (p *Pruner) Prune(ctx context.Context, keep []int) (Model, []LayerReport, error) {
+func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
 	out := p.M.Clone()
 	in := p.dense[0]
 	var reps []LayerReport
@@ -108,7 +109,7 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (Model, []LayerReport, e
 		}
 		rep, err := p.layer(ctx, &out, l, in, keep[l])
 		if err != nil {
-			return Model{}, nil, err
+			return model.Model{}, nil, err
 		}
 		reps = append(reps, rep)
 		if p.opt.Log != nil {
@@ -120,7 +121,7 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (Model, []LayerReport, e
 	return out, reps, nil
 }
 
-func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int) (LayerReport, error) {
+func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64, k int) (LayerReport, error) {
 	start := time.Now()
 	L := m.Layers[l]
 	last := l == len(m.Layers)-1
@@ -135,7 +136,7 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 	var U, B []float64
 	if k >= L.In*L.Out {
 		// Nothing to prune: keep the dense layer.
-		U, B = transpose(L.W, L.Out, L.In), append([]float64(nil), L.B...)
+		U, B = model.Transpose(L.W, L.Out, L.In), append([]float64(nil), L.B...)
 	} else {
 		// 1. Support: the first point of a decreasing lambda path with at least k non-zeros.
 		lp := p.cache[l]
@@ -189,7 +190,7 @@ func (p *Pruner) layer(ctx context.Context, m *Model, l int, in []float64, k int
 			}
 		}
 	}
-	m.Layers[l].W = transpose(U, L.In, L.Out)
+	m.Layers[l].W = model.Transpose(U, L.In, L.Out)
 	m.Layers[l].B = B
 	rep.NonZeros = m.NonZeros()[l]
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(L.In*L.Out)
@@ -349,23 +350,9 @@ func topK(U, norms []float64, out, k int) []bool {
 }
 
 func (p *Pruner) postErr(l int, in, U, B []float64, last bool) float64 {
-	m := Model{Layers: []Layer{{In: p.M.Layers[l].In, Out: p.M.Layers[l].Out, W: transpose(U, p.M.Layers[l].In, p.M.Layers[l].Out), B: B}}}
-	if !last {
-		m.Layers = append(m.Layers, Layer{}) // makes layer 0 a hidden (ReLU) layer in Apply
-	}
-	post, _ := m.Apply(0, in, p.n)
+	L := p.M.Layers[l]
+	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(in, p.n, !last)
 	return relErr(post, p.dense[l+1])
-}
-
-// transpose returns the c x r transpose of the r x c row-major a.
-func transpose(a []float64, r, c int) []float64 {
-	t := make([]float64, len(a))
-	for i := 0; i < r; i++ {
-		for j := 0; j < c; j++ {
-			t[j*r+i] = a[i*c+j]
-		}
-	}
-	return t
 }
 
 func relErr(a, ref []float64) float64 {

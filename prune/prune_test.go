@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"relutrim/dataio"
+	"relutrim/prune/model"
 )
 
 // small is the 20-16-8-3 model of testdata (scripts/make_small_model.py, trained by torch).
 type small struct {
-	m            Model
+	m            model.Model
 	calib, test  []float64
 	nCal, nTest  int
 	calY, testY  []int
@@ -23,7 +24,7 @@ type small struct {
 
 func loadSmall(t *testing.T) small {
 	t.Helper()
-	m, err := LoadModel("testdata/small.safetensors")
+	m, err := model.Load("testdata/small.safetensors")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,24 +60,6 @@ func loadSmall(t *testing.T) small {
 	}
 	s.testAccTorch = meta.TestAccuracy
 	return s
-}
-
-// TestForwardMatchesTorch: the Go forward pass reproduces torch's activations (act1, act2,
-// written by torch from the same file) and torch's test accuracy.
-func TestForwardMatchesTorch(t *testing.T) {
-	s := loadSmall(t)
-	acts := s.m.Forward(s.calib, s.nCal)
-	for l, ref := range [][]float64{s.act1, s.act2} {
-		for i, v := range ref {
-			// float32 torch arithmetic vs float64 here: 1e-5 absolute on O(1) activations.
-			if math.Abs(acts[l+1][i]-v) > 1e-5 {
-				t.Fatalf("layer %d activation %d: %v, torch %v", l, i, acts[l+1][i], v)
-			}
-		}
-	}
-	if acc := s.m.Accuracy(s.test, s.nTest, s.testY); math.Abs(acc-s.testAccTorch) > 1e-9 {
-		t.Fatalf("test accuracy %v, torch %v", acc, s.testAccTorch)
-	}
 }
 
 // TestPruneSmallRoundTrip: the pruned model has exactly the budgeted non-zeros per layer,
@@ -116,7 +99,7 @@ func TestPruneSmallRoundTrip(t *testing.T) {
 	delete(ts, "0.weight.mask")
 	delete(ts, "2.weight.mask")
 	delete(ts, "4.weight.mask")
-	back, err := ModelFromTensors(ts, path)
+	back, err := model.FromTensors(ts, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +150,7 @@ func TestCascadeNotWorseThanParallel(t *testing.T) {
 // TestBudget: counts add up exactly to the target, every layer stays within its size, and the
 // Erdos-Renyi ordering holds (wider layers are sparser).
 func TestBudget(t *testing.T) {
-	m := Model{Layers: []Layer{{In: 784, Out: 300}, {In: 300, Out: 100}, {In: 100, Out: 10}}}
+	m := model.Model{Layers: []model.Layer{{In: 784, Out: 300}, {In: 300, Out: 100}, {In: 100, Out: 10}}}
 	for _, s := range []float64{0, 0.5, 0.8, 0.9, 0.95, 0.99} {
 		keep, err := Budget(m, s)
 		if err != nil {
@@ -200,7 +183,7 @@ func TestBudget(t *testing.T) {
 
 // TestMagnitudeAndWanda against brute force on a 2x4 layer.
 func TestMagnitudeAndWanda(t *testing.T) {
-	m := Model{Layers: []Layer{{Key: "0", In: 4, Out: 2, W: []float64{1, -3, 2, 0.5, -0.1, 0.2, 4, -5}, B: []float64{0, 0}}}}
+	m := model.Model{Layers: []model.Layer{{Key: "0", In: 4, Out: 2, W: []float64{1, -3, 2, 0.5, -0.1, 0.2, 4, -5}, B: []float64{0, 0}}}}
 	mag := Magnitude(m, []int{4})
 	want := []float64{0, -3, 2, 0, 0, 0, 4, -5}
 	for i, w := range mag.Layers[0].W {
@@ -219,30 +202,3 @@ func TestMagnitudeAndWanda(t *testing.T) {
 	}
 }
 
-// TestLoadModelErrors: malformed state_dicts are rejected with a message saying what was found.
-func TestLoadModelErrors(t *testing.T) {
-	good, err := dataio.ReadSafetensors("testdata/small.safetensors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := map[string]func(map[string]dataio.Tensor){
-		"missing bias": func(ts map[string]dataio.Tensor) { delete(ts, "2.bias") },
-		"odd index":    func(ts map[string]dataio.Tensor) { ts["1.weight"] = ts["2.weight"]; ts["1.bias"] = ts["2.bias"] },
-		"foreign key":  func(ts map[string]dataio.Tensor) { ts["conv.weight"] = ts["0.weight"] },
-		"width mismatch": func(ts map[string]dataio.Tensor) {
-			ts["2.weight"] = dataio.Tensor{DType: "F32", Shape: []int{8, 15}, F32: make([]float32, 120)}
-		},
-	}
-	for name, mutate := range cases {
-		ts := map[string]dataio.Tensor{}
-		for k, v := range good {
-			ts[k] = v
-		}
-		mutate(ts)
-		if _, err := ModelFromTensors(ts, "x.safetensors"); err == nil {
-			t.Errorf("%s: accepted", name)
-		} else {
-			t.Logf("%s: %v", name, err)
-		}
-	}
-}

@@ -17,6 +17,7 @@ import (
 	"relutrim/dataio"
 	"relutrim/internal/kern"
 	"relutrim/prune"
+	"relutrim/prune/model"
 )
 
 var pruneFlags struct {
@@ -128,10 +129,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			return err
 		}
 	}
-	if _, err := os.Stat(fl.model); err != nil {
+	if st, err := os.Stat(fl.model); err != nil {
 		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
+	} else if st.IsDir() {
+		return usageErrorf("prune: --model %s: is a directory, not a file", fl.model)
 	}
-	m, err := prune.LoadModel(fl.model)
+	m, err := model.Load(fl.model)
 	if err != nil {
 		return usageErrorf("prune: --model %s", cleanErr(err))
 	}
@@ -197,7 +200,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(rep.Weights)
 	rep.Accuracy = map[string]float64{}
-	var mag, wan prune.Model
+	var mag, wan model.Model
 	if fl.compare {
 		mag = prune.Magnitude(m, keep)
 		wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
@@ -252,7 +255,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 }
 
 // targetOf is the overall sparsity the kept counts give.
-func targetOf(m prune.Model, keep []int) float64 {
+func targetOf(m model.Model, keep []int) float64 {
 	k := 0
 	for _, v := range keep {
 		k += v
@@ -261,7 +264,7 @@ func targetOf(m prune.Model, keep []int) float64 {
 }
 
 // loadLabels reads integer class labels (a 1-D or N x 1 array) for rows rows.
-func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m prune.Model) (*labeled, error) {
+func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) (*labeled, error) {
 	y, err := loadMatrix(cmd, flag, spec)
 	if err != nil {
 		return nil, err
@@ -283,7 +286,7 @@ func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m prune.Model) 
 
 // sweep prunes at the plot's sparsities (the target and 0.5, 0.8, 0.9, 0.95), sparsest first
 // so the first layer's lambda path is walked once, and records test accuracies.
-func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m prune.Model, target float64, test *labeled, n int) error {
+func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, n int) error {
 	levels := []float64{0.5, 0.8, 0.9, 0.95}
 	if target > 0 {
 		levels = append(levels, target)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"relutrim/internal/mnist"
-	"relutrim/models"
+	"relutrim/internal/models"
 	"relutrim/prune"
 )
 
