@@ -53,7 +53,11 @@ func TestLambdaMaxProperty(t *testing.T) {
 						if m := maxOf(per); m != all {
 							t.Fatalf("LambdaMax %v is not the max of %v", all, per)
 						}
-						p, err := solveAt(bg, X, Y, all, s, nil, startBias(Y, link, noBias))
+						e, err := NewEngine(X, Y, s)
+						if err != nil {
+							t.Fatal(err)
+						}
+						p, err := e.Solve(bg, all, nil)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -65,7 +69,7 @@ func TestLambdaMaxProperty(t *testing.T) {
 								f    float64
 								zero bool
 							}{{1, true}, {0.99, false}} {
-								p, err := solveAt(bg, X, Y, c.f*lm, s, nil, startBias(Y, link, noBias))
+								p, err := e.Solve(bg, c.f*lm, nil)
 								if err != nil {
 									t.Fatal(err)
 								}
