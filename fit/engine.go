@@ -3,6 +3,7 @@ package fit
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"relutrim/solver"
 )
@@ -21,6 +22,7 @@ type Engine struct {
 	prep     *solver.Prepared
 	y        solver.Matrix
 	settings solver.Settings
+	corr     []float64 // Correlations(X, Y), Nx x Ny
 	lmax     float64
 	lmaxOut  []float64
 	start    []float64 // the bias of the path's start point, nil without a bias
@@ -43,13 +45,18 @@ func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{prep: prep, y: Y, settings: st, start: startBias(Y, st.Link, st.NoBias)}
-	e.lmax, e.lmaxOut = LambdaMax(X, Y, st.Link, st.NoBias)
+	e.corr = Correlations(X, Y, st.NoBias)
+	e.lmax, e.lmaxOut = lambdaMaxOf(e.corr, Y, st.Link)
 	return e, nil
 }
 
 // LambdaMax returns [LambdaMax] of the engine's layer: the largest useful lambda and its
 // value per output.
 func (e *Engine) LambdaMax() (float64, []float64) { return e.lmax, e.lmaxOut }
+
+// Correlations returns [Correlations] of the engine's layer (computed once by NewEngine;
+// the caller may modify the returned copy).
+func (e *Engine) Correlations() []float64 { return slices.Clone(e.corr) }
 
 // Settings returns a copy of the settings every solve uses unless SolveWith overrides them.
 func (e *Engine) Settings() solver.Settings { return e.settings }

@@ -80,30 +80,35 @@ func NewPoint(lambda float64, ny int, res *solver.Result) Point {
 // The values are rounded up by a relative lambdaMaxMargin (1e-9): at the exact value the
 // solver's own rounding (it works in standardised coordinates) can leave an entry at 1e-16.
 func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []float64) {
+	return lambdaMaxOf(Correlations(X, Y, noBias), Y, link)
+}
+
+// lambdaMaxOf is LambdaMax from the correlations G (Nx x Ny).
+func lambdaMaxOf(G []float64, Y solver.Matrix, link solver.Link) (float64, []float64) {
 	ny := Y.Cols
-	allNonPos := make([]bool, ny)
-	for j := range allNonPos {
-		allNonPos[j] = true
-		for i := 0; i < Y.Rows; i++ {
-			if Y.At(i, j) > 0 {
-				allNonPos[j] = false
-				break
-			}
-		}
-	}
 	per := make([]float64, ny)
-	for i, c := range Correlations(X, Y, noBias) {
+	for i, c := range G {
 		per[i%ny] = math.Max(per[i%ny], c)
 	}
 	all := 0.0
 	for j := range per {
 		per[j] *= 1 + lambdaMaxMargin
-		if link == solver.ReLU && allNonPos[j] {
+		if link == solver.ReLU && allNonPositive(Y, j) {
 			per[j] = 0
 		}
 		all = math.Max(all, per[j])
 	}
 	return all, per
+}
+
+// allNonPositive reports whether column j of Y has no positive entry.
+func allNonPositive(Y solver.Matrix, j int) bool {
+	for i := 0; i < Y.Rows; i++ {
+		if Y.At(i, j) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Correlations returns the marginal correlations |(1/N) x_k^T r_j| of every input column k

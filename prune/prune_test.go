@@ -201,4 +201,3 @@ func TestMagnitudeAndWanda(t *testing.T) {
 		}
 	}
 }
-
