@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"relutrim/dataio"
@@ -176,8 +177,18 @@ func TestBudget(t *testing.T) {
 			t.Errorf("Budget(%v) accepted", bad)
 		}
 	}
-	if _, err := PerLayerBudget(m, []float64{0.5, 0.5}); err == nil {
-		t.Error("PerLayerBudget with 2 values for 3 layers accepted")
+	// The library's errors say what is wrong with the values, not which command-line flag
+	// gave them (the CLI adds that).
+	for _, sp := range [][]float64{{0.5, 0.5}, {0.5, 1.2, 0}} {
+		_, err := PerLayerBudget(m, sp)
+		if err == nil {
+			t.Errorf("PerLayerBudget(%v) accepted", sp)
+		} else if strings.Contains(err.Error(), "--") {
+			t.Errorf("PerLayerBudget(%v): error %q names a command-line flag", sp, err)
+		}
+	}
+	if _, err := Budget(m, 1); err != nil && strings.Contains(err.Error(), "--") {
+		t.Errorf("Budget(1): error %q names a command-line flag", err)
 	}
 }
 

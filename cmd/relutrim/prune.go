@@ -151,11 +151,11 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.perLayer != nil {
 		keep, err = prune.PerLayerBudget(m, fl.perLayer)
 		budget = "per layer, from --per-layer"
-	} else {
-		keep, err = prune.Budget(m, fl.sparsity)
-	}
-	if err != nil {
-		return usageErrorf("prune: %v", err)
+		if err != nil {
+			return usageErrorf("prune: --per-layer: %v", err)
+		}
+	} else if keep, err = prune.Budget(m, fl.sparsity); err != nil {
+		return usageErrorf("prune: --sparsity: %v", err)
 	}
 	var calLab, test *labeled
 	if fl.labels != "" {
