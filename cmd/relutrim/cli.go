@@ -259,6 +259,14 @@ func (p *progress) Describe(prefix string) {
 	}
 }
 
+// Step shows a progress line (e.g. a finished layer) and advances the spinner.
+func (p *progress) Step(line string) {
+	if p.bar != nil {
+		p.bar.Describe(line)
+		_ = p.bar.Add(1)
+	}
+}
+
 // Finish clears the display.
 func (p *progress) Finish() {
 	if p.bar != nil {
