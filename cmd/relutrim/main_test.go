@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/* and the fixtures in testdata/")
@@ -47,11 +50,26 @@ type result struct {
 // run executes the binary in dir (the working directory) with args.
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runIn(t, dir, 0, args...)
+}
+
+// runIn is run that fails the test if the binary has not finished within d (0: no limit).
+func runIn(t *testing.T, dir string, d time.Duration, args ...string) result {
+	t.Helper()
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("relutrim %v did not finish within %v", args, d)
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -60,6 +78,18 @@ func run(t *testing.T, dir string, args ...string) result {
 		t.Fatalf("running relutrim %v: %v", args, err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// readJSON decodes the JSON file path into v.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
 
 // TestRootHelp: no subcommand prints the help and exits 0; an unknown one exits 2.

@@ -1,12 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,28 +14,6 @@ import (
 // sane data, and these inputs used to never finish (issue 10: the path search did not stop
 // when the largest correlation was 0, memory growing ~25 MB/s).
 const degenerateTimeout = 60 * time.Second
-
-// runWithin runs the binary like run, but fails the test if it has not finished within d.
-func runWithin(t *testing.T, d time.Duration, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("relutrim %v did not finish within %v", args, d)
-	}
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running relutrim %v: %v", args, err)
-	}
-	return result{out.String(), errb.String(), code}
-}
 
 func writeNPY(t *testing.T, path string, rows, cols int, fill func(i, j int) float64) {
 	t.Helper()
@@ -93,7 +65,7 @@ func TestPruneDegenerateData(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "p.safetensors")
 			rep := filepath.Join(filepath.Dir(out), "r.json")
-			r := runWithin(t, degenerateTimeout, "prune", "--model", c.model, "--calib", c.calib, "--sparsity", "0.5", "--out", out, "--report", rep, "--quiet")
+			r := runIn(t, ".", degenerateTimeout, "prune", "--model", c.model, "--calib", c.calib, "--sparsity", "0.5", "--out", out, "--report", rep, "--quiet")
 			if r.code != 0 {
 				t.Fatalf("exit %d: %s", r.code, r.stderr)
 			}
@@ -102,13 +74,7 @@ func TestPruneDegenerateData(t *testing.T) {
 				t.Fatal(err)
 			}
 			var report pruneReport
-			b, err := os.ReadFile(rep)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &report); err != nil {
-				t.Fatal(err)
-			}
+			readJSON(t, rep, &report)
 			if report.Sparsity < report.TargetSparsity {
 				t.Errorf("sparsity %.4f below the target %.4f", report.Sparsity, report.TargetSparsity)
 			}

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,13 +31,7 @@ func TestPruneSmall(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	var report pruneReport
-	b, err := os.ReadFile(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &report); err != nil {
-		t.Fatal(err)
-	}
+	readJSON(t, rep, &report)
 	ts, err := dataio.ReadSafetensors(pruned)
 	if err != nil {
 		t.Fatal(err)
