@@ -202,6 +202,19 @@ func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 	return m, nil
 }
 
+// requiredFlag is a flag a command cannot run without: its name, value and what it gives.
+type requiredFlag struct{ flag, val, what string }
+
+// requireFlags returns a usage error naming the first of flags that was not given.
+func requireFlags(cmd *cobra.Command, flags []requiredFlag) error {
+	for _, c := range flags {
+		if c.val == "" {
+			return usageErrorf("%s: missing %s (%s)", cmd.Name(), c.flag, c.what)
+		}
+	}
+	return nil
+}
+
 // checkOutputPath rejects an output path whose directory does not exist or that is a
 // directory, before any work is done.
 func checkOutputPath(cmd *cobra.Command, flag, path string) error {

@@ -138,12 +138,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	changed := cmd.Flags().Changed
 
 	// Command line.
-	for _, c := range []struct{ flag, val, what string }{
+	if err := requireFlags(cmd, []requiredFlag{
 		{"--x", fl.x, "the inputs X"}, {"--y", fl.y, "the outputs Y"}, {"--out", fl.out, "the output file"},
-	} {
-		if c.val == "" {
-			return usageErrorf("fit: missing %s (%s)", c.flag, c.what)
-		}
+	}); err != nil {
+		return err
 	}
 	useSparsity := changed("sparsity")
 	switch {

@@ -98,12 +98,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	start := time.Now()
 	fl := &pruneFlags
 	changed := cmd.Flags().Changed
-	for _, c := range []struct{ flag, val, what string }{
+	if err := requireFlags(cmd, []requiredFlag{
 		{"--model", fl.model, "the dense model"}, {"--calib", fl.calib, "the calibration inputs"}, {"--out", fl.out, "the output file"},
-	} {
-		if c.val == "" {
-			return usageErrorf("prune: missing %s (%s)", c.flag, c.what)
-		}
+	}); err != nil {
+		return err
 	}
 	if changed("sparsity") == (fl.perLayer != nil) {
 		return usageErrorf("prune: give exactly one of --sparsity and --per-layer")
