@@ -202,9 +202,10 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 // trades is said next to it.
 const (
 	// DefaultPathIters caps the inner iterations of each path point. The path needs the
-	// pattern of the largest weights, not F to 1e-6: warm-started points mostly stop on the
-	// tolerances below well before it; the cap bounds the points far from their
-	// predecessor.
+	// pattern of the largest weights, not F to 1e-6, so the points are not solved to
+	// convergence: on the demo's 784-300 and 300-100 layers every point runs into this cap
+	// (e.g. 6 points + refit = 6*60 + 150 ADMM iterations), which makes it the main knob of
+	// the path's cost.
 	DefaultPathIters = 60
 	// DefaultRefitIters caps the refit on the fixed support (a convex least-squares problem
 	// for the last layer, a CCP for hidden ones), started from the selected point.
@@ -279,7 +280,7 @@ func (p *Pruner) pathTo(ctx context.Context, lp *lamPath, k int) (fit.Point, int
 			// A cached path (another sparsity level) brackets k loosely: solve in between,
 			// interpolating nnz(lambda) log-linearly, from the sparser end.
 			a, b := lp.pts[i-1], lp.pts[i]
-			t := 0.5
+			t := 0.5 // no log-linear fit through nnz = 0: the midpoint in log lambda
 			if a.Nonzeros > 0 {
 				t = math.Log(aimFactor*float64(k)/float64(a.Nonzeros)) / math.Log(float64(b.Nonzeros)/float64(a.Nonzeros))
 			}
