@@ -158,12 +158,14 @@ func execute(args []string, stdout, stderr io.Writer) int {
 // limitThreads applies a command's --threads n: n > 0 also bounds runtime.GOMAXPROCS, so
 // that the work outside the solver's products (the one-time CSR construction in
 // internal/kern, the model's forward passes) uses at most n cores too; 0 keeps all CPUs.
-// The returned function restores the previous value (commands run in-process in tests).
+// GOMAXPROCS never goes above the number of CPUs (a huge --threads must not make the
+// runtime allocate a scheduler slot per thread). The returned function restores the
+// previous value (commands run in-process in tests).
 func limitThreads(n int) func() {
 	if n <= 0 {
 		return func() {}
 	}
-	old := runtime.GOMAXPROCS(n)
+	old := runtime.GOMAXPROCS(min(n, runtime.NumCPU()))
 	return func() { runtime.GOMAXPROCS(old) }
 }
 

@@ -131,6 +131,11 @@ func TestLimitThreads(t *testing.T) {
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Errorf("GOMAXPROCS after the run = %d, want %d", got, before)
 	}
+	restore = limitThreads(1 << 40) // a huge count is capped at the CPUs
+	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU() {
+		t.Errorf("GOMAXPROCS during --threads 2^40 = %d, want the %d CPUs", got, runtime.NumCPU())
+	}
+	restore()
 	limitThreads(0)() // 0: all CPUs, nothing changes
 	if got := runtime.GOMAXPROCS(0); got != before {
 		t.Errorf("GOMAXPROCS after --threads 0 = %d, want %d", got, before)
