@@ -205,7 +205,11 @@ const (
 	// pattern of the largest weights, not F to 1e-6, so the points are not solved to
 	// convergence: on the demo's 784-300 and 300-100 layers every point runs into this cap
 	// (e.g. 6 points + refit = 6*60 + 150 ADMM iterations), which makes it the main knob of
-	// the path's cost.
+	// the path's cost. Measured on the reduced demo (internal/demo's golden configuration:
+	// 300 calibration images, 1000 test images) at 80% / 90% sparsity: a cap of 30 leaves
+	// the sparse points under-solved, the 300-100 layer ends at 87% / 84% sparsity instead
+	// of 53% / 77% and accuracy falls to 83.6% / 77.2%; 60 gives 96.7% / 95.9%; 120 gives
+	// 96.7% / 96.9% in about twice the time.
 	DefaultPathIters = 60
 	// DefaultRefitIters caps the refit on the fixed support (a convex least-squares problem
 	// for the last layer, a CCP for hidden ones), started from the selected point.
