@@ -212,7 +212,9 @@ const (
 	// 96.7% / 96.9% in about twice the time.
 	DefaultPathIters = 60
 	// DefaultRefitIters caps the refit on the fixed support (a convex least-squares problem
-	// for the last layer, a CCP for hidden ones), started from the selected point.
+	// for the last layer, a CCP for hidden ones), started from the selected point. On the
+	// reduced demo (as above) 75 gave 96.5% / 96.0%, 150 96.7% / 95.9%, 300 96.7% / 95.8%:
+	// past 75 the cap changes accuracy by no more than the noise of 1000 test images.
 	DefaultRefitIters = 150
 
 	// pathEpsRel and pathEpsAbs are the solver's stopping tolerances on the path: 100 and
