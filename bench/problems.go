@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 
 	"relutrim/internal/mnist"
-	"relutrim/prune"
+	prunemodel "relutrim/prune/model"
 )
 
 // problem is one benchmark instance, materialised as X.npy / Y.npy in Dir.
@@ -252,14 +252,14 @@ func objective(xpath, ypath string, U, B []float64, lambda float64, link string,
 // --- W: the first layer of the bundled MNIST model ---
 
 // genMNIST builds W: X = first N MNIST training images / 255, Y = relu(X W0^T + b0) with
-// the first layer ("0.weight" 300x784, "0.bias") of models/lenet300100.safetensors.
+// the first layer ("0.weight" 300x784, "0.bias") of internal/models/lenet300100.safetensors.
 func genMNIST(p *problem, root string) error {
-	model := filepath.Join(root, "models", "lenet300100.safetensors")
+	model := filepath.Join(root, "internal", "models", "lenet300100.safetensors")
 	if _, err := os.Stat(model); err != nil {
 		p.Skip = "model " + model + " not found"
 		return nil
 	}
-	m, err := prune.LoadModel(model)
+	m, err := prunemodel.Load(model)
 	if err != nil {
 		return err
 	}

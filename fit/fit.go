@@ -1,15 +1,12 @@
-// Package fit drives relutrim/solver for the `relutrim fit` command: the largest useful
-// lambda ([LambdaMax]), warm-started regularisation paths ([Path], [Walk]) and the search for
-// the lambda that gives a prescribed sparsity ([ForSparsity]).
-//
-// Every path here is warm-started: each solve starts from the previous solution (Settings
-// InitU/InitB), never from scratch, which is what makes a path of K lambdas cost a small
-// multiple of one solve.
+// Package fit runs relutrim/solver along lambda paths, for the `relutrim fit` command and
+// for the pruner: the largest useful lambda ([LambdaMax], from the marginal correlations
+// [Correlations]), the path engine ([Engine]: X prepared once, every solve warm-started from
+// a previous point with its whole warm state) and on it the regularisation paths ([Walk],
+// [Path]) and the search for the lambda that gives a prescribed sparsity ([ForSparsity]).
 package fit
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"relutrim/solver"
@@ -21,12 +18,16 @@ type Point struct {
 	// U (Nx x Ny row-major) and B (Ny) are the fitted weights and bias. ForSparsity keeps
 	// them only on the point it returns (its trace has nil U and B); Path keeps them all.
 	U, B []float64
-	// F, LowerBound, Gap, Status, Iters (ADMM), CCPIters and FOut are copied from the
-	// solver's Result.
+	// Rho is the inner solver's final per-output penalty (solver.Result.Rho; nil when the
+	// inner solver has none): with U and B, the warm state a next solve starts from.
+	Rho []float64
+	// F, LowerBound, Gap, Status, Iters (inner iterations), CCPIters, Passes (work in passes
+	// over X) and FOut are copied from the solver's Result.
 	F, LowerBound, Gap float64
 	FOut               []float64
 	Status             solver.Status
 	Iters, CCPIters    int
+	Passes             float64
 	// Nonzeros counts the entries of U that are not exactly zero, NonzerosOut per output.
 	Nonzeros    int
 	NonzerosOut []int
@@ -39,9 +40,9 @@ type Point struct {
 
 // NewPoint summarises a solver result at lambda for a layer with ny outputs.
 func NewPoint(lambda float64, ny int, res *solver.Result) Point {
-	p := Point{Lambda: lambda, U: res.U, B: res.B, F: res.F, LowerBound: res.LowerBound,
+	p := Point{Lambda: lambda, U: res.U, B: res.B, Rho: res.Rho, F: res.F, LowerBound: res.LowerBound,
 		Gap: res.Gap, FOut: res.FOut, Status: res.Status, Iters: res.Iters, CCPIters: res.CCPIters,
-		NonzerosOut: make([]int, ny)}
+		Passes: res.Passes, NonzerosOut: make([]int, ny)}
 	l1 := 0.0
 	for i, u := range res.U {
 		if u != 0 {
@@ -79,30 +80,57 @@ func NewPoint(lambda float64, ny int, res *solver.Result) Point {
 // The values are rounded up by a relative lambdaMaxMargin (1e-9): at the exact value the
 // solver's own rounding (it works in standardised coordinates) can leave an entry at 1e-16.
 func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []float64) {
-	n, nx, ny := X.Rows, X.Cols, Y.Cols
-	mean := make([]float64, ny)
-	allNonPos := make([]bool, ny)
-	for j := range allNonPos {
-		allNonPos[j] = true
+	return lambdaMaxOf(Correlations(X, Y, noBias), Y, link)
+}
+
+// lambdaMaxOf is LambdaMax from the correlations G (Nx x Ny).
+func lambdaMaxOf(G []float64, Y solver.Matrix, link solver.Link) (float64, []float64) {
+	ny := Y.Cols
+	per := make([]float64, ny)
+	for i, c := range G {
+		per[i%ny] = math.Max(per[i%ny], c)
 	}
-	for i := 0; i < n; i++ {
-		for j := 0; j < ny; j++ {
-			v := Y.At(i, j)
-			mean[j] += v
-			if v > 0 {
-				allNonPos[j] = false
-			}
+	all := 0.0
+	for j := range per {
+		per[j] *= 1 + lambdaMaxMargin
+		if link == solver.ReLU && allNonPositive(Y, j) {
+			per[j] = 0
+		}
+		all = math.Max(all, per[j])
+	}
+	return all, per
+}
+
+// allNonPositive reports whether column j of Y has no positive entry.
+func allNonPositive(Y solver.Matrix, j int) bool {
+	for i := 0; i < Y.Rows; i++ {
+		if Y.At(i, j) > 0 {
+			return false
 		}
 	}
-	for j := range mean {
-		mean[j] /= float64(n)
-	}
+	return true
+}
+
+// Correlations returns the marginal correlations |(1/N) x_k^T r_j| of every input column k
+// with every output j (Nx x Ny row-major), with r_j = y_j - mean(y_j) and the column-centred
+// x_k when there is a bias, and r_j = y_j, x_k without one. Their maximum per output is
+// [LambdaMax] (before its margin); the pruner also ranks them ("sure independence
+// screening": the Lasso keeps roughly the features whose correlation exceeds lambda).
+func Correlations(X, Y solver.Matrix, noBias bool) []float64 {
+	n, nx, ny := X.Rows, X.Cols, Y.Cols
+	mean := make([]float64, ny)
 	xmean := make([]float64, nx)
 	if !noBias {
 		for i := 0; i < n; i++ {
+			for j := 0; j < ny; j++ {
+				mean[j] += Y.At(i, j)
+			}
 			for k := 0; k < nx; k++ {
 				xmean[k] += X.At(i, k)
 			}
+		}
+		for j := range mean {
+			mean[j] /= float64(n)
 		}
 		for k := range xmean {
 			xmean[k] /= float64(n)
@@ -114,10 +142,7 @@ func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []fl
 	r := make([]float64, ny)
 	for i := 0; i < n; i++ {
 		for j := 0; j < ny; j++ {
-			r[j] = Y.At(i, j)
-			if !noBias {
-				r[j] -= mean[j]
-			}
+			r[j] = Y.At(i, j) - mean[j]
 		}
 		for k := 0; k < nx; k++ {
 			x := X.At(i, k) - xmean[k]
@@ -130,21 +155,10 @@ func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []fl
 			}
 		}
 	}
-	per := make([]float64, ny)
-	for k := 0; k < nx; k++ {
-		for j := 0; j < ny; j++ {
-			per[j] = math.Max(per[j], math.Abs(G[k*ny+j])/float64(n))
-		}
+	for i, g := range G {
+		G[i] = math.Abs(g) / float64(n)
 	}
-	all := 0.0
-	for j := range per {
-		per[j] *= 1 + lambdaMaxMargin
-		if link == solver.ReLU && allNonPos[j] {
-			per[j] = 0
-		}
-		all = math.Max(all, per[j])
-	}
-	return all, per
+	return G
 }
 
 // lambdaMaxMargin is the relative amount by which LambdaMax rounds up.
@@ -189,61 +203,22 @@ func Geometric(hi, lo float64, k int) []float64 {
 	return out
 }
 
-// solveAt runs one warm-started solve. initU/initB nil means the settings' own warm start
-// (or zero). A canceled solve returns the context's error.
-func solveAt(ctx context.Context, X, Y solver.Matrix, lambda float64, s *solver.Settings, initU, initB []float64) (Point, error) {
-	var st solver.Settings
-	if s != nil {
-		st = *s
-	}
-	if initU != nil || initB != nil {
-		st.InitU, st.InitB = initU, initB
-	}
-	res, err := solver.Fit(ctx, X, Y, lambda, &st)
+// Walk is [Engine.Walk] on a new Engine for (X, Y, s), starting from s.InitU/InitB/InitRho
+// if any is set, else from [Engine.Start].
+func Walk(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.Settings, fn func(Point) error) error {
+	e, err := NewEngine(X, Y, s)
 	if err != nil {
-		return Point{}, err
+		return err
 	}
-	if res.Status == solver.Canceled {
-		if err := ctx.Err(); err != nil {
-			return Point{}, fmt.Errorf("fit: solve at lambda=%g: %w", lambda, err)
-		}
-		return Point{}, fmt.Errorf("fit: solve at lambda=%g: %w", lambda, context.Canceled)
-	}
-	return NewPoint(lambda, Y.Cols, res), nil
+	return e.Walk(ctx, lambdas, initPoint(s), fn)
 }
 
-// Walk solves at each of lambdas in turn, each solve warm-started from the previous
-// solution (the first from s.InitU/InitB if set, else from U = 0 and b = the mean of Y, the
-// solution at LambdaMax), and calls fn with each point. lambdas should be decreasing (the
-// warm start is best when consecutive values are close). It stops at the first error from
-// the solver or from fn, or when ctx is canceled (returning ctx's error).
-//
-// Walk keeps only the current solution, so its memory does not grow with len(lambdas).
-func Walk(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.Settings, fn func(Point) error) error {
-	var link solver.Link
-	noBias := false
-	var initU, initB []float64
-	if s != nil {
-		link, noBias = s.Link, s.NoBias
-		initU, initB = s.InitU, s.InitB
+// initPoint is the warm start given in s, or nil.
+func initPoint(s *solver.Settings) *Point {
+	if s == nil || s.InitU == nil && s.InitB == nil && s.InitRho == nil {
+		return nil
 	}
-	if initU == nil && initB == nil {
-		initB = startBias(Y, link, noBias)
-	}
-	for _, lam := range lambdas {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		p, err := solveAt(ctx, X, Y, lam, s, initU, initB)
-		if err != nil {
-			return err
-		}
-		initU, initB = p.U, p.B
-		if err := fn(p); err != nil {
-			return err
-		}
-	}
-	return nil
+	return &Point{U: s.InitU, B: s.InitB, Rho: s.InitRho}
 }
 
 // Path is Walk collecting the points (with their U and B: Nx*Ny + Ny floats per point). On
@@ -255,16 +230,4 @@ func Path(ctx context.Context, X, Y solver.Matrix, lambdas []float64, s *solver.
 		return nil
 	})
 	return pts, err
-}
-
-// Solve is a single solve at lambda started like a path: from s.InitU/InitB if set, else
-// from U = 0 and b = the mean of Y (the solution at LambdaMax, and a better start than
-// b = 0). A canceled solve returns the context's error.
-func Solve(ctx context.Context, X, Y solver.Matrix, lambda float64, s *solver.Settings) (Point, error) {
-	var p Point
-	err := Walk(ctx, X, Y, []float64{lambda}, s, func(q Point) error {
-		p = q
-		return nil
-	})
-	return p, err
 }

@@ -53,7 +53,11 @@ func TestLambdaMaxProperty(t *testing.T) {
 						if m := maxOf(per); m != all {
 							t.Fatalf("LambdaMax %v is not the max of %v", all, per)
 						}
-						p, err := solveAt(bg, X, Y, all, s, nil, startBias(Y, link, noBias))
+						e, err := NewEngine(X, Y, s)
+						if err != nil {
+							t.Fatal(err)
+						}
+						p, err := e.Solve(bg, all, nil)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -65,7 +69,7 @@ func TestLambdaMaxProperty(t *testing.T) {
 								f    float64
 								zero bool
 							}{{1, true}, {0.99, false}} {
-								p, err := solveAt(bg, X, Y, c.f*lm, s, nil, startBias(Y, link, noBias))
+								p, err := e.Solve(bg, c.f*lm, nil)
 								if err != nil {
 									t.Fatal(err)
 								}
@@ -309,5 +313,60 @@ func TestForSparsityErrors(t *testing.T) {
 	}
 	if _, err := Path(ctx, X, Y, []float64{1, 0.5}, nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("Path with canceled context: err = %v", err)
+	}
+}
+
+// TestEngineWarmState: along a path the engine carries the whole warm state (U, b and the
+// ADMM's per-output rho). With the ADMM inner solver, carrying rho must save iterations
+// against the same path warm-started in U and b only, and both against cold solves (from
+// U = 0, b = 0) at the same lambdas. The logged figures are the README's measurement.
+func TestEngineWarmState(t *testing.T) {
+	for _, link := range []solver.Link{solver.Identity, solver.ReLU} {
+		t.Run(link.String(), func(t *testing.T) {
+			X, Y := planted(1000, 60, 8, 0.05, 13)
+			e, err := NewEngine(X, Y, &solver.Settings{Link: link, Method: solver.ADMM, Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lmax, _ := e.LambdaMax()
+			lambdas := Geometric(lmax, lmax*1e-3, 20)
+			type total struct {
+				iters  int
+				passes float64
+			}
+			var full, noRho, cold total
+			err = e.Walk(bg, lambdas, nil, func(p Point) error {
+				full.iters += p.Iters
+				full.passes += p.Passes
+				if p.Rho == nil {
+					t.Fatalf("lambda %v: the ADMM returned no rho", p.Lambda)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var from *Point
+			for _, lam := range lambdas {
+				p, err := e.Solve(bg, lam, from)
+				if err != nil {
+					t.Fatal(err)
+				}
+				noRho.iters += p.Iters
+				noRho.passes += p.Passes
+				from = &Point{U: p.U, B: p.B} // drop rho
+				q, err := e.Solve(bg, lam, &Point{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cold.iters += q.Iters
+				cold.passes += q.Passes
+			}
+			t.Logf("%d lambdas, ADMM iterations (passes over X): warm U, b, rho %d (%.0f); warm U, b only %d (%.0f); cold %d (%.0f)",
+				len(lambdas), full.iters, full.passes, noRho.iters, noRho.passes, cold.iters, cold.passes)
+			if !(full.iters < noRho.iters && noRho.iters < cold.iters) {
+				t.Errorf("iterations: warm with rho %d, without %d, cold %d: want strictly increasing", full.iters, noRho.iters, cold.iters)
+			}
+		})
 	}
 }

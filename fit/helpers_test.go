@@ -15,23 +15,7 @@ func planted(n, nx, ny int, noise float64, seed uint64) (solver.Matrix, solver.M
 	for i := range X.F64 {
 		X.F64[i] = r.NormFloat64()
 	}
-	U := make([]float64, nx*ny)
-	for i := range U {
-		if r.Float64() < 0.2 {
-			U[i] = r.NormFloat64()
-		}
-	}
-	Y := solver.Matrix{Rows: n, Cols: ny, F64: make([]float64, n*ny)}
-	for i := 0; i < n; i++ {
-		for j := 0; j < ny; j++ {
-			w := 0.1
-			for k := 0; k < nx; k++ {
-				w += X.F64[i*nx+k] * U[k*ny+j]
-			}
-			Y.F64[i*ny+j] = math.Max(0, w) + noise*r.NormFloat64()
-		}
-	}
-	return X, Y
+	return X, plantedY(X, ny, noise, r)
 }
 
 func toF32(m solver.Matrix) solver.Matrix {
@@ -62,6 +46,12 @@ func plantedCorr(n, nx, ny int, noise float64, seed uint64, rho float64) (solver
 		}
 	}
 	r := rand.New(rand.NewPCG(seed, 8))
+	return X, plantedY(X, ny, noise, r)
+}
+
+// plantedY draws a 20%-dense U* (Nx x Ny) from r and returns Y = relu(X U* + 0.1) + noise.
+func plantedY(X solver.Matrix, ny int, noise float64, r *rand.Rand) solver.Matrix {
+	n, nx := X.Rows, X.Cols
 	U := make([]float64, nx*ny)
 	for i := range U {
 		if r.Float64() < 0.2 {
@@ -78,5 +68,5 @@ func plantedCorr(n, nx, ny int, noise float64, seed uint64, rho float64) (solver
 			Y.F64[i*ny+j] = math.Max(0, w) + noise*r.NormFloat64()
 		}
 	}
-	return X, Y
+	return Y
 }

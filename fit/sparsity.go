@@ -68,37 +68,32 @@ func (e *MissError) Unwrap() error { return ErrMissed }
 // (a jump of more than 2*tol), or when the sparsity stays above target down to
 // LambdaMax*MinLambdaRatio. Other errors (bad input, cancellation) return a zero Point.
 //
-// target must be in [0, 1) and tol > 0. s is passed to the solver (its InitU/InitB are
-// ignored: the search warm-starts itself).
+// target must be in [0, 1) and tol > 0. s is passed to the solver (its InitU/InitB/InitRho
+// are ignored: the search warm-starts itself, with the point and rho of the previous solve).
 func ForSparsity(ctx context.Context, X, Y solver.Matrix, target, tol float64, s *solver.Settings) (Point, []Point, error) {
+	e, err := NewEngine(X, Y, s)
+	if err != nil {
+		return Point{}, nil, err
+	}
+	return e.ForSparsity(ctx, target, tol)
+}
+
+// ForSparsity is [ForSparsity] on the engine's layer.
+func (e *Engine) ForSparsity(ctx context.Context, target, tol float64) (Point, []Point, error) {
 	if !(target >= 0 && target < 1) {
 		return Point{}, nil, fmt.Errorf("fit: sparsity target must be in [0, 1), got %v", target)
 	}
 	if !(tol > 0) {
 		return Point{}, nil, fmt.Errorf("fit: sparsity tolerance must be > 0, got %v", tol)
 	}
-	var st solver.Settings
-	if s != nil {
-		st = *s
-	}
-	st.InitU, st.InitB = nil, nil
-	lmax, _ := LambdaMax(X, Y, st.Link, st.NoBias)
+	lmax, _ := e.LambdaMax()
 
 	var trace []Point
 	var best Point
 	haveBest := false
 	dist := func(p Point) float64 { return math.Abs(p.Sparsity - target) }
-	solve := func(lam float64, from Point) (Point, error) {
-		var initU, initB []float64
-		if from.U != nil {
-			initU, initB = from.U, from.B
-		} else {
-			initB = startBias(Y, st.Link, st.NoBias)
-			if initB == nil {
-				initU = make([]float64, X.Cols*Y.Cols)
-			}
-		}
-		p, err := solveAt(ctx, X, Y, lam, &st, initU, initB)
+	solve := func(lam float64, from *Point) (Point, error) {
+		p, err := e.Solve(ctx, lam, from)
 		if err != nil {
 			return Point{}, err
 		}
@@ -117,7 +112,7 @@ func ForSparsity(ctx context.Context, X, Y solver.Matrix, target, tol float64, s
 
 	if lmax == 0 {
 		// U = 0 is optimal for every lambda: the sparsity is 1 whatever lambda is.
-		if _, err := solve(0, Point{}); err != nil {
+		if _, err := solve(0, nil); err != nil {
 			return Point{}, trace, err
 		}
 		if dist(best) <= tol {
@@ -127,7 +122,7 @@ func ForSparsity(ctx context.Context, X, Y solver.Matrix, target, tol float64, s
 	}
 
 	// 1-2: descent from LambdaMax.
-	hi, err := solve(lmax, Point{})
+	hi, err := solve(lmax, nil)
 	if err != nil {
 		return Point{}, trace, err
 	}
@@ -139,7 +134,7 @@ func ForSparsity(ctx context.Context, X, Y solver.Matrix, target, tol float64, s
 		if lam < lmax*MinLambdaRatio {
 			return miss(&MissError{Reason: fmt.Sprintf("sparsity stays above the target down to lambda=%.3g (LambdaMax*%g)", hi.Lambda, MinLambdaRatio)})
 		}
-		p, err := solve(lam, hi)
+		p, err := solve(lam, &hi)
 		if err != nil {
 			return Point{}, trace, err
 		}
@@ -162,9 +157,9 @@ func ForSparsity(ctx context.Context, X, Y solver.Matrix, target, tol float64, s
 					100*hi.Sparsity, 100*lo.Sparsity, hi.Lambda, 200*tol)})
 		}
 		mid := math.Sqrt(hi.Lambda * lo.Lambda)
-		from := hi
+		from := &hi
 		if dist(lo) < dist(hi) {
-			from = lo
+			from = &lo
 		}
 		p, err := solve(mid, from)
 		if err != nil {

@@ -3,12 +3,14 @@ package prune
 import (
 	"math"
 	"sort"
+
+	"relutrim/prune/model"
 )
 
 // Magnitude keeps, in every output row of every layer, the weights of largest |W_ij|, with
 // keep[l] weights per layer spread uniformly over the rows (the classic baseline; FACTS.md
 // measured it at 33% MNIST accuracy at 90% sparsity). Biases are untouched.
-func Magnitude(m Model, keep []int) Model {
+func Magnitude(m model.Model, keep []int) model.Model {
 	return pruneRows(m, keep, func(l, o, i int) float64 { return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) })
 }
 
@@ -16,7 +18,7 @@ func Magnitude(m Model, keep []int) Model {
 // feature j of the layer on the calibration data as the dense network computes it (Sun et
 // al. 2023, "A simple and effective pruning approach for LLMs"). inputs[l] is layer l's input
 // matrix (N x In).
-func Wanda(m Model, keep []int, inputs [][]float64, n int) Model {
+func Wanda(m model.Model, keep []int, inputs [][]float64, n int) model.Model {
 	norms := make([][]float64, len(m.Layers))
 	for l, L := range m.Layers {
 		norms[l] = colNorms(inputs[l], n, L.In)
@@ -41,7 +43,7 @@ func colNorms(X []float64, n, d int) []float64 {
 
 // pruneRows keeps the keep[l] highest-scoring weights of layer l, spread as evenly as
 // possible over its rows (rows get floor(keep/Out), the first keep mod Out rows one more).
-func pruneRows(m Model, keep []int, score func(l, o, i int) float64) Model {
+func pruneRows(m model.Model, keep []int, score func(l, o, i int) float64) model.Model {
 	out := m.Clone()
 	for l, L := range out.Layers {
 		base, extra := keep[l]/L.Out, keep[l]%L.Out

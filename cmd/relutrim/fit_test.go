@@ -398,7 +398,10 @@ func TestFitBadInput(t *testing.T) {
 		{"missing x flag", []string{"--y", "Y.npy", "--lambda", "0.01"}, []string{"missing --x"}},
 		{"negative threads", append(slices.Clone(base), "--threads", "-2"), []string{"--threads", "-2"}},
 		{"path-out without lambda-path", append(slices.Clone(base), "--path-out", "p.csv"), []string{"--path-out", "--lambda-path"}},
-		{"lambda-path 1", append(slices.Clone(base), "--lambda-path", "1"), []string{"--lambda-path", "at least 2"}},
+		{"lambda-path 1", append(slices.Clone(base), "--lambda-path", "1"), []string{"--lambda-path", "[2, 1000]", "got 1"}},
+		// Issue 10: these counts panicked (makeslice) or allocated 8 GB after the whole fit.
+		{"lambda-path 2^62", append(slices.Clone(base), "--lambda-path", "4611686018427387904"), []string{"--lambda-path", "[2, 1000]"}},
+		{"lambda-path 1e9", append(slices.Clone(base), "--lambda-path", "1000000000"), []string{"--lambda-path", "[2, 1000]"}},
 		{"stray argument", append(slices.Clone(base), "extra"), []string{"unexpected argument", "extra"}},
 	}
 	for _, c := range cases {

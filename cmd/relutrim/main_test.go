@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/golden/* and the fixtures in testdata/")
@@ -46,11 +50,26 @@ type result struct {
 // run executes the binary in dir (the working directory) with args.
 func run(t *testing.T, dir string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
+	return runIn(t, dir, 0, args...)
+}
+
+// runIn is run that fails the test if the binary has not finished within d (0: no limit).
+func runIn(t *testing.T, dir string, d time.Duration, args ...string) result {
+	t.Helper()
+	ctx := context.Background()
+	if d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("relutrim %v did not finish within %v", args, d)
+	}
 	code := 0
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -59,6 +78,18 @@ func run(t *testing.T, dir string, args ...string) result {
 		t.Fatalf("running relutrim %v: %v", args, err)
 	}
 	return result{out.String(), errb.String(), code}
+}
+
+// readJSON decodes the JSON file path into v.
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
 }
 
 // TestRootHelp: no subcommand prints the help and exits 0; an unknown one exits 2.
@@ -86,4 +117,27 @@ func expectUsageError(t *testing.T, r result, want []string, out string) {
 		}
 	}
 	assertEmptyDir(t, out)
+}
+
+// TestLimitThreads: --threads n bounds GOMAXPROCS during the run (so it reaches the kernels'
+// one-time CSR construction too) and the old value comes back afterwards.
+func TestLimitThreads(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	restore := limitThreads(1)
+	if got := runtime.GOMAXPROCS(0); got != 1 {
+		t.Errorf("GOMAXPROCS during --threads 1 = %d, want 1", got)
+	}
+	restore()
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after the run = %d, want %d", got, before)
+	}
+	restore = limitThreads(1 << 40) // a huge count is capped at the CPUs
+	if got := runtime.GOMAXPROCS(0); got != runtime.NumCPU() {
+		t.Errorf("GOMAXPROCS during --threads 2^40 = %d, want the %d CPUs", got, runtime.NumCPU())
+	}
+	restore()
+	limitThreads(0)() // 0: all CPUs, nothing changes
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after --threads 0 = %d, want %d", got, before)
+	}
 }

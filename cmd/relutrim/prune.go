@@ -17,6 +17,7 @@ import (
 	"relutrim/dataio"
 	"relutrim/internal/kern"
 	"relutrim/prune"
+	"relutrim/prune/model"
 )
 
 var pruneFlags struct {
@@ -97,12 +98,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	start := time.Now()
 	fl := &pruneFlags
 	changed := cmd.Flags().Changed
-	for _, c := range []struct{ flag, val, what string }{
+	if err := requireFlags(cmd, []requiredFlag{
 		{"--model", fl.model, "the dense model"}, {"--calib", fl.calib, "the calibration inputs"}, {"--out", fl.out, "the output file"},
-	} {
-		if c.val == "" {
-			return usageErrorf("prune: missing %s (%s)", c.flag, c.what)
-		}
+	}); err != nil {
+		return err
 	}
 	if changed("sparsity") == (fl.perLayer != nil) {
 		return usageErrorf("prune: give exactly one of --sparsity and --per-layer")
@@ -122,15 +121,18 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.threads < 0 {
 		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
 	}
+	defer limitThreads(fl.threads)()
 	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}} {
 		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
 		}
 	}
-	if _, err := os.Stat(fl.model); err != nil {
+	if st, err := os.Stat(fl.model); err != nil {
 		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
+	} else if st.IsDir() {
+		return usageErrorf("prune: --model %s: is a directory, not a file", fl.model)
 	}
-	m, err := prune.LoadModel(fl.model)
+	m, err := model.Load(fl.model)
 	if err != nil {
 		return usageErrorf("prune: --model %s", cleanErr(err))
 	}
@@ -147,11 +149,11 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.perLayer != nil {
 		keep, err = prune.PerLayerBudget(m, fl.perLayer)
 		budget = "per layer, from --per-layer"
-	} else {
-		keep, err = prune.Budget(m, fl.sparsity)
-	}
-	if err != nil {
-		return usageErrorf("prune: %v", err)
+		if err != nil {
+			return usageErrorf("prune: --per-layer: %v", err)
+		}
+	} else if keep, err = prune.Budget(m, fl.sparsity); err != nil {
+		return usageErrorf("prune: --sparsity: %v", err)
 	}
 	var calLab, test *labeled
 	if fl.labels != "" {
@@ -196,7 +198,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(rep.Weights)
 	rep.Accuracy = map[string]float64{}
-	var mag, wan prune.Model
+	var mag, wan model.Model
 	if fl.compare {
 		mag = prune.Magnitude(m, keep)
 		wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
@@ -251,7 +253,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 }
 
 // targetOf is the overall sparsity the kept counts give.
-func targetOf(m prune.Model, keep []int) float64 {
+func targetOf(m model.Model, keep []int) float64 {
 	k := 0
 	for _, v := range keep {
 		k += v
@@ -260,7 +262,7 @@ func targetOf(m prune.Model, keep []int) float64 {
 }
 
 // loadLabels reads integer class labels (a 1-D or N x 1 array) for rows rows.
-func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m prune.Model) (*labeled, error) {
+func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) (*labeled, error) {
 	y, err := loadMatrix(cmd, flag, spec)
 	if err != nil {
 		return nil, err
@@ -282,7 +284,7 @@ func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m prune.Model) 
 
 // sweep prunes at the plot's sparsities (the target and 0.5, 0.8, 0.9, 0.95), sparsest first
 // so the first layer's lambda path is walked once, and records test accuracies.
-func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m prune.Model, target float64, test *labeled, n int) error {
+func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, n int) error {
 	levels := []float64{0.5, 0.8, 0.9, 0.95}
 	if target > 0 {
 		levels = append(levels, target)

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"relutrim/dataio"
-	"relutrim/prune"
+	"relutrim/prune/model"
 )
 
 // smallDir holds the 20-16-8-3 model and its data (scripts/make_small_model.py).
@@ -24,23 +22,17 @@ func smallArgs() []string {
 // equals the report's.
 func TestPruneSmall(t *testing.T) {
 	out := t.TempDir()
-	model, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
+	pruned, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
 	args := append(smallArgs(), "--sparsity", "0.7", "--compare", "--masks",
 		"--test-x", filepath.Join(smallDir, "test_x.npy"), "--test-y", filepath.Join(smallDir, "test_y.npy"),
-		"--labels", filepath.Join(smallDir, "calib_y.npy"), "--out", model, "--report", rep, "--plot", filepath.Join(out, "c.png"))
+		"--labels", filepath.Join(smallDir, "calib_y.npy"), "--out", pruned, "--report", rep, "--plot", filepath.Join(out, "c.png"))
 	r := run(t, ".", args...)
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	var report pruneReport
-	b, err := os.ReadFile(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &report); err != nil {
-		t.Fatal(err)
-	}
-	ts, err := dataio.ReadSafetensors(model)
+	readJSON(t, rep, &report)
+	ts, err := dataio.ReadSafetensors(pruned)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +42,7 @@ func TestPruneSmall(t *testing.T) {
 		}
 		delete(ts, k)
 	}
-	m, err := prune.ModelFromTensors(ts, model)
+	m, err := model.FromTensors(ts, pruned)
 	if err != nil {
 		t.Fatal(err)
 	}

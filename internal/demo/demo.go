@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"relutrim/internal/mnist"
-	"relutrim/models"
+	"relutrim/internal/models"
 	"relutrim/prune"
 )
 
@@ -32,7 +32,7 @@ type Config struct {
 	Threads int
 	// NoTimes leaves the time column out (for golden tests).
 	NoTimes bool
-	// Log receives progress lines (may be nil).
+	// Log receives progress lines (may be nil): one per pruned layer and one per level.
 	Log func(string)
 }
 
@@ -47,12 +47,52 @@ type Row struct {
 
 // Result is the demo's outcome.
 type Result struct {
-	Dense   float64
-	Rows    []Row
-	Seconds float64
+	Dense               float64
+	Rows                []Row
+	Seconds             float64
+	TestRows, CalibRows int
+	Parallel            bool
 }
 
-// Run executes the demo and writes its table to w.
+// WriteTable writes the demo's table, whole: a header, one row per level in the order of
+// Config.Levels, and with times the time column and the total.
+func (r *Result) WriteTable(w io.Writer, times bool) {
+	mode := "cascade"
+	if r.Parallel {
+		mode = "parallel"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "relutrim demo: LeNet-300-100 (784-300-100-10) on MNIST, %d test images\n", r.TestRows)
+	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: Erdos-Renyi (keeps ~ in+out per layer); refit of kept weights: on\n", r.CalibRows, mode)
+	fmt.Fprintf(&b, "dense test accuracy: %.2f%%\n\n", 100*r.Dense)
+	hdr := "| sparsity | per-layer sparsity (784-300 / 300-100 / 100-10) | relutrim | magnitude | Wanda |"
+	sep := "|---|---|---|---|---|"
+	if times {
+		hdr += " time |"
+		sep += "---|"
+	}
+	fmt.Fprintln(&b, hdr)
+	fmt.Fprintln(&b, sep)
+	for _, row := range r.Rows {
+		var ls []string
+		for _, s := range row.LayerSparsity {
+			ls = append(ls, fmt.Sprintf("%.1f%%", 100*s))
+		}
+		line := fmt.Sprintf("| %.0f%% | %s | %.2f%% | %.2f%% | %.2f%% |", 100*row.Sparsity, strings.Join(ls, " / "),
+			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda)
+		if times {
+			line += fmt.Sprintf(" %.1f s |", row.Seconds)
+		}
+		fmt.Fprintln(&b, line)
+	}
+	if times {
+		fmt.Fprintf(&b, "\ntotal time %.1f s\n", r.Seconds)
+	}
+	io.WriteString(w, b.String())
+}
+
+// Run executes the demo; progress goes to cfg.Log, and when the demo has finished its whole
+// table is written to w (if non-nil), so that progress printed meanwhile cannot split it.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	start := time.Now()
 	if cfg.Levels == nil {
@@ -86,22 +126,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Dense: m.Accuracy(test.X, test.N, test.Labels)}
-	mode := "cascade"
-	if cfg.Parallel {
-		mode = "parallel"
-	}
-	fmt.Fprintf(w, "relutrim demo: LeNet-300-100 (784-300-100-10) on MNIST, %d test images\n", test.N)
-	fmt.Fprintf(w, "calibration: first %d training images; mode %s; layer budget: Erdos-Renyi (keeps ~ in+out per layer); refit of kept weights: on\n", n, mode)
-	fmt.Fprintf(w, "dense test accuracy: %.2f%%\n\n", 100*res.Dense)
-	hdr := "| sparsity | per-layer sparsity (784-300 / 300-100 / 100-10) | relutrim | magnitude | Wanda |"
-	sep := "|---|---|---|---|---|"
-	if !cfg.NoTimes {
-		hdr += " time |"
-		sep += "---|"
-	}
-	fmt.Fprintln(w, hdr)
-	fmt.Fprintln(w, sep)
+	res := &Result{Dense: m.Accuracy(test.X, test.N, test.Labels), TestRows: test.N, CalibRows: n, Parallel: cfg.Parallel}
 	// Prune from the sparsest level down: the first layer's lambda path (shared by all
 	// levels, its input never changes) then descends once instead of jumping.
 	order := make([]int, len(cfg.Levels))
@@ -110,7 +135,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	sort.SliceStable(order, func(a, b int) bool { return cfg.Levels[order[a]] > cfg.Levels[order[b]] })
 	rows := make([]Row, len(cfg.Levels))
-	for _, li := range order {
+	for done, li := range order {
 		s := cfg.Levels[li]
 		t0 := time.Now()
 		keep, err := prune.Budget(m, s)
@@ -129,23 +154,14 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
 		rows[li] = row
-	}
-	for _, row := range rows {
-		var ls []string
-		for _, s := range row.LayerSparsity {
-			ls = append(ls, fmt.Sprintf("%.1f%%", 100*s))
+		if cfg.Log != nil {
+			cfg.Log(fmt.Sprintf("level %d/%d done: sparsity %.0f%%, relutrim %.2f%%, %.1f s", done+1, len(order), 100*s, 100*row.Relutrim, row.Seconds))
 		}
-		line := fmt.Sprintf("| %.0f%% | %s | %.2f%% | %.2f%% | %.2f%% |", 100*row.Sparsity, strings.Join(ls, " / "),
-			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda)
-		if !cfg.NoTimes {
-			line += fmt.Sprintf(" %.1f s |", row.Seconds)
-		}
-		fmt.Fprintln(w, line)
 	}
 	res.Rows = rows
 	res.Seconds = time.Since(start).Seconds()
-	if !cfg.NoTimes {
-		fmt.Fprintf(w, "\ntotal time %.1f s\n", res.Seconds)
+	if w != nil {
+		res.WriteTable(w, !cfg.NoTimes)
 	}
 	return res, nil
 }

@@ -22,10 +22,7 @@
 // Row are safe to call concurrently.
 package kern
 
-import (
-	"runtime"
-	"sync/atomic"
-)
+import "runtime"
 
 // Matrix is a read-only N x Nx data matrix stored row-major.
 type Matrix interface {
@@ -43,7 +40,9 @@ type Matrix interface {
 // and NewCSR32.
 type Threaded interface {
 	// SetThreads sets the number of worker goroutines used by Mul and MulT of this
-	// matrix; n <= 0 means "use the package default" (see SetThreads).
+	// matrix; n <= 0 means runtime.GOMAXPROCS(0) at call time. There is no package-wide
+	// default: the thread count belongs to the matrix (the solver sets it from
+	// Settings.Threads).
 	SetThreads(n int)
 }
 
@@ -51,23 +50,12 @@ type Threaded interface {
 // the chunking (and hence the floating-point result) is independent of the thread count.
 const ChunkRows = 1024
 
-var defaultThreads atomic.Int64
-
-// SetThreads sets the package default number of worker goroutines; n <= 0 means
-// runtime.GOMAXPROCS(0) at call time. Matrices with their own SetThreads ignore it.
-func SetThreads(n int) {
-	if n < 0 {
-		n = 0
-	}
-	defaultThreads.Store(int64(n))
-}
-
+// threadsFor returns a matrix's own thread count, or runtime.GOMAXPROCS(0) if it has none.
+// The one-time CSR construction passes (csr.go) run before the matrix has a count and use
+// GOMAXPROCS; the CLI's --threads bounds them by setting GOMAXPROCS.
 func threadsFor(own int) int {
 	if own > 0 {
 		return own
-	}
-	if d := int(defaultThreads.Load()); d > 0 {
-		return d
 	}
 	return runtime.GOMAXPROCS(0)
 }

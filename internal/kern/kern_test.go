@@ -177,25 +177,6 @@ func TestThreadDeterminism(t *testing.T) {
 	}
 }
 
-// TestPackageThreads checks the package-level default is honoured and deterministic.
-func TestPackageThreads(t *testing.T) {
-	rng := rand.New(rand.NewPCG(5, 6))
-	tm := randMat(rng, 6*ChunkRows+3, 12, false)
-	A := randVec(rng, tm.m.(*dense[float64]).rows*4)
-	defer SetThreads(0)
-	var ref []float64
-	for _, th := range []int{1, 3, 0} {
-		SetThreads(th)
-		got := make([]float64, 12*4)
-		tm.m.MulT(got, A, 4)
-		if ref == nil {
-			ref = got
-		} else if i := bitsEqual(got, ref); i >= 0 {
-			t.Errorf("SetThreads(%d): MulT differs at %d", th, i)
-		}
-	}
-}
-
 func TestRow(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, is32 := range []bool{false, true} {

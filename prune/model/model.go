@@ -1,12 +1,21 @@
-// Package prune refits the layers of a trained ReLU multi-layer perceptron, one at a time,
-// to reproduce the dense network's activations with as few weights as possible (Net-Trim's
-// layer-wise scheme, Aghasi et al. 2017, solved with relutrim's CCP-ADMM solver), and
-// provides the magnitude and Wanda-style baselines it is compared with.
-package prune
+// Package model is the network the pruner works on: a PyTorch nn.Sequential of Linear
+// layers with ReLU between them and a linear last layer, loaded from and saved to its
+// state_dict in safetensors, with a forward pass and an accuracy.
+//
+// Each tensor keeps the float dtype it was loaded with (F16, BF16, F32 or F64, chosen per
+// tensor): values are held as float64 in memory and converted back on Save, so a pruned
+// file has the same keys, shapes and dtypes as the dense one. Integer tensors are rejected
+// at load with a message naming the key.
+//
+// The forward pass is the only place outside the solver that needs a matrix product; it
+// goes through [Layer.Apply], which uses relutrim's kernels (internal/kern) so that the
+// pruner does not call them itself.
+package model
 
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,21 +29,23 @@ type Layer struct {
 	Key     string // state_dict prefix, e.g. "0"
 	In, Out int
 	W, B    []float64
+	// WType and BType are the safetensors dtypes of "<Key>.weight" and "<Key>.bias" ("F16",
+	// "BF16", "F32" or "F64"); Save writes each tensor back in its own dtype. Empty means
+	// F64 (a layer built in memory).
+	WType, BType string
 }
 
 // Model is an nn.Sequential of Linear layers with ReLU between them and a linear last layer.
 type Model struct {
 	Layers []Layer
-	// DType is the float type of the file ("F32" or "F64"); a saved model keeps it.
-	DType string
 }
 
 // Clone returns a deep copy.
 func (m Model) Clone() Model {
-	c := Model{DType: m.DType, Layers: make([]Layer, len(m.Layers))}
+	c := Model{Layers: make([]Layer, len(m.Layers))}
 	for i, l := range m.Layers {
-		l.W = append([]float64(nil), l.W...)
-		l.B = append([]float64(nil), l.B...)
+		l.W = slices.Clone(l.W)
+		l.B = slices.Clone(l.B)
 		c.Layers[i] = l
 	}
 	return c
@@ -62,20 +73,24 @@ func (m Model) NonZeros() []int {
 	return out
 }
 
-// LoadModel reads a PyTorch nn.Sequential state_dict saved as safetensors: keys
-// "<i>.weight" (Out x In) and "<i>.bias" for Linear modules at indices 0, 2, 4, ... (ReLU
-// modules in between have no parameters), float32 or float64. Anything else is an error
-// that says what was found.
-func LoadModel(path string) (Model, error) {
+// Load reads a PyTorch nn.Sequential state_dict saved as safetensors: keys "<i>.weight"
+// (Out x In) and "<i>.bias" for Linear modules at indices 0, 2, 4, ... (ReLU modules in
+// between have no parameters), each tensor F16, BF16, F32 or F64. Anything else is an error
+// that names the file and says what was found.
+func Load(path string) (Model, error) {
 	ts, err := dataio.ReadSafetensors(path)
 	if err != nil {
 		return Model{}, err
 	}
-	return ModelFromTensors(ts, path)
+	return FromTensors(ts, path)
 }
 
-// ModelFromTensors builds a Model from a state_dict; name is used in error messages.
-func ModelFromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
+// floatTypes are the safetensors dtypes a model tensor may have (dataio reads F16 and BF16
+// into float32 and writes them back from it).
+var floatTypes = []string{"F16", "BF16", "F32", "F64"}
+
+// FromTensors builds a Model from a state_dict; name is used in error messages.
+func FromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
 	idx := map[int]bool{}
 	var found []string
 	for k := range ts {
@@ -107,23 +122,24 @@ func ModelFromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
 		if !okw || !okb {
 			return Model{}, fmt.Errorf("%s: layer %s: missing %s.weight or %s.bias (keys: %s)", name, key, key, key, strings.Join(found, ", "))
 		}
+		for _, c := range []struct {
+			k string
+			t dataio.Tensor
+		}{{key + ".weight", w}, {key + ".bias", b}} {
+			if !slices.Contains(floatTypes, c.t.DType) {
+				return Model{}, fmt.Errorf("%s: %s has dtype %s; want a float dtype (%s)", name, c.k, c.t.DType, strings.Join(floatTypes, ", "))
+			}
+		}
 		if len(w.Shape) != 2 || len(b.Shape) != 1 || b.Shape[0] != w.Shape[0] {
 			return Model{}, fmt.Errorf("%s: layer %s: weight shape %v and bias shape %v; want [out, in] and [out]", name, key, w.Shape, b.Shape)
 		}
-		dt := w.DType
-		if dt != "F32" && dt != "F64" {
-			return Model{}, fmt.Errorf("%s: layer %s: dtype %s; want F32 or F64", name, key, dt)
-		}
-		if m.DType == "" {
-			m.DType = dt
-		}
-		l := Layer{Key: key, Out: w.Shape[0], In: w.Shape[1], W: toF64(w), B: toF64(b)}
+		l := Layer{Key: key, Out: w.Shape[0], In: w.Shape[1], W: toF64(w), B: toF64(b), WType: w.DType, BType: b.DType}
 		if n > 0 && l.In != m.Layers[n-1].Out {
 			prev := m.Layers[n-1]
 			return Model{}, fmt.Errorf("%s: layer %s takes %d inputs but layer %s gives %d outputs", name, key, l.In, prev.Key, prev.Out)
 		}
-		for _, v := range append(append([]float64(nil), l.W...), l.B...) {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
+		for _, v := range [][]float64{l.W, l.B} {
+			if !allFinite(v) {
 				return Model{}, fmt.Errorf("%s: layer %s holds a non-finite value", name, key)
 			}
 		}
@@ -132,9 +148,18 @@ func ModelFromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
 	return m, nil
 }
 
+func allFinite(v []float64) bool {
+	for _, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func toF64(t dataio.Tensor) []float64 {
 	if t.F64 != nil {
-		return append([]float64(nil), t.F64...)
+		return slices.Clone(t.F64)
 	}
 	out := make([]float64, len(t.F32))
 	for i, v := range t.F32 {
@@ -143,13 +168,13 @@ func toF64(t dataio.Tensor) []float64 {
 	return out
 }
 
-// Tensors returns the state_dict of m in its dtype; with masks, also "<key>.weight.mask"
-// (uint8, 1 where the weight is kept).
+// Tensors returns the state_dict of m, each tensor in its own dtype; with masks, also
+// "<key>.weight.mask" (uint8, 1 where the weight is kept).
 func (m Model) Tensors(masks bool) map[string]dataio.Tensor {
 	ts := map[string]dataio.Tensor{}
 	for _, l := range m.Layers {
-		ts[l.Key+".weight"] = tensor(m.DType, []int{l.Out, l.In}, l.W)
-		ts[l.Key+".bias"] = tensor(m.DType, []int{l.Out}, l.B)
+		ts[l.Key+".weight"] = tensor(l.WType, []int{l.Out, l.In}, l.W)
+		ts[l.Key+".bias"] = tensor(l.BType, []int{l.Out}, l.B)
 		if masks {
 			mk := make([]uint8, len(l.W))
 			for i, w := range l.W {
@@ -163,15 +188,17 @@ func (m Model) Tensors(masks bool) map[string]dataio.Tensor {
 	return ts
 }
 
+// tensor converts v to a tensor of dtype dt (empty: F64). F16 and BF16 go through float32,
+// which dataio rounds to the half type on write.
 func tensor(dt string, shape []int, v []float64) dataio.Tensor {
-	if dt == "F64" {
-		return dataio.Tensor{DType: "F64", Shape: shape, F64: append([]float64(nil), v...)}
+	if dt == "" || dt == "F64" {
+		return dataio.Tensor{DType: "F64", Shape: shape, F64: slices.Clone(v)}
 	}
 	f := make([]float32, len(v))
 	for i, x := range v {
 		f[i] = float32(x)
 	}
-	return dataio.Tensor{DType: "F32", Shape: shape, F32: f}
+	return dataio.Tensor{DType: dt, Shape: shape, F32: f}
 }
 
 // Save writes m atomically as safetensors.
@@ -179,31 +206,29 @@ func (m Model) Save(path string, masks bool) error {
 	return dataio.WriteSafetensors(path, m.Tensors(masks))
 }
 
-// Apply returns act(X W^T + b) for layer l of m (ReLU unless it is the last layer) and the
-// pre-activation; X is N x In row-major.
-func (m Model) Apply(l int, X []float64, n int) (post, pre []float64) {
-	L := m.Layers[l]
-	pre = make([]float64, n*L.Out)
-	wt := make([]float64, L.In*L.Out) // W^T, In x Out
-	for o := 0; o < L.Out; o++ {
-		for i := 0; i < L.In; i++ {
-			wt[i*L.Out+o] = L.W[o*L.In+i]
-		}
-	}
-	kern.NewDense64(X, n, L.In).Mul(pre, wt, L.Out)
+// Apply returns the layer's output act(X W^T + b) (act = ReLU if relu, else the identity)
+// and its pre-activation X W^T + b; X is N x In row-major. The product runs on relutrim's
+// kernels (internal/kern, GOMAXPROCS goroutines).
+func (l Layer) Apply(X []float64, n int, relu bool) (post, pre []float64) {
+	pre = make([]float64, n*l.Out)
+	kern.NewDense64(X, n, l.In).Mul(pre, Transpose(l.W, l.Out, l.In), l.Out)
 	post = make([]float64, len(pre))
-	last := l == len(m.Layers)-1
 	for p := 0; p < n; p++ {
-		for o := 0; o < L.Out; o++ {
-			v := pre[p*L.Out+o] + L.B[o]
-			pre[p*L.Out+o] = v
-			if !last && v < 0 {
+		for o := 0; o < l.Out; o++ {
+			v := pre[p*l.Out+o] + l.B[o]
+			pre[p*l.Out+o] = v
+			if relu && v < 0 {
 				v = 0
 			}
-			post[p*L.Out+o] = v
+			post[p*l.Out+o] = v
 		}
 	}
 	return post, pre
+}
+
+// Apply is Layers[l].Apply with the model's activation: ReLU unless l is the last layer.
+func (m Model) Apply(l int, X []float64, n int) (post, pre []float64) {
+	return m.Layers[l].Apply(X, n, l < len(m.Layers)-1)
 }
 
 // Forward returns the inputs to every layer and the network's output: acts[0] = X,
@@ -235,4 +260,16 @@ func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
 		}
 	}
 	return float64(right) / float64(n)
+}
+
+// Transpose returns the c x r transpose of the r x c row-major a (W, Out x In, and the
+// solver's U, In x Out, are each other's transposes).
+func Transpose(a []float64, r, c int) []float64 {
+	t := make([]float64, len(a))
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			t[j*r+i] = a[i*c+j]
+		}
+	}
+	return t
 }

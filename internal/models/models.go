@@ -1,0 +1,27 @@
+// Package models embeds the dense models relutrim ships with (for the demo).
+package models
+
+import (
+	_ "embed"
+
+	"relutrim/dataio"
+	"relutrim/prune/model"
+)
+
+// lenet is LeNet-300-100 trained on MNIST by scripts/train_mnist.py (inputs pixel/255);
+// internal/models/lenet300100.json records its accuracy and training settings.
+//
+//go:embed lenet300100.safetensors
+var lenet []byte
+
+// lenetName names the embedded file in error messages.
+const lenetName = "internal/models/lenet300100.safetensors"
+
+// LeNet300100 returns the bundled dense MNIST model.
+func LeNet300100() (model.Model, error) {
+	ts, _, err := dataio.DecodeSafetensors(lenet, lenetName)
+	if err != nil {
+		return model.Model{}, err
+	}
+	return model.FromTensors(ts, lenetName)
+}
