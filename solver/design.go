@@ -49,14 +49,20 @@ func newDesign(X Matrix, bias bool, threads int) (*design, error) {
 	}
 	n, nx := X.Rows, X.Cols
 	g := &design{X: newKern(X, threads, st.density), n: n, nx: nx, bias: bias, threads: threads,
-		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: 1}
-	if kern.Backend == "purego" && st.density < csrMaxDensity { // newKern chose CSR
-		g.passFrac = st.density
-	}
+		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: passFrac(st.density)}
 	if bias {
 		g.p++
 	}
 	return g, nil
+}
+
+// passFrac is the cost of a product with X relative to a dense one, given X's density:
+// the density when newKern chooses the sparse kernel, else 1.
+func passFrac(density float64) float64 {
+	if kern.Backend == "purego" && density < csrMaxDensity {
+		return max(density, 1e-3)
+	}
+	return 1
 }
 
 // xstats is what one pass over X yields: the column means mu (0 without a bias: centring

@@ -257,6 +257,9 @@ func TestNewtonMatchesADMM(t *testing.T) {
 			}
 			a, nw := res[0], res[1]
 			t.Logf("ADMM F=%.12g iters=%d passes=%.1f; Newton F=%.12g iters=%d passes=%.1f", a.F, a.Iters, a.Passes, nw.F, nw.Iters, nw.Passes)
+			if !(nw.Passes >= 2 && nw.Passes < 1e6) || !(a.Passes >= 2 && a.Passes < 1e6) {
+				t.Errorf("passes: ADMM %v, Newton %v", a.Passes, nw.Passes)
+			}
 			if rel := (nw.F - a.F) / a.F; rel > 1e-6 {
 				t.Errorf("Newton F %.12g above ADMM's %.12g by %.2e", nw.F, a.F, rel)
 			}
@@ -320,7 +323,10 @@ func TestNewtonThreadsBitwise(t *testing.T) {
 					first = r
 					continue
 				}
-				same := r.F == first.F && r.Iters == first.Iters && r.Passes == first.Passes
+				same := r.F == first.F && r.Iters == first.Iters
+				if r.Passes != first.Passes {
+					t.Errorf("Threads=%d: passes %v, Threads=1: %v", th, r.Passes, first.Passes)
+				}
 				for i := range r.U {
 					same = same && r.U[i] == first.U[i]
 				}

@@ -80,10 +80,10 @@ func newSample(g *design, threads int) *sample {
 // operator of the subsampled problem that warm-starts a large fit (newton.go).
 func (s *sample) design(threads int) *design {
 	m := len(s.rows)
-	X := newKern(Matrix{Rows: m, Cols: s.nx, F64: s.xs}, threads,
-		float64(len(s.nzIdx))/float64(max(1, m*s.nx)))
+	density := float64(len(s.nzIdx)) / float64(max(1, m*s.nx))
+	X := newKern(Matrix{Rows: m, Cols: s.nx, F64: s.xs}, threads, density)
 	g := &design{X: X, n: m, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
-		mu: s.mu, d: s.d, colSum: make([]float64, numChunks(m))}
+		mu: s.mu, d: s.d, colSum: make([]float64, numChunks(m)), passFrac: passFrac(density)}
 	if s.bias {
 		g.p++
 	}
