@@ -217,11 +217,13 @@ const (
 	// past 75 the cap changes accuracy by no more than the noise of 1000 test images.
 	DefaultRefitIters = 150
 
-	// pathEpsRel and pathEpsAbs are the solver's stopping tolerances on the path: 100 and
+	// pathEpsRel and pathEpsAbs are the solver's stopping tolerances on the path: 1000 and
 	// 10 times the solver's defaults (1e-6, 1e-7), since the support needs less accuracy
-	// than the final weights. refitEpsRel (10 times the default) is for the refit, whose
+	// than the final weights. With the Newton solver, 1e-3 instead of 1e-4 took the 90%
+	// level of the demo from 34.9 to 22.6 s of CPU at 97.78% -> 97.80% test accuracy
+	// (2000 calibration images). refitEpsRel (10 times the default) is for the refit, whose
 	// weights are the result.
-	pathEpsRel  = 1e-4
+	pathEpsRel  = 1e-3
 	pathEpsAbs  = 1e-6
 	refitEpsRel = 1e-5
 

@@ -3,6 +3,8 @@ package solver
 import (
 	"math/rand/v2"
 	"sync"
+
+	"gonum.org/v1/gonum/floats"
 )
 
 // hessianRows is the number of rows from which the Newton solver estimates curvature. The
@@ -112,6 +114,7 @@ func (s *sample) rawGram(ws []int, pos []int, lo, hi int, use func(r int) bool, 
 			pos[k] = a
 		}
 	}
+	dense := make([]float64, m)
 	c := 0
 	for r := lo; r < hi; r++ {
 		if use != nil && !use(r) {
@@ -127,12 +130,28 @@ func (s *sample) rawGram(ws []int, pos []int, lo, hi int, use func(r int) bool, 
 				val = append(val, vals[t])
 			}
 		}
-		for t, a := range nz { // nz ascending: a <= b gives the upper triangle
-			va := val[t]
-			sum[a] += va
-			h := A[a*m : (a+1)*m]
-			for u := t; u < len(nz); u++ {
-				h[nz[u]] += va * val[u]
+		if len(nz)*4 < m {
+			for t, a := range nz { // nz ascending: a <= b gives the upper triangle
+				va := val[t]
+				sum[a] += va
+				h := A[a*m : (a+1)*m]
+				for u := t; u < len(nz); u++ {
+					h[nz[u]] += va * val[u]
+				}
+			}
+		} else {
+			// Denser rows: scatter the row into dense, then one vectorised axpy per non-zero
+			// (gonum's assembly kernel): more flops than the pairs, but several times faster.
+			for t, a := range nz {
+				dense[a] = val[t]
+			}
+			for t, a := range nz {
+				va := val[t]
+				sum[a] += va
+				floats.AddScaled(A[a*m+a:(a+1)*m], va, dense[a:m])
+			}
+			for _, a := range nz {
+				dense[a] = 0
 			}
 		}
 	}
