@@ -20,7 +20,7 @@ import (
 // theta the power-iteration estimate of lambda_max(K^T diag(1/||K_p||^2) K)/N (times a safety
 // margin), the largest steps for which the iteration still converges (tau sigma ||K||^2 <= 1
 // in the preconditioned norm). For well-conditioned data theta ~ 1/Nx, which removes most of
-// the iterations plain consensus ADMM spends (see README, "Speed").
+// the iterations plain consensus ADMM spends (README, "How it works").
 //
 // One iteration, with over-relaxation omega (Chambolle & Pock 2016, relaxed form):
 //
@@ -50,6 +50,7 @@ type admm struct {
 	// tolerances.
 	pri, dua, epsPri, epsDua []float64
 	part                     []float64 // per-chunk partial sums, 4 per output
+	sums                     []float64 // their reduction (4 per output)
 	yScale                   []float64 // RMS of y per output (1 if zero)
 	epsAbs, epsRel           float64
 }
@@ -107,7 +108,7 @@ func (a *admm) iterate() {
 			}
 		}
 	})
-	sums := make([]float64, 4*ny)
+	sums := a.sums
 	reduceChunks(sums, part, 4*ny)
 	a.g.mulT(a.Gn, a.nu, ny) // Gn = K^T nu (new, relaxed)
 	// Primal residual: (z - zh)/tau - (G - Gh), Gh = K^T nuh = (Gn - (1-om) G)/om.

@@ -242,7 +242,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
 	if st.Recorder != nil {
-		err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F,
+		err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F, Passes: res.Passes,
 			PrimalRes: res.PrimalRes, DualRes: res.DualRes, Elapsed: res.Runtime, Done: true})
 		if err != nil {
 			return nil, err
@@ -329,7 +329,7 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 			// F 356 when re-majorising every 10 iterations, 71 when waiting).
 			lastRemaj = it
 			if st.Recorder != nil {
-				err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
+				err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f, Passes: res.Passes,
 					PrimalRes: maxOf(a.pri), DualRes: maxOf(a.dua), Elapsed: time.Since(start)})
 				if err != nil {
 					return nil, nil, 0, err
@@ -344,7 +344,7 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 		fLast = f
 		pr, du := maxOf(a.pri), maxOf(a.dua)
 		if st.Recorder != nil {
-			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f,
+			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f, Passes: res.Passes,
 				PatternChanges: changes, PrimalRes: pr, DualRes: du, Elapsed: time.Since(start), Remajorized: true})
 			if err != nil {
 				return nil, nil, 0, err
@@ -437,6 +437,7 @@ func (a *admm) alloc() {
 	a.pri, a.dua = make([]float64, ny), make([]float64, ny)
 	a.epsPri, a.epsDua = make([]float64, ny), make([]float64, ny)
 	a.part = make([]float64, numChunks(n)*4*ny)
+	a.sums = make([]float64, 4*ny)
 	a.yScale = yScales(a.y, n, ny)
 }
 

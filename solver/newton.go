@@ -361,7 +361,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			for _, j := range act {
 				changes += nt.changes[j]
 			}
-			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f,
+			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f, Passes: res.Passes,
 				PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
 				Remajorized: remaj})
 			if err != nil {

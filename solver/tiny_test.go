@@ -499,7 +499,9 @@ func TestTinyGlobal(t *testing.T) {
 	msg := fmt.Sprintf("tiny relu problems: Fit within 1e-4 of the global minimum in %d/%d (%.1f%%); LowerBound <= global minimum in %d/%d; of the %d misses, %d are local minima of F",
 		ok, count, 100*rate, boundOK, count, count-ok, localMin)
 	t.Log(msg)
-	fmt.Println(msg) // for the record, also without -v
+	if testing.Verbose() {
+		fmt.Println(msg)
+	}
 	for _, f := range fails {
 		t.Log("not global: " + f)
 	}

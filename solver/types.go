@@ -43,7 +43,8 @@ type Method int
 
 const (
 	// Auto picks the default inner solver: Newton, or ADMM on tiny problems
-	// (N*(Nx+1)*Ny <= 5e4, where several CCP starts are run; see Prepared.Fit). ADMM options (Rho, FixedRho, Relax, PlainConsensus, RemajorizeEvery/Tol) only
+	// (N*(Nx+1)*Ny <= 5e4, where several CCP starts are run; see Prepared.Fit). The ADMM
+	// options (Rho, FixedRho, InitRho, Relax, PlainConsensus, RemajorizeEvery, EpsAbs) only
 	// apply when the ADMM runs.
 	Auto Method = iota
 	// Newton runs proximal Newton steps on the CCP majoriser (newton.go).
@@ -83,16 +84,20 @@ type Settings struct {
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).
 	Threads int
 
-	// MaxIter bounds the total number of ADMM iterations over all CCP rounds; default 20000.
+	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
+	// steps) over all CCP rounds; default 20000.
 	MaxIter int
 	// MaxCCP bounds the number of re-majorisations; default 500.
 	MaxCCP int
-	// RemajorizeEvery is the number of ADMM iterations between evaluations of F (and Recorder
-	// calls); at each, the CCP re-majorises early if F has decreased and the ADMM residuals
-	// are within RemajorizeTol times their tolerances. Defaults 10 and 100. The CCP always
-	// re-majorises when the inner problem has converged.
+	// RemajorizeEvery (ADMM only) is the number of ADMM iterations between evaluations of F
+	// (and Recorder calls); at each, the CCP re-majorises if F has decreased. Default 10.
+	// The CCP always re-majorises when the inner problem has converged.
 	RemajorizeEvery int
-	RemajorizeTol   float64
+	// RemajorizeTol applies to cold starts (U = 0) only: the first majoriser is solved to
+	// RemajorizeTol times the tolerances (ADMM residuals; Newton: KKT residual and
+	// decrease) before the first re-majorisation, since re-majorising an immature iterate
+	// leaves dead units (README, "Local minima"). Default 1000.
+	RemajorizeTol float64
 
 	// Starts is the number of CCP runs: the first from InitU/InitB (or zero), the others
 	// from seeded random points; the best run is kept per output. Default: 32 for tiny
@@ -110,18 +115,20 @@ type Settings struct {
 	// Relax is the over-relaxation factor in (0, 2); default 1.6 (OSQP's choice).
 	Relax float64
 	// PlainConsensus uses the paper's per-sample consensus step (metric ||x_p||^2) instead of
-	// the default step rescaled by the spectral estimate of the data (see doc.go).
+	// the default step rescaled by the spectral estimate of the data (see admm.go).
 	PlainConsensus bool
 
 	// EpsAbs and EpsRel are the ADMM stopping tolerances on the scaled primal and dual
-	// residuals (Boyd et al. 2010, section 3.3); defaults 1e-7 and 1e-6.
+	// residuals (Boyd et al. 2010, section 3.3); defaults 1e-7 and 1e-6. The Newton solver
+	// stops an output when its KKT residual (largest entry of the minimum-norm subgradient
+	// in standardised coordinates, divided by y's RMS) is at most EpsRel.
 	EpsAbs, EpsRel float64
 	// FTol is the relative decrease of F between CCP rounds below which the CCP stops once
 	// the majorisation pattern no longer changes; default 1e-9.
 	FTol float64
 
-	// Recorder, if non-nil, receives progress at every evaluation of F (every
-	// RemajorizeEvery iterations and every CCP round) and at the end.
+	// Recorder, if non-nil, receives progress at every evaluation of F (ADMM: every
+	// RemajorizeEvery iterations and every CCP round; Newton: every step) and at the end.
 	Recorder Recorder
 }
 
@@ -163,12 +170,13 @@ type Result struct {
 	// FOut and BoundOut are the per-output parts of F and LowerBound.
 	FOut, BoundOut []float64
 	Status         Status
-	// CCPIters counts re-majorisations, Iters counts ADMM iterations (each: one X*B and one
-	// X^T*A product).
+	// CCPIters counts re-majorisations, Iters counts inner iterations (ADMM: one X*B and one
+	// X^T*A product each; Newton: steps, each one product of each kind plus its metric).
 	CCPIters, Iters int
-	// PrimalRes and DualRes are the largest scaled residuals over outputs at the end.
+	// PrimalRes and DualRes are the largest scaled residuals over outputs at the end (ADMM);
+	// for Newton, DualRes is the largest KKT residual and PrimalRes is 0.
 	PrimalRes, DualRes float64
-	// Rho holds the final per-output penalties (standardised units).
+	// Rho holds the final per-output penalties (standardised units; nil for Newton).
 	Rho []float64
 	// RhoUpdates counts adaptive rho changes.
 	RhoUpdates int
@@ -183,8 +191,10 @@ type Result struct {
 
 // Progress is what a Recorder receives.
 type Progress struct {
-	CCPIter, Iter      int
-	F                  float64
+	CCPIter, Iter int
+	F             float64
+	// Passes is Result.Passes so far (work in passes over X).
+	Passes             float64
 	PatternChanges     int
 	PrimalRes, DualRes float64
 	Elapsed            time.Duration

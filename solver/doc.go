@@ -1,0 +1,20 @@
+// Package solver fits one layer of a ReLU network with an L1 penalty:
+//
+//	F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda ||U||_1     (bias unpenalised)
+//
+// by the convex-concave procedure (CCP) of Johnston (2017, ../shared/paper): every
+// non-convex term is replaced by its convex majoriser at the current point (prox.go), the
+// convex surrogate is minimised, and the procedure repeats. Two inner solvers minimise the
+// surrogates:
+//
+//   - newton.go (the default): proximal Newton steps with curvature from a row sample
+//     (sample.go), exact zeros by coordinate descent on the L1 model, a line search on the
+//     majoriser, and a re-majorisation after every step;
+//   - admm.go: the paper's consensus ADMM in a reduced form (one scalar per sample and
+//     output), selectable with Settings.Method = ADMM and used by Auto on tiny problems.
+//
+// Both work in standardised coordinates (design.go: X's columns centred and scaled
+// implicitly, so the solver is invariant to their scale). fit.go holds the driver shared by
+// the two (Fit, Prepare, multi-start, results), bound.go the certified lower bound, and
+// validate.go the checks of every input. The products with X are internal/kern's.
+package solver
