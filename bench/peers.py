@@ -11,21 +11,28 @@ with one of three methods and writes a JSON result with a trace of
     peers.py --x X.npy --y Y.npy --lambda L --link relu|identity [--no-bias]
              --method lbfgsb|adam|lasso --out result.json
              [--fstar F] [--time-limit S] [--restarts K] [--seed S]
+             [--layout T|N] [--warm-rows S] [--warm-ftol F]
 
 Methods
   lbfgsb  scipy L-BFGS-B on the split U = U+ - U- (U+, U- >= 0), b free, all
-          outputs jointly; numpy products for objective and gradient.
+          outputs jointly; numpy products for objective and gradient, by default
+          in the (Ny, N) layout (U^T X^T and G X with X^T contiguous, about 2x
+          faster with Debian's OpenBLAS than X U and X^T G; --layout N for those).
           Trace: running minimum of F over function evaluations (L-BFGS-B only
           accepts descent steps, so this is the iterate sequence up to line-search
           trials). With --restarts K the K runs (different random starts) are
-          sequential and their traces are concatenated on one clock.
+          sequential and their traces are concatenated on one clock. With
+          --warm-rows S each run first solves the problem on S random rows and
+          starts the full problem from there (time and passes counted).
   adam    torch full-batch Adam (CPU) over an lr grid; trace per lr, the lr with
           the lowest final F is reported.
   lasso   sklearn Lasso (identity link only) at tol 1e-4 ... 1e-10, each run
           from scratch; trace = (time of run, F of run).
 
 Time counts from after the data are loaded. F is always evaluated here with
-the formula above in float64 (never taken from the library).
+the formula above in float64 (never taken from the library). Trace points are
+(elapsed, F, passes over X so far); "passes" is the whole run's work (a product
+with X or X^T counts 1; see lasso_passes for sklearn's estimate).
 """
 import argparse
 import json
