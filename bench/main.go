@@ -473,7 +473,7 @@ func (h *harness) runRelutrim(p *problem, backend, method, exe string) methodRes
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = h.childEnv // same OpenBLAS configuration as the peers (openblas backend)
 	rss, wall, err := h.runChild(cmd, filepath.Join(p.Dir, "relutrim-"+backend+"-"+method+".log"))
-	m.PeakRSSKB, m.Wall = rss, wall
+	m.PeakRSSKB, m.Wall = rss, wall // replaced by the child's own VmHWM below
 	if err != nil {
 		m.Error = err.Error()
 		return m
@@ -496,9 +496,12 @@ func (h *harness) runRelutrim(p *problem, backend, method, exe string) methodRes
 		m.Status += " (" + o.Error + ")"
 	}
 	m.Wall, m.LoadRSSKB, m.Threads = o.Wall, o.LoadRSSKB, o.Threads
+	if o.PeakRSSKB > 0 {
+		m.PeakRSSKB = o.PeakRSSKB
+	}
 	m.Info = map[string]any{"backend_info": o.BackendInfo, "backend_warning": o.BackendWarn, "ccp_iters": o.CCPIters,
 		"lower_bound": o.LowerBound, "gap": o.Gap, "x_float32": o.XFloat32,
-		"child_peak_rss_kb": o.PeakRSSKB, "method_ran": o.MethodRan}
+		"wait4_maxrss_kb": rss, "method_ran": o.MethodRan}
 	if info := h.res.Backends[backend]; strings.HasPrefix(info, "(") {
 		h.res.Backends[backend] = o.BackendInfo
 		if o.BackendWarn != "" {
@@ -577,6 +580,9 @@ func (h *harness) runPeer(p *problem, method string) methodResult {
 	}
 	m.Trace, m.FinalF, m.NNZ, m.Iters, m.Passes = o.Trace, o.FinalF, o.NNZ, o.Iters, o.Passes
 	m.Wall, m.LoadRSSKB, m.Threads = o.Wall, o.LoadRSSKB, o.Threads
+	if o.PeakRSSKB > 0 {
+		m.PeakRSSKB = o.PeakRSSKB
+	}
 	m.Status = fmt.Sprintf("%d runs", len(o.Runs))
 	if method == "adam" {
 		m.Status += fmt.Sprintf(", best lr %g", o.BestLR)
@@ -587,7 +593,7 @@ func (h *harness) runPeer(p *problem, method string) methodResult {
 		}
 	}
 	m.Info = map[string]any{"blas": o.BLAS, "versions": o.Versions, "runs": o.Runs,
-		"child_peak_rss_kb": o.PeakRSSKB, "note": o.Note}
+		"wait4_maxrss_kb": rss, "note": o.Note}
 	if h.res.PeerBLAS == "" {
 		h.res.PeerBLAS = describeBLAS(o.BLAS)
 	}

@@ -46,6 +46,16 @@ import numpy as np
 
 
 def rss_kb():
+    """Peak RSS of this process: VmHWM. ru_maxrss would include the harness's own peak
+    (Linux keeps the high-water mark of the image replaced by execve, and Go starts
+    children with vfork)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -226,19 +236,22 @@ def lbfgsb_run(P, z0, layout, ftol, clock, record):
         return f, g
 
     bounds = Bounds(np.r_[np.zeros(2 * n), np.full(P.ny, -np.inf)], np.full(2 * n + P.ny, np.inf))
-    nit = 0
+    its = [0]  # iterations, also known when a limit interrupts the run
+
+    def count(_):
+        its[0] += 1
+
     try:
-        res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds,
+        res = minimize(fun, z0, jac=True, method="L-BFGS-B", bounds=bounds, callback=count,
                        options={"ftol": ftol, "gtol": 1e-12, "maxiter": 10**7,
                                 "maxfun": 10**7, "maxcor": 20})
-        nit = int(res.nit)
         status = "scipy: " + str(res.message)
         z = res.x if res.fun <= state["best"] else state["z"]
     except TimeUp:
         status, z = "time limit", state["z"]
     except Reached:
         status, z = "reached fstar", state["z"]
-    return z, nit, status, state["evals"]
+    return z, its[0], status, state["evals"]
 
 
 def split_to_U(P, z, layout):

@@ -38,8 +38,9 @@ type methodResult struct {
 	Passes6 *float64 `json:"passes_to_1e-6,omitempty"`
 	Status  string   `json:"status"`
 	Wall    float64  `json:"wall_seconds"`
-	// PeakRSSKB is ru_maxrss of the child process as seen by the harness;
-	// LoadRSSKB is the child's RSS right after loading the data.
+	// PeakRSSKB is the child process's peak RSS (its own VmHWM at the end; ru_maxrss
+	// from wait4 only if the child reported none); LoadRSSKB is its peak right after
+	// loading the data.
 	PeakRSSKB int64          `json:"peak_rss_kb"`
 	LoadRSSKB int64          `json:"rss_after_load_kb"`
 	Threads   int            `json:"threads"`

@@ -387,3 +387,19 @@ func TestGenMNIST(t *testing.T) {
 		t.Errorf("only %d nonzero pixels in %d images", nonzero, p.N)
 	}
 }
+
+func TestParseVmHWM(t *testing.T) {
+	status := "Name:\tbench\nVmPeak:\t  900000 kB\nVmHWM:\t  123456 kB\nVmRSS:\t   1000 kB\n"
+	if kb, ok := parseVmHWM(status); !ok || kb != 123456 {
+		t.Errorf("parseVmHWM = %d, %v; want 123456, true", kb, ok)
+	}
+	for _, bad := range []string{"", "VmRSS:\t1000 kB\n", "VmHWM:\t12 MB\n", "VmHWM:\tx kB\n"} {
+		if kb, ok := parseVmHWM(bad); ok {
+			t.Errorf("parseVmHWM(%q) = %d, true", bad, kb)
+		}
+	}
+	// this process's own figure is positive and at most its ru_maxrss-style peak
+	if kb := peakRSSKB(); kb <= 0 {
+		t.Errorf("peakRSSKB = %d", kb)
+	}
+}

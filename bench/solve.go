@@ -8,7 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,12 +56,39 @@ func loadMatrix(path string, keep32 bool) (solver.Matrix, error) {
 	return solver.Matrix{Rows: m.Rows, Cols: m.Cols, F64: m.Float64()}, nil
 }
 
-func maxRSSKB() int64 {
+// peakRSSKB returns this process's peak resident set so far: VmHWM from /proc/self/status
+// (Linux), else ru_maxrss. ru_maxrss alone is wrong for a child of the harness: Go starts
+// children with vfork and Linux keeps the high-water mark of the memory image replaced by
+// execve, so a child's ru_maxrss is at least the harness's own peak (after generating L,
+// the size of X). VmHWM belongs to the process's own memory image.
+func peakRSSKB() int64 {
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		if kb, ok := parseVmHWM(string(b)); ok {
+			return kb
+		}
+	}
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
 		return -1
 	}
 	return ru.Maxrss
+}
+
+// parseVmHWM reads the "VmHWM:   1234 kB" line of /proc/<pid>/status.
+func parseVmHWM(status string) (int64, bool) {
+	for _, line := range strings.Split(status, "\n") {
+		v, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, false
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		return kb, err == nil
+	}
+	return 0, false
 }
 
 // solveOutput is what a -solve child writes; the parent turns it into a methodResult.
@@ -96,7 +126,7 @@ func runSolve(a solveArgs) error {
 		return err
 	}
 	out := solveOutput{Backend: buildBackend, BackendInfo: kern.BackendInfo(), BackendWarn: kern.BackendWarning(),
-		LoadRSSKB: maxRSSKB(), Threads: runtime.GOMAXPROCS(0), XFloat32: X.F32 != nil}
+		LoadRSSKB: peakRSSKB(), Threads: runtime.GOMAXPROCS(0), XFloat32: X.F32 != nil}
 	method, err := parseMethod(a.method)
 	if err != nil {
 		return err
@@ -121,7 +151,7 @@ func runSolve(a solveArgs) error {
 	rec.t0 = time.Now()
 	res, err := fit(ctx, X, Y, a.lambda, s)
 	out.Wall = time.Since(rec.t0).Seconds()
-	out.PeakRSSKB = maxRSSKB()
+	out.PeakRSSKB = peakRSSKB()
 	out.Trace = rec.trace
 	if err != nil {
 		out.Error = err.Error()
