@@ -45,29 +45,29 @@ import time
 import numpy as np
 
 
+def proc_status_kb(key):
+    """A "<key>:  N kB" figure of /proc/self/status (None if unavailable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def rss_kb():
     """Peak RSS of this process: VmHWM. ru_maxrss would include the harness's own peak
     (Linux keeps the high-water mark of the image replaced by execve, and Go starts
     children with vfork)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    v = proc_status_kb("VmHWM")
+    return v if v is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def current_rss_kb():
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
+    v = proc_status_kb("VmRSS")
+    return v if v is not None else -1
 
 
 def blas_info():
