@@ -1,8 +1,8 @@
 // Command bench compares relutrim with its peers (scipy L-BFGS-B, torch Adam, sklearn
 // Lasso) on seeded planted problems and an MNIST first layer. See README.md.
 //
-//	go run ./bench [-problems S,M,L,W,LS] [-out bench/out] [-peers lbfgsb,adam,lasso]
-//	               [-backends purego,openblas] [-quick] [-time-limit 600]
+//	go run ./bench [-problems S,M,L,W,LS] [-out bench/out] [-peers lbfgsb,lbfgsb-warm,adam,lasso]
+//	               [-backends purego,openblas] [-methods newton,admm] [-quick] [-time-limit 600]
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"relutrim/dataio"
 )
 
 func main() {
@@ -30,8 +33,11 @@ func main() {
 
 		problems  = flag.String("problems", "S,M,L,W,LS", "comma-separated problems: S, M, L, W, LS")
 		outDir    = flag.String("out", "bench/out", "output directory")
-		peers     = flag.String("peers", "lbfgsb,adam,lasso", "comma-separated peers (empty: none)")
+		peers     = flag.String("peers", "lbfgsb,lbfgsb-warm,adam,lasso", "comma-separated peers (empty: none): lbfgsb, lbfgsb-warm, adam, lasso")
 		backends  = flag.String("backends", "purego,openblas", "relutrim kernel backends to run")
+		methods   = flag.String("methods", "newton,admm", "relutrim inner solvers (solver.Method) to run with every backend: auto, newton, admm")
+		warmRows  = flag.Int("warm-rows", 20000, "lbfgsb-warm: rows of the random subsample solved first (the row is skipped when N <= this)")
+		layout    = flag.String("lbfgsb-layout", "T", "L-BFGS-B product layout: T = (Ny, N) work arrays with X^T contiguous (faster), N = (N, Ny)")
 		quick     = flag.Bool("quick", false, "reduced sizes for a smoke run (and -time-limit 60 -adam-steps 1000 -restarts 2 unless given)")
 		timeLimit = flag.Float64("time-limit", 600, "seconds per method and problem (0: none)")
 		restarts  = flag.Int("restarts", 3, "L-BFGS-B random restarts")
@@ -47,6 +53,7 @@ func main() {
 	flag.StringVar(&sa.link, "link", "relu", "internal (-solve): relu or identity")
 	flag.Float64Var(&sa.lambda, "lambda", 0, "internal (-solve): lambda")
 	flag.BoolVar(&sa.noBias, "nobias", false, "internal (-solve): no bias")
+	flag.StringVar(&sa.method, "method", "auto", "internal (-solve): auto, newton or admm")
 	flag.Parse()
 
 	if *solveMode {
@@ -73,7 +80,20 @@ func main() {
 	h := &harness{
 		quick: *quick, timeLimit: *timeLimit, restarts: *restarts, adamSteps: *adamSteps,
 		f32: *f32, seed: *seed, python: *python, frac: *fracFlag,
-		peers: splitList(*peers), backends: splitList(*backends),
+		peers: splitList(*peers), backends: splitList(*backends), methods: splitList(*methods),
+		warmRows: *warmRows, layout: *layout,
+	}
+	for _, m := range h.methods {
+		if _, err := parseMethod(m); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(2)
+		}
+	}
+	for _, p := range h.peers {
+		if peerScript(p) == "" {
+			fmt.Fprintf(os.Stderr, "bench: unknown peer %q (want lbfgsb, lbfgsb-warm, adam, lasso)\n", p)
+			os.Exit(2)
+		}
 	}
 	if err := h.run(splitList(*problems), *outDir); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -100,6 +120,9 @@ type harness struct {
 	python              string
 	frac                float64
 	peers, backends     []string
+	methods             []string // relutrim inner solvers
+	warmRows            int
+	layout              string
 
 	root     string            // module root
 	out      string            // absolute output directory
@@ -206,18 +229,18 @@ func (h *harness) write() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(h.out, "results.json"), data); err != nil {
+	if err := writeBytes(filepath.Join(h.out, "results.json"), data); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(h.out, "table.md"), []byte(formatTable(&h.res)))
+	return writeBytes(filepath.Join(h.out, "table.md"), []byte(formatTable(&h.res)))
 }
 
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+// writeBytes replaces path with data atomically.
+func writeBytes(path string, data []byte) error {
+	return dataio.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
 		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }
 
 // prepareBackends finds an executable per requested backend: this binary for its own
@@ -306,7 +329,8 @@ func (h *harness) runProblem(name string, s spec) problemResult {
 	} else {
 		err = genPlanted(&p, h.seed)
 	}
-	debug.FreeOSMemory()
+	runtime.GC()
+	debug.FreeOSMemory() // X is on disk now; the harness holds no copy while methods run
 	pr.Problem = p
 	if err != nil {
 		pr.Error = err.Error()
@@ -324,13 +348,23 @@ func (h *harness) runProblem(name string, s spec) problemResult {
 		if !ok {
 			continue
 		}
-		pr.Methods = append(pr.Methods, h.runRelutrim(&p, b, exe))
+		for _, sm := range h.methods {
+			pr.Methods = append(pr.Methods, h.runRelutrim(&p, b, sm, exe))
+		}
 	}
 	for _, peer := range h.peers {
 		if peer == "lasso" && p.Link != "identity" {
 			continue
 		}
+		if peer == "lbfgsb-warm" && p.N <= h.warmRows {
+			h.logf("%s: lbfgsb-warm skipped: N = %d <= -warm-rows %d (it would be lbfgsb)", name, p.N, h.warmRows)
+			continue
+		}
 		pr.Methods = append(pr.Methods, h.runPeer(&p, peer))
+	}
+	if err := verify(&p, pr.Methods); err != nil {
+		pr.Error = "verifying F: " + err.Error()
+		return pr
 	}
 	for i := range pr.Methods {
 		m := &pr.Methods[i]
@@ -396,22 +430,50 @@ func (h *harness) hardDeadline(mult float64) (context.Context, context.CancelFun
 	return context.WithTimeout(context.Background(), time.Duration((mult*h.timeLimit+120)*float64(time.Second)))
 }
 
-func (h *harness) runRelutrim(p *problem, backend, exe string) methodResult {
-	m := methodResult{Method: "relutrim", Backend: backend, SizeU: p.Nx * p.Ny, VerifiedF: math.NaN()}
-	resPath := filepath.Join(p.Dir, "relutrim-"+backend+".json")
+// verify recomputes every successful method's F at its returned point (VerifiedF) with
+// the independent objective. X and Y are read once, after all methods ran, and dropped.
+func verify(p *problem, ms []methodResult) error {
+	X, err := dataio.ReadNPYFile(p.XPath)
+	if err != nil {
+		return err
+	}
+	Y, err := dataio.ReadNPYFile(p.YPath)
+	if err != nil {
+		return err
+	}
+	for i := range ms {
+		m := &ms[i]
+		if m.Error != "" || m.u == nil {
+			continue
+		}
+		if m.VerifiedF, err = objective(X, Y, m.u, m.b, p.Lambda, p.Link, p.Bias); err != nil {
+			m.Error = "verifying F: " + err.Error()
+			m.VerifiedF = math.NaN()
+		}
+		m.u, m.b = nil, nil
+	}
+	X, Y = dataio.Matrix{}, dataio.Matrix{}
+	runtime.GC()
+	debug.FreeOSMemory()
+	return nil
+}
+
+func (h *harness) runRelutrim(p *problem, backend, method, exe string) methodResult {
+	m := methodResult{Method: "relutrim", Backend: backend, Solver: method, SizeU: p.Nx * p.Ny, VerifiedF: math.NaN()}
+	resPath := filepath.Join(p.Dir, "relutrim-"+backend+"-"+method+".json")
 	os.Remove(resPath)
 	args := []string{"-solve", "-x", p.XPath, "-y", p.YPath, "-lambda", fmt.Sprint(p.Lambda),
-		"-link", p.Link, "-result", resPath, "-time-limit", fmt.Sprint(h.timeLimit)}
+		"-link", p.Link, "-result", resPath, "-time-limit", fmt.Sprint(h.timeLimit), "-method", method}
 	if !p.Bias {
 		args = append(args, "-nobias")
 	}
-	h.logf("%s: relutrim [%s]", p.Name, backend)
+	h.logf("%s: %s", p.Name, m.label())
 	ctx, cancel := h.hardDeadline(1.5)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, exe, args...)
 	cmd.Env = h.childEnv // same OpenBLAS configuration as the peers (openblas backend)
-	rss, wall, err := h.runChild(cmd, filepath.Join(p.Dir, "relutrim-"+backend+".log"))
-	m.PeakRSSKB, m.Wall = rss, wall
+	rss, wall, err := h.runChild(cmd, filepath.Join(p.Dir, "relutrim-"+backend+"-"+method+".log"))
+	m.PeakRSSKB, m.Wall = rss, wall // replaced by the child's own VmHWM below
 	if err != nil {
 		m.Error = err.Error()
 		return m
@@ -426,29 +488,33 @@ func (h *harness) runRelutrim(p *problem, backend, exe string) methodResult {
 		return m
 	}
 	m.Trace, m.FinalF, m.NNZ, m.Iters, m.Status = o.Trace, o.FinalF, o.NNZ, o.Iters, o.Status
+	m.Passes = o.Passes
+	if o.MethodRan != method {
+		m.Status += " (ran " + o.MethodRan + ")"
+	}
 	if o.Error != "" {
 		m.Status += " (" + o.Error + ")"
 	}
 	m.Wall, m.LoadRSSKB, m.Threads = o.Wall, o.LoadRSSKB, o.Threads
+	if o.PeakRSSKB > 0 {
+		m.PeakRSSKB = o.PeakRSSKB
+	}
 	m.Info = map[string]any{"backend_info": o.BackendInfo, "backend_warning": o.BackendWarn, "ccp_iters": o.CCPIters,
 		"lower_bound": o.LowerBound, "gap": o.Gap, "x_float32": o.XFloat32,
-		"child_peak_rss_kb": o.PeakRSSKB}
+		"wait4_maxrss_kb": rss, "method_ran": o.MethodRan}
 	if info := h.res.Backends[backend]; strings.HasPrefix(info, "(") {
 		h.res.Backends[backend] = o.BackendInfo
 		if o.BackendWarn != "" {
 			h.res.Backends[backend] += "; WARNING: " + o.BackendWarn
 		}
 	}
-	m.VerifiedF, err = objective(p.XPath, p.YPath, o.U, o.B, p.Lambda, p.Link, p.Bias)
-	if err != nil {
-		m.Error = "verifying F: " + err.Error()
-	}
+	m.u, m.b = o.U, o.B // F is verified by verify once every method ran
 	return m
 }
 
 // peerOutput is the part of peers.py's JSON the harness reads.
 type peerOutput struct {
-	Trace     [][2]float64   `json:"trace"`
+	Trace     [][]float64    `json:"trace"`
 	FinalF    float64        `json:"final_F"`
 	NNZ       int            `json:"nnz"`
 	SizeU     int            `json:"size_U"`
@@ -464,6 +530,18 @@ type peerOutput struct {
 	Runs      []any          `json:"runs"`
 	BestLR    float64        `json:"best_lr"`
 	Note      string         `json:"note"`
+	Passes    float64        `json:"passes"`
+}
+
+// peerScript maps a peer name to peers.py's --method ("" for an unknown peer).
+func peerScript(peer string) string {
+	switch peer {
+	case "lbfgsb", "lbfgsb-warm":
+		return "lbfgsb"
+	case "adam", "lasso":
+		return peer
+	}
+	return ""
 }
 
 func (h *harness) runPeer(p *problem, method string) methodResult {
@@ -471,9 +549,12 @@ func (h *harness) runPeer(p *problem, method string) methodResult {
 	resPath := filepath.Join(p.Dir, method+".json")
 	os.Remove(resPath)
 	args := []string{filepath.Join(h.root, "bench", "peers.py"), "--x", p.XPath, "--y", p.YPath,
-		"--lambda", fmt.Sprint(p.Lambda), "--link", p.Link, "--method", method, "--out", resPath,
+		"--lambda", fmt.Sprint(p.Lambda), "--link", p.Link, "--method", peerScript(method), "--out", resPath,
 		"--time-limit", fmt.Sprint(h.timeLimit), "--restarts", fmt.Sprint(h.restarts),
-		"--steps", fmt.Sprint(h.adamSteps)}
+		"--steps", fmt.Sprint(h.adamSteps), "--layout", h.layout}
+	if method == "lbfgsb-warm" {
+		args = append(args, "--warm-rows", fmt.Sprint(h.warmRows))
+	}
 	if !p.Bias {
 		args = append(args, "--no-bias")
 	}
@@ -497,30 +578,30 @@ func (h *harness) runPeer(p *problem, method string) methodResult {
 		m.Error = err.Error()
 		return m
 	}
-	m.Trace, m.FinalF, m.NNZ, m.Iters = o.Trace, o.FinalF, o.NNZ, o.Iters
+	m.Trace, m.FinalF, m.NNZ, m.Iters, m.Passes = o.Trace, o.FinalF, o.NNZ, o.Iters, o.Passes
 	m.Wall, m.LoadRSSKB, m.Threads = o.Wall, o.LoadRSSKB, o.Threads
+	if o.PeakRSSKB > 0 {
+		m.PeakRSSKB = o.PeakRSSKB
+	}
 	m.Status = fmt.Sprintf("%d runs", len(o.Runs))
 	if method == "adam" {
 		m.Status += fmt.Sprintf(", best lr %g", o.BestLR)
 	}
-	if method == "lbfgsb" && len(o.Runs) > 0 {
+	if peerScript(method) == "lbfgsb" && len(o.Runs) > 0 {
 		if r, ok := o.Runs[len(o.Runs)-1].(map[string]any); ok {
 			m.Status += fmt.Sprintf(", last: %v", r["status"])
 		}
 	}
 	m.Info = map[string]any{"blas": o.BLAS, "versions": o.Versions, "runs": o.Runs,
-		"child_peak_rss_kb": o.PeakRSSKB, "note": o.Note}
+		"wait4_maxrss_kb": rss, "note": o.Note}
 	if h.res.PeerBLAS == "" {
 		h.res.PeerBLAS = describeBLAS(o.BLAS)
 	}
-	U := make([]float64, 0, p.Nx*p.Ny)
+	m.u = make([]float64, 0, p.Nx*p.Ny)
 	for _, row := range o.U {
-		U = append(U, row...)
+		m.u = append(m.u, row...)
 	}
-	m.VerifiedF, err = objective(p.XPath, p.YPath, U, o.B, p.Lambda, p.Link, p.Bias)
-	if err != nil {
-		m.Error = "verifying F: " + err.Error()
-	}
+	m.b = o.B
 	return m
 }
 

@@ -7,8 +7,10 @@ import (
 	"os"
 	"path/filepath"
 
+	"relutrim/dataio"
+	lampath "relutrim/fit"
 	"relutrim/internal/mnist"
-	prunemodel "relutrim/prune/model"
+	"relutrim/solver"
 )
 
 // problem is one benchmark instance, materialised as X.npy / Y.npy in Dir.
@@ -29,6 +31,16 @@ type problem struct {
 	XPath      string  `json:"x"`
 	YPath      string  `json:"y"`
 	Skip       string  `json:"skip,omitempty"`
+}
+
+// XBytes is the size of X's data (the .npy payload, and the float64 or float32 X a
+// method holds): the unit of the peak/X memory column.
+func (p *problem) XBytes() int64 {
+	size := int64(8)
+	if p.F32 {
+		size = 4
+	}
+	return int64(p.N) * int64(p.Nx) * size
 }
 
 type spec struct {
@@ -62,7 +74,8 @@ const genChunk = 4096
 
 // genPlanted writes a planted problem: X ~ N(0,1) (N x Nx), U_true with each entry nonzero
 // with probability 0.15 (at least one per output) and N(0,1) values, b_true ~ 0.1 N(0,1),
-// Y = act(X U_true + b_true) + 0.1 N(0,1). X is streamed to disk and never held in memory.
+// Y = act(X U_true + b_true) + 0.1 N(0,1). X is held once (float32 with -f32), written and
+// dropped before any method runs.
 func genPlanted(p *problem, seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, uint64(len(p.Name))*0x9e3779b97f4a7c15))
 	nx, ny := p.Nx, p.Ny
@@ -88,23 +101,32 @@ func genPlanted(p *problem, seed uint64) error {
 	for j := range b {
 		b[j] = 0.1 * rng.NormFloat64()
 	}
-	xw, err := createNPY(p.XPath, p.N, nx, p.F32)
-	if err != nil {
-		return err
+	X := dataio.NewMatrix64(p.XPath, p.N, nx)
+	if p.F32 {
+		X = dataio.NewMatrix32(p.XPath, p.N, nx)
 	}
-	Y := make([]float64, p.N*ny)
-	xc := make([]float64, genChunk*nx)
+	Y := dataio.NewMatrix64(p.YPath, p.N, ny)
+	x := make([]float64, genChunk*nx)
+	// The random stream per chunk (its X values, then the noise of its rows) is that of
+	// the earlier streaming generator, so the problems did not change.
 	for lo := 0; lo < p.N; lo += genChunk {
 		n := min(genChunk, p.N-lo)
-		x := xc[:n*nx]
-		for i := range x {
-			x[i] = rng.NormFloat64()
+		xc := x[:n*nx]
+		for i := range xc {
+			xc[i] = rng.NormFloat64()
 			if p.F32 {
-				x[i] = float64(float32(x[i])) // Y from the values actually stored
+				xc[i] = float64(float32(xc[i])) // Y from the values actually stored
 			}
 		}
+		if p.F32 {
+			for i, v := range xc {
+				X.F32[lo*nx+i] = float32(v)
+			}
+		} else {
+			copy(X.F64[lo*nx:], xc)
+		}
 		for i := 0; i < n; i++ {
-			row := x[i*nx : (i+1)*nx]
+			row := xc[i*nx : (i+1)*nx]
 			for j := 0; j < ny; j++ {
 				w := b[j]
 				for k, xv := range row {
@@ -113,111 +135,53 @@ func genPlanted(p *problem, seed uint64) error {
 				if p.Link == "relu" && w < 0 {
 					w = 0
 				}
-				Y[(lo+i)*ny+j] = w + 0.1*rng.NormFloat64()
+				Y.F64[(lo+i)*ny+j] = w + 0.1*rng.NormFloat64()
 			}
 		}
-		if err := xw.write(x); err != nil {
-			xw.f.Close()
-			return err
-		}
 	}
-	if err := xw.close(); err != nil {
-		return err
-	}
-	return finishProblem(p, Y)
+	return finishProblem(p, X, Y)
 }
 
-// finishProblem writes Y and sets lambda from lambda_max.
-func finishProblem(p *problem, Y []float64) error {
-	if err := writeNPY(p.YPath, Y, p.N, p.Ny, false); err != nil {
+// finishProblem writes X and Y and sets lambda = frac * fit.LambdaMax (package relutrim/fit).
+func finishProblem(p *problem, X, Y dataio.Matrix) error {
+	if err := dataio.WriteNPY(p.XPath, X); err != nil {
 		return err
 	}
-	lm, err := lambdaMax(p.XPath, Y, p.Ny, p.Bias)
-	if err != nil {
+	if err := dataio.WriteNPY(p.YPath, Y); err != nil {
 		return err
 	}
-	p.LambdaMax = lm
-	p.Lambda = p.LambdaFrac * lm
+	link := solver.ReLU
+	if p.Link == "identity" {
+		link = solver.Identity
+	}
+	p.LambdaMax, _ = lampath.LambdaMax(solverMatrix(X), solverMatrix(Y), link, !p.Bias)
+	p.Lambda = p.LambdaFrac * p.LambdaMax
 	return nil
 }
 
-// lambdaMax returns max_{k,j} |sum_p x_pk (y_pj - c_j)| / N with c_j = mean_p y_pj when a
-// bias is fitted (else 0). For the identity link this is exactly the smallest lambda with
-// U = 0 optimal (scikit-learn's alpha_max). For the relu link it is the smallest lambda for
-// which U = 0 with the fitted bias-only model b_j = mean(y_j) > 0 is stationary (the
-// gradient of the loss in U there is X^T (b - y)/N since relu'(b) = 1).
-func lambdaMax(xpath string, Y []float64, ny int, bias bool) (float64, error) {
-	r, err := openNPY(xpath)
-	if err != nil {
-		return 0, err
-	}
-	defer r.close()
-	n, nx := r.rows, r.cols
-	if len(Y) != n*ny {
-		return 0, fmt.Errorf("lambdaMax: Y has %d values, want %d x %d", len(Y), n, ny)
-	}
-	c := make([]float64, ny)
-	if bias {
-		for i := 0; i < n; i++ {
-			for j := 0; j < ny; j++ {
-				c[j] += Y[i*ny+j]
-			}
-		}
-		for j := range c {
-			c[j] /= float64(n)
-		}
-	}
-	g := make([]float64, nx*ny)
-	x := make([]float64, nx)
-	for i := 0; i < n; i++ {
-		if err := r.read(x); err != nil {
-			return 0, err
-		}
-		for j := 0; j < ny; j++ {
-			rj := Y[i*ny+j] - c[j]
-			if rj == 0 {
-				continue
-			}
-			for k, xv := range x {
-				g[k*ny+j] += xv * rj
-			}
-		}
-	}
-	m := 0.0
-	for _, v := range g {
-		m = max(m, math.Abs(v))
-	}
-	return m / float64(n), nil
+// solverMatrix views a dataio matrix as a solver matrix (no copy).
+func solverMatrix(m dataio.Matrix) solver.Matrix {
+	return solver.Matrix{Rows: m.Rows, Cols: m.Cols, F64: m.F64, F32: m.F32}
 }
 
-// objective evaluates F(U, b) = 1/(2N) sum ||act(U^T x + b) - y||^2 + lambda ||U||_1
-// independently of every solver, streaming X from disk.
-func objective(xpath, ypath string, U, B []float64, lambda float64, link string, bias bool) (float64, error) {
-	xr, err := openNPY(xpath)
-	if err != nil {
-		return 0, err
-	}
-	defer xr.close()
-	yr, err := openNPY(ypath)
-	if err != nil {
-		return 0, err
-	}
-	defer yr.close()
-	n, nx, ny := xr.rows, xr.cols, yr.cols
-	if yr.rows != n || len(U) != nx*ny || (bias && len(B) != ny) {
+// objective evaluates F(U, b) = 1/(2N) sum ||act(U^T x + b) - y||^2 + lambda ||U||_1 in
+// float64, independently of every solver (U is Nx x Ny row-major).
+func objective(X, Y dataio.Matrix, U, B []float64, lambda float64, link string, bias bool) (float64, error) {
+	n, nx, ny := X.Rows, X.Cols, Y.Cols
+	if Y.Rows != n || len(U) != nx*ny || (bias && len(B) != ny) {
 		return 0, fmt.Errorf("objective: shapes X %dx%d, Y %dx%d, len(U)=%d, len(B)=%d",
-			n, nx, yr.rows, ny, len(U), len(B))
+			n, nx, Y.Rows, ny, len(U), len(B))
 	}
 	x := make([]float64, nx)
-	y := make([]float64, ny)
 	w := make([]float64, ny)
 	loss := 0.0
 	for i := 0; i < n; i++ {
-		if err := xr.read(x); err != nil {
-			return 0, err
-		}
-		if err := yr.read(y); err != nil {
-			return 0, err
+		if X.F32 != nil {
+			for k, v := range X.F32[i*nx : (i+1)*nx] {
+				x[k] = float64(v)
+			}
+		} else {
+			x = X.F64[i*nx : (i+1)*nx]
 		}
 		for j := range w {
 			w[j] = 0
@@ -238,7 +202,7 @@ func objective(xpath, ypath string, U, B []float64, lambda float64, link string,
 			if link == "relu" && wv < 0 {
 				wv = 0
 			}
-			d := wv - y[j]
+			d := wv - Y.At(i, j)
 			loss += d * d
 		}
 	}
@@ -259,11 +223,10 @@ func genMNIST(p *problem, root string) error {
 		p.Skip = "model " + model + " not found"
 		return nil
 	}
-	m, err := prunemodel.Load(model)
+	W0, b0, err := firstLayer(model)
 	if err != nil {
 		return err
 	}
-	first := m.Layers[0]
 	dir, err := mnist.Dir()
 	if err != nil {
 		p.Skip = err.Error()
@@ -273,37 +236,60 @@ func genMNIST(p *problem, root string) error {
 	if err != nil {
 		return err
 	}
-	d := first.In
+	d := W0.Cols
 	if d != 784 {
 		return fmt.Errorf("%s: 0.weight takes %d inputs, images have 784 pixels", model, d)
 	}
 	if p.N > train.N {
 		return fmt.Errorf("W: %d images requested, MNIST has %d", p.N, train.N)
 	}
-	X := train.X[:p.N*d]
-	W0, b0 := first.W, first.B
-	p.Nx, p.Ny = d, first.Out
+	p.Nx, p.Ny = d, W0.Rows
+	X := dataio.Matrix{Name: p.XPath, Rows: p.N, Cols: d, F64: train.X[:p.N*d]}
 	if p.F32 {
-		for i := range X {
-			X[i] = float64(float32(X[i]))
+		X = dataio.NewMatrix32(p.XPath, p.N, d)
+		for i, v := range train.X[:p.N*d] {
+			X.F32[i] = float32(v)
 		}
 	}
-	Y := make([]float64, p.N*p.Ny)
+	Y := dataio.NewMatrix64(p.YPath, p.N, p.Ny)
+	x := make([]float64, d)
 	for i := 0; i < p.N; i++ {
-		x := X[i*d : (i+1)*d]
+		for k := range x {
+			x[k] = X.At(i, k)
+		}
 		for j := 0; j < p.Ny; j++ {
-			w := b0[j]
-			wr := W0[j*d : (j+1)*d]
+			w := b0.At(j, 0)
 			for k, xv := range x {
 				if xv != 0 {
-					w += xv * wr[k]
+					w += xv * W0.At(j, k)
 				}
 			}
-			Y[i*p.Ny+j] = max(w, 0)
+			Y.F64[i*p.Ny+j] = max(w, 0)
 		}
 	}
-	if err := writeNPY(p.XPath, X, p.N, d, p.F32); err != nil {
-		return err
+	return finishProblem(p, X, Y)
+}
+
+// firstLayer reads the tensors "0.weight" (out x in) and "0.bias" (out) of a safetensors
+// state_dict.
+func firstLayer(path string) (W, b dataio.Matrix, err error) {
+	ts, err := dataio.ReadSafetensors(path)
+	if err != nil {
+		return W, b, err
 	}
-	return finishProblem(p, Y)
+	wt, okw := ts["0.weight"]
+	bt, okb := ts["0.bias"]
+	if !okw || !okb {
+		return W, b, fmt.Errorf("%s: no tensors 0.weight and 0.bias", path)
+	}
+	if W, err = dataio.TensorMatrix(wt, path+": 0.weight"); err != nil {
+		return W, b, err
+	}
+	if b, err = dataio.TensorMatrix(bt, path+": 0.bias"); err != nil {
+		return W, b, err
+	}
+	if W.Vector || b.Rows != W.Rows || b.Cols != 1 {
+		return W, b, fmt.Errorf("%s: 0.weight is %dx%d, 0.bias has %d values", path, W.Rows, W.Cols, b.Len())
+	}
+	return W, b, nil
 }

@@ -20,8 +20,10 @@ const (
 type methodResult struct {
 	Method  string `json:"method"`            // "relutrim" or a peer name
 	Backend string `json:"backend,omitempty"` // relutrim kernel backend
-	// Trace holds (elapsed seconds, F) pairs as reported by the method itself.
-	Trace [][2]float64 `json:"trace"`
+	Solver  string `json:"solver,omitempty"`  // relutrim inner solver requested (solver.Method)
+	// Trace holds (elapsed seconds, F) or (elapsed seconds, F, passes over X so far) points
+	// as reported by the method itself.
+	Trace [][]float64 `json:"trace"`
 	// FinalF is the method's own value at its returned point; VerifiedF is F recomputed
 	// by the harness from the returned U and b.
 	FinalF    float64 `json:"final_F"`
@@ -29,15 +31,23 @@ type methodResult struct {
 	NNZ       int     `json:"nnz"`
 	SizeU     int     `json:"size_U"`
 	Iters     int     `json:"iters"`
-	Status    string  `json:"status"`
-	Wall      float64 `json:"wall_seconds"`
-	// PeakRSSKB is ru_maxrss of the child process as seen by the harness;
-	// LoadRSSKB is the child's RSS right after loading the data.
+	// Passes is the work of the whole run in passes over X (see README.md for how each
+	// method's figure is obtained); Passes6 is the work when the 1e-6 target was first
+	// reached, when the trace point that reached it carries a pass count.
+	Passes  float64  `json:"passes"`
+	Passes6 *float64 `json:"passes_to_1e-6,omitempty"`
+	Status  string   `json:"status"`
+	Wall    float64  `json:"wall_seconds"`
+	// PeakRSSKB is the child process's peak RSS (its own VmHWM at the end; ru_maxrss
+	// from wait4 only if the child reported none); LoadRSSKB is its peak right after
+	// loading the data.
 	PeakRSSKB int64          `json:"peak_rss_kb"`
 	LoadRSSKB int64          `json:"rss_after_load_kb"`
 	Threads   int            `json:"threads"`
 	Info      map[string]any `json:"info,omitempty"`
 	Error     string         `json:"error,omitempty"`
+	// u and b hold the returned point until verify has computed VerifiedF.
+	u, b []float64
 
 	// Filled by fillTargets.
 	T3    *float64 `json:"time_to_1e-3"`
@@ -46,8 +56,14 @@ type methodResult struct {
 }
 
 func (m *methodResult) label() string {
-	if m.Backend != "" {
-		return m.Method + " [" + m.Backend + "]"
+	var tags []string
+	for _, t := range []string{m.Backend, m.Solver} {
+		if t != "" {
+			tags = append(tags, t)
+		}
+	}
+	if len(tags) > 0 {
+		return m.Method + " [" + strings.Join(tags, ", ") + "]"
 	}
 	return m.Method
 }
@@ -56,17 +72,17 @@ func (m *methodResult) ok() bool {
 	return m.Error == "" && !math.IsNaN(m.VerifiedF) && !math.IsInf(m.VerifiedF, 0)
 }
 
-// timeTo returns the earliest time at which the trace has F <= target. Trace points need
-// not be sorted (the Lasso peer's trace is a set of independent runs, where the fastest
-// run reaching the target counts).
-func timeTo(trace [][2]float64, target float64) (float64, bool) {
-	best, found := math.Inf(1), false
-	for _, p := range trace {
-		if p[1] <= target && p[0] < best {
-			best, found = p[0], true
+// timeTo returns the earliest time at which the trace has F <= target, and the index of
+// that point (-1: never). Trace points need not be sorted (the Lasso peer's trace is a set
+// of independent runs, where the fastest run reaching the target counts).
+func timeTo(trace [][]float64, target float64) (float64, int) {
+	best, idx := math.Inf(1), -1
+	for i, p := range trace {
+		if len(p) >= 2 && p[1] <= target && p[0] < best {
+			best, idx = p[0], i
 		}
 	}
-	return best, found
+	return best, idx
 }
 
 // fStar returns the lowest verified final F over the successful methods, and the index of
@@ -91,7 +107,7 @@ func target(fstar, eps float64) float64 { return fstar * (1 + eps) }
 func fillTargets(ms []methodResult, fstar float64) {
 	for i := range ms {
 		m := &ms[i]
-		m.T3, m.T6, m.Ratio = nil, nil, nil
+		m.T3, m.T6, m.Ratio, m.Passes6 = nil, nil, nil, nil
 		if !m.ok() {
 			continue
 		}
@@ -103,8 +119,12 @@ func fillTargets(ms []methodResult, fstar float64) {
 			if m.VerifiedF > tg*(1+1e-9) {
 				continue
 			}
-			if t, ok := timeTo(m.Trace, tg); ok {
+			if t, i := timeTo(m.Trace, tg); i >= 0 {
 				*e.dst = &t
+				if e.eps == eps6 && len(m.Trace[i]) >= 3 {
+					p := m.Trace[i][2]
+					m.Passes6 = &p
+				}
 			}
 		}
 	}
@@ -183,6 +203,36 @@ func fmtMB(kb int64) string {
 	return fmt.Sprintf("%.0f", float64(kb)/1024)
 }
 
+// fmtPasses formats a pass count: one decimal below 100 (subsample passes are fractions).
+func fmtPasses(v float64) string {
+	if v >= 100 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+// fmtPasses6 is the passes-to-1e-6 cell: the count at the trace point that reached the
+// target; "<=" the run's total when that point carries no count; "-" if never reached.
+func fmtPasses6(m *methodResult) string {
+	switch {
+	case m.T6 == nil:
+		return "-"
+	case m.Passes6 != nil:
+		return fmtPasses(*m.Passes6)
+	case m.Passes > 0:
+		return "<=" + fmtPasses(m.Passes)
+	}
+	return "?"
+}
+
+// fmtPeakX is the child's peak RSS over the size of X's data ("?" if either is unknown).
+func fmtPeakX(kb, xBytes int64) string {
+	if kb <= 0 || xBytes <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.2f", float64(kb)*1024/float64(xBytes))
+}
+
 func fmtRatio(m *methodResult, haveRelutrim6 bool) string {
 	switch {
 	case m.Method == "relutrim" || !m.ok():
@@ -237,9 +287,11 @@ func formatTable(r *runResult) string {
 	fmt.Fprintf(&b, "\nTimes in seconds from after data load to F <= f*(1+eps) (\"-\": never). "+
 		"ratio = fastest relutrim t(1e-6) / this method's t(1e-6) (< 1: relutrim faster). "+
 		"F/f*-1 and nnz at the returned point (F recomputed by the harness). "+
-		"RSS = child process peak (after load -> peak, MB).\n\n")
-	fmt.Fprintf(&b, "| problem | method | t(1e-3) | t(1e-6) | F/f*-1 | nnz/size | RSS MB | iters | ratio | status |\n")
-	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+		"passes = work in passes over X (products with X or X^T; Gram builds in product flops): "+
+		"to 1e-6 (\"<=\": only the run's total is known) and in the whole run. "+
+		"RSS = child process peak (after load -> peak, MB); peak/X = peak RSS / bytes of X.\n\n")
+	fmt.Fprintf(&b, "| problem | method | t(1e-3) | t(1e-6) | passes to 1e-6 | passes | F/f*-1 | nnz/size | RSS MB | peak/X | iters | ratio | status |\n")
+	fmt.Fprintf(&b, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, pr := range r.Problems {
 		if pr.Problem.Skip != "" || pr.Error != "" {
 			continue
@@ -253,12 +305,13 @@ func formatTable(r *runResult) string {
 		for i := range pr.Methods {
 			m := &pr.Methods[i]
 			if !m.ok() {
-				fmt.Fprintf(&b, "| %s | %s | | | | | | | | failed: %s |\n", pr.Problem.Name, m.label(), cell(truncate(m.Error, 120)))
+				fmt.Fprintf(&b, "| %s | %s | | | | | | | | | | | failed: %s |\n", pr.Problem.Name, m.label(), cell(truncate(m.Error, 120)))
 				continue
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d/%d | %s->%s | %d | %s | %s |\n",
-				pr.Problem.Name, m.label(), fmtSec(m.T3), fmtSec(m.T6), fmtRel(m.VerifiedF, pr.FStar),
-				m.NNZ, m.SizeU, fmtMB(m.LoadRSSKB), fmtMB(m.PeakRSSKB), m.Iters, fmtRatio(m, have),
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s->%s | %s | %d | %s | %s |\n",
+				pr.Problem.Name, m.label(), fmtSec(m.T3), fmtSec(m.T6), fmtPasses6(m), fmtPasses(m.Passes),
+				fmtRel(m.VerifiedF, pr.FStar), m.NNZ, m.SizeU, fmtMB(m.LoadRSSKB), fmtMB(m.PeakRSSKB),
+				fmtPeakX(m.PeakRSSKB, pr.Problem.XBytes()), m.Iters, fmtRatio(m, have),
 				cell(truncate(m.Status, 60)))
 		}
 	}
