@@ -199,6 +199,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	defer prog.Finish()
 	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder()}
 	lmax, _ := fit.LambdaMax(X, Y, link, fl.noBias)
+	if fl.lambdaPath > 0 && !(lmax > 0) {
+		return usageErrorf("fit: --lambda-path: lambda_max is 0 for --x %s and --y %s, so there is no path: U = 0 is optimal for every lambda. "+
+			"This happens when X or Y is all zero, Y is constant (with a bias) or, with the ReLU link, Y <= 0 everywhere", fl.x, fl.y)
+	}
 
 	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
 		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}

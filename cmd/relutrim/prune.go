@@ -131,8 +131,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err := checkDistinct(cmd, inputs, outputs); err != nil {
 		return err
 	}
-	if _, err := os.Stat(fl.model); err != nil {
+	if st, err := os.Stat(fl.model); err != nil {
 		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
+	} else if st.IsDir() {
+		return usageErrorf("prune: --model %s: is a directory, not a file", fl.model)
 	}
 	m, err := prune.LoadModel(fl.model)
 	if err != nil {
