@@ -50,34 +50,6 @@ func randomProblem(r *rand.Rand, n, nx int, link Link) (Matrix, Matrix) {
 	return X, Y
 }
 
-// lambdaMaxRef is max_k |x_k^T (y - mean y)| / N (y uncentred without a bias): the
-// smallest lambda with u = 0 optimal for the Lasso. Used to spread lambdas over the path.
-func lambdaMaxRef(X, Y Matrix, bias bool) float64 {
-	n := X.Rows
-	ym := 0.0
-	if bias {
-		for i := 0; i < n; i++ {
-			ym += Y.At(i, 0)
-		}
-		ym /= float64(n)
-	}
-	m := 0.0
-	for k := 0; k < X.Cols; k++ {
-		c, xm := 0.0, 0.0
-		if bias {
-			for i := 0; i < n; i++ {
-				xm += X.At(i, k)
-			}
-			xm /= float64(n)
-		}
-		for i := 0; i < n; i++ {
-			c += (X.At(i, k) - xm) * (Y.At(i, 0) - ym)
-		}
-		m = math.Max(m, math.Abs(c)/float64(n))
-	}
-	return m
-}
-
 // TestReferenceSolvers checks the references themselves: coordinate descent reproduces
 // scikit-learn's objectives in testdata/lasso (single-output fixtures) to 1e-10, and no
 // point among 20000 random ones (and the solver's own answer) beats reluNoBias2's minimum.
@@ -97,7 +69,7 @@ func TestReferenceSolvers(t *testing.T) {
 	for trial := 0; trial < 30; trial++ {
 		nx := 1 + trial%2
 		X, Y := randomProblem(r, 5+r.IntN(40), nx, ReLU)
-		lambda := lambdaMaxRef(X, Y, false) * math.Pow(10, -3*r.Float64())
+		lambda := corpusLambdaMax(X, Y, 0, false) * math.Pow(10, -3*r.Float64())
 		fmin, umin := reluNoBias2(X, Y, 0, lambda)
 		if f := refObjective(X, Y, 0, umin, 0, lambda, ReLU); f != fmin {
 			t.Fatalf("trial %d: reported minimum %v is not F at its point (%v)", trial, fmin, f)
@@ -136,7 +108,7 @@ func TestLowerBoundIdentityInformative(t *testing.T) {
 				bias := trial%2 == 0
 				n, nx := 10+r.IntN(290), 1+r.IntN(12)
 				X, Y := randomProblem(r, n, nx, Identity)
-				lambda := lambdaMaxRef(X, Y, bias) * math.Pow(10, -3*r.Float64())
+				lambda := corpusLambdaMax(X, Y, 0, bias) * math.Pow(10, -3*r.Float64())
 				u, b := lassoCD(X, Y, 0, lambda, bias)
 				fstar := refObjective(X, Y, 0, u, b, lambda, Identity)
 				res, err := Fit(context.Background(), X, Y, lambda, &Settings{Link: Identity, NoBias: !bias, Method: m.m, Threads: 1})
@@ -176,7 +148,7 @@ func TestLowerBoundReLUNoBias(t *testing.T) {
 			for trial := 0; trial < count; trial++ {
 				nx := 1 + trial%2
 				X, Y := randomProblem(r, 5+r.IntN(60), nx, ReLU)
-				lambda := lambdaMaxRef(X, Y, false) * math.Pow(10, -3*r.Float64())
+				lambda := corpusLambdaMax(X, Y, 0, false) * math.Pow(10, -3*r.Float64())
 				fmin, _ := reluNoBias2(X, Y, 0, lambda)
 				res, err := Fit(context.Background(), X, Y, lambda, &Settings{NoBias: true, Method: m.m, Threads: 1})
 				if err != nil {

@@ -133,24 +133,19 @@ func makeCorpusProblem(id int) corpusProblem {
 	return p
 }
 
-// corpusLambdaMax is max_k |x_k^T (y_j - mean)| / N (uncentred without a bias).
+// corpusLambdaMax is max_k |x_k^T (y_j - mean)| / N (X and y_j centred with a bias): the
+// smallest lambda at which U = 0 solves the Lasso, used to place lambdas along the path.
 func corpusLambdaMax(X, Y Matrix, j int, bias bool) float64 {
 	n := X.Rows
 	ym := 0.0
 	if bias {
-		for i := 0; i < n; i++ {
-			ym += Y.At(i, j)
-		}
-		ym /= float64(n)
+		ym = colMean(Y, j)
 	}
 	m := 0.0
 	for k := 0; k < X.Cols; k++ {
 		xm := 0.0
 		if bias {
-			for i := 0; i < n; i++ {
-				xm += X.At(i, k)
-			}
-			xm /= float64(n)
+			xm = colMean(X, k)
 		}
 		c := 0.0
 		for i := 0; i < n; i++ {
@@ -159,6 +154,15 @@ func corpusLambdaMax(X, Y Matrix, j int, bias bool) float64 {
 		m = math.Max(m, math.Abs(c)/float64(n))
 	}
 	return m
+}
+
+// colMean is the mean of column j of M.
+func colMean(M Matrix, j int) float64 {
+	s := 0.0
+	for i := 0; i < M.Rows; i++ {
+		s += M.At(i, j)
+	}
+	return s / float64(M.Rows)
 }
 
 // constantF is F of the best constant predictor: U = 0 and, with a bias, the bias that
