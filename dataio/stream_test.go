@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
+	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -94,5 +98,39 @@ func TestStreamUnknownLength(t *testing.T) {
 		if v != float32(i%1013-500) {
 			t.Fatalf("element %d = %v", i, v)
 		}
+	}
+}
+
+// TestFIFOLyingHeader: the same through a real FIFO opened by path (ReadNPYFile, the CLI's
+// path): a header claiming 1e12 x 1e6 float64 followed by 8 MB ends in a truncation error
+// after allocating little more than what arrived.
+func TestFIFOLyingHeader(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no FIFOs")
+	}
+	defer func(g int) { growChunk = g }(growChunk)
+	growChunk = 1 << 20
+	path := filepath.Join(t.TempDir(), "x.npy")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const sent = 8 << 20
+	hdr, body := npyHeaderBytes("<f8", []int{1_000_000_000_000, 1_000_000}), make([]byte, sent) // before measuring
+	go func() {
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		f.Write(hdr)
+		f.Write(body)
+	}()
+	var err error
+	got := allocated(func() { _, err = ReadNPYFile(path) })
+	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "truncated") {
+		t.Fatalf("got %v, want a truncation error", err)
+	}
+	if limit := uint64(1.25*sent) + uint64(growChunk) + 4<<20; got > limit {
+		t.Errorf("allocated %d bytes for %d received, limit %d", got, sent, limit)
 	}
 }
