@@ -1,6 +1,7 @@
 package dataio
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -11,13 +12,20 @@ import (
 )
 
 // ReadCSV reads comma-separated numbers from r into a float64 Matrix named
-// name. If any field of the first row is not a number, that row is taken as
-// a header and stored in Matrix.Header. Spaces around fields are ignored.
-// Empty input, rows of differing length and non-numeric fields after the
-// header are errors; those errors are *ParseError values giving the line and
-// (field) column, wrapping ErrEmpty, ErrFieldCount or ErrNotNumber.
+// name. A UTF-8 byte order mark at the start is skipped. The first row is a
+// header (stored in Matrix.Header) when none of its fields is a number, and
+// data when all of them are; a first row mixing numbers and text is an error
+// (usually a typo in a data row or a number among the column names), so a
+// row of data is never dropped silently. Spaces around fields are ignored.
+// Empty input, rows of differing length and non-numeric fields are errors;
+// those errors are *ParseError values giving the line and (field) column,
+// wrapping ErrEmpty, ErrFieldCount or ErrNotNumber.
 func ReadCSV(r io.Reader, name string) (Matrix, error) {
-	cr := csv.NewReader(r)
+	br := bufio.NewReader(r)
+	if b, err := br.Peek(len(utf8BOM)); err == nil && string(b) == utf8BOM {
+		br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
 	cr.FieldsPerRecord = -1 // we check row lengths ourselves
 	cr.ReuseRecord = true
 	m := Matrix{Name: name, F64: []float64{}}
@@ -39,7 +47,12 @@ func ReadCSV(r io.Reader, name string) (Matrix, error) {
 		if first {
 			first = false
 			m.Cols = len(rec)
-			if isHeader(rec) {
+			header, mixed := classifyFirstRow(rec)
+			if mixed >= 0 {
+				return Matrix{}, &ParseError{File: name, Line: line, Column: mixed + 1,
+					Err: fmt.Errorf("%w: %q in the first row, whose other fields are numbers (a header must be all names, a data row all numbers)", ErrNotNumber, clip(rec[mixed]))}
+			}
+			if header {
 				m.Header = make([]string, len(rec))
 				for i, f := range rec {
 					m.Header[i] = strings.TrimSpace(f)
@@ -74,13 +87,29 @@ func parseNumber(f string) (float64, error) {
 	return strconv.ParseFloat(strings.TrimSpace(f), 64)
 }
 
-func isHeader(rec []string) bool {
-	for _, f := range rec {
+// utf8BOM is the byte order mark some editors (and Excel's "CSV UTF-8") put first.
+const utf8BOM = "\xef\xbb\xbf"
+
+// classifyFirstRow reports whether the first row is a header (no field is a number). When
+// it mixes numbers and non-numbers, mixed is the index of the first non-number (else -1).
+func classifyFirstRow(rec []string) (header bool, mixed int) {
+	text, nums := -1, 0
+	for i, f := range rec {
 		if _, err := parseNumber(f); err != nil {
-			return true
+			if text < 0 {
+				text = i
+			}
+		} else {
+			nums++
 		}
 	}
-	return false
+	switch {
+	case text < 0:
+		return false, -1
+	case nums == 0:
+		return true, -1
+	}
+	return false, text
 }
 
 // ReadCSVFile reads the CSV file at path (see ReadCSV).

@@ -307,32 +307,78 @@ var growChunk = 64 << 20
 
 var errTruncated = errors.New("unexpected end of data")
 
-// readFloats reads n elements of T directly into a new slice's memory.
+// readFloats reads n elements of T directly into the result's memory (see streamBuf for
+// how memory grows when the stream's length is unknown).
 func readFloats[T float32 | float64](r io.Reader, n int, known, swap bool) ([]T, error) {
-	var zero T
-	size := int(unsafeSizeof(zero))
-	capacity := n
-	if !known {
-		capacity = min(n, growChunk/size)
-	}
-	out := make([]T, 0, capacity)
-	prefault(bytesOf(out[:cap(out)]))
-	for len(out) < n {
-		if len(out) == cap(out) {
-			out = growSlice(out, min(n-len(out), len(out)))
-			prefault(bytesOf(out[:cap(out)]))
-		}
-		k := min(cap(out), n)
-		chunk := out[len(out):k]
+	buf := newStreamBuf[T](n, known)
+	for buf.total < n {
+		chunk := buf.space()
 		if _, err := io.ReadFull(r, bytesOf(chunk)); err != nil {
 			return nil, truncErr(err)
 		}
-		out = out[:k]
+		buf.commit(len(chunk))
 	}
+	out := buf.result()
 	if swap {
 		swapBytes(out)
 	}
 	return out, nil
+}
+
+// streamBuf collects the n elements an .npy header promises. When the stream's length is
+// known (a regular file, already checked to hold them) it allocates all n at once. When it
+// is not (a pipe or FIFO, whose header may promise 1e18 elements that never come), memory
+// grows with what actually arrives: chunks of growChunk bytes at first, then a quarter of
+// what has been received, so at most 1.25x the received data plus growChunk is allocated
+// while reading, and nothing is copied until the last element has arrived. Then the chunks
+// are joined into one slice (peak about 2x the array, for unknown-length streams only).
+type streamBuf[T rawElem] struct {
+	n, total int
+	chunks   [][]T
+	first    int // elements in the first chunk
+}
+
+func newStreamBuf[T rawElem](n int, known bool) *streamBuf[T] {
+	var zero T
+	first := n
+	if !known {
+		first = max(1, min(n, growChunk/int(unsafeSizeof(zero))))
+	}
+	return &streamBuf[T]{n: n, first: first}
+}
+
+// space returns the unfilled part of the last chunk, allocating a chunk when it is full.
+func (b *streamBuf[T]) space() []T {
+	if len(b.chunks) > 0 {
+		if c := b.chunks[len(b.chunks)-1]; len(c) < cap(c) {
+			return c[len(c):cap(c)]
+		}
+	}
+	size := min(max(b.first, b.total/4), b.n-b.total)
+	c := make([]T, 0, size)
+	prefault(bytesOf(c[:size]))
+	b.chunks = append(b.chunks, c)
+	return c[:size]
+}
+
+// commit marks k more elements of the last chunk as received.
+func (b *streamBuf[T]) commit(k int) {
+	c := &b.chunks[len(b.chunks)-1]
+	*c = (*c)[:len(*c)+k]
+	b.total += k
+}
+
+// result returns the received elements as one slice.
+func (b *streamBuf[T]) result() []T {
+	if len(b.chunks) == 1 {
+		return b.chunks[0]
+	}
+	out := make([]T, 0, b.total)
+	for i, c := range b.chunks {
+		out = append(out, c...)
+		b.chunks[i] = nil // let the collector take the chunk
+	}
+	return out
 }
 
 // fortranBlock is the minimum size of the staging buffer readFloatsFortran
@@ -406,18 +452,16 @@ func truncErr(err error) error {
 
 // readConverted reads n elements of dtype d and converts them to T.
 func readConverted[T float32 | float64](r io.Reader, n int, known bool, d npyDType) ([]T, error) {
-	capacity := n
-	if !known {
-		capacity = min(n, growChunk/d.size)
-	}
-	out := make([]T, 0, capacity)
+	out := newStreamBuf[T](n, known)
 	buf := make([]byte, min(n*d.size, 1<<20))
 	var bo binary.ByteOrder = binary.LittleEndian
 	if !d.little {
 		bo = binary.BigEndian
 	}
-	for len(out) < n {
-		k := min(n-len(out), len(buf)/d.size)
+	for out.total < n {
+		dst := out.space()
+		k := min(len(dst), len(buf)/d.size)
+		dst = dst[:0:k]
 		b := buf[:k*d.size]
 		if _, err := io.ReadFull(r, b); err != nil {
 			return nil, truncErr(err)
@@ -425,49 +469,50 @@ func readConverted[T float32 | float64](r io.Reader, n int, known bool, d npyDTy
 		switch {
 		case d.kind == 'b':
 			for _, v := range b {
-				out = append(out, T(b2f(v != 0)))
+				dst = append(dst, T(b2f(v != 0)))
 			}
 		case d.kind == 'f': // float16
 			for i := 0; i < len(b); i += 2 {
-				out = append(out, T(halfToFloat32(bo.Uint16(b[i:]))))
+				dst = append(dst, T(halfToFloat32(bo.Uint16(b[i:]))))
 			}
 		case d.kind == 'i' && d.size == 1:
 			for _, v := range b {
-				out = append(out, T(int8(v)))
+				dst = append(dst, T(int8(v)))
 			}
 		case d.kind == 'u' && d.size == 1:
 			for _, v := range b {
-				out = append(out, T(v))
+				dst = append(dst, T(v))
 			}
 		case d.kind == 'i' && d.size == 2:
 			for i := 0; i < len(b); i += 2 {
-				out = append(out, T(int16(bo.Uint16(b[i:]))))
+				dst = append(dst, T(int16(bo.Uint16(b[i:]))))
 			}
 		case d.kind == 'u' && d.size == 2:
 			for i := 0; i < len(b); i += 2 {
-				out = append(out, T(bo.Uint16(b[i:])))
+				dst = append(dst, T(bo.Uint16(b[i:])))
 			}
 		case d.kind == 'i' && d.size == 4:
 			for i := 0; i < len(b); i += 4 {
-				out = append(out, T(int32(bo.Uint32(b[i:]))))
+				dst = append(dst, T(int32(bo.Uint32(b[i:]))))
 			}
 		case d.kind == 'u' && d.size == 4:
 			for i := 0; i < len(b); i += 4 {
-				out = append(out, T(bo.Uint32(b[i:])))
+				dst = append(dst, T(bo.Uint32(b[i:])))
 			}
 		case d.kind == 'i' && d.size == 8:
 			for i := 0; i < len(b); i += 8 {
-				out = append(out, T(int64(bo.Uint64(b[i:]))))
+				dst = append(dst, T(int64(bo.Uint64(b[i:]))))
 			}
 		case d.kind == 'u' && d.size == 8:
 			for i := 0; i < len(b); i += 8 {
-				out = append(out, T(bo.Uint64(b[i:])))
+				dst = append(dst, T(bo.Uint64(b[i:])))
 			}
 		default:
 			return nil, fmt.Errorf("%w %q", ErrDType, d.descr)
 		}
+		out.commit(k)
 	}
-	return out, nil
+	return out.result(), nil
 }
 
 func b2f(b bool) float64 {

@@ -2,6 +2,7 @@ package dataio
 
 import (
 	"archive/zip"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,7 +72,20 @@ func readNPZ(r io.ReaderAt, size int64, path, name string) (Matrix, error) {
 	if avail < 0 || avail > bound {
 		avail = -1
 	}
-	return readNPY(rc, spec, avail)
+	m, err := readNPY(rc, spec, avail)
+	if err != nil {
+		return Matrix{}, err
+	}
+	// archive/zip checks the member's CRC-32 only when it is read to its end; readNPY stops
+	// after the array, so read the rest (numpy rejects a member with a bad CRC too; like
+	// numpy, bytes after the array are otherwise ignored).
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		if errors.Is(err, zip.ErrChecksum) {
+			return Matrix{}, fileErr(spec, ErrFormat, "the member's CRC-32 does not match its data (corrupted archive)")
+		}
+		return Matrix{}, fileErr(spec, ErrFormat, "%v", err)
+	}
+	return m, nil
 }
 
 func quoteList(names []string) string {

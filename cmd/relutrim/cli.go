@@ -17,9 +17,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -178,10 +180,7 @@ func warnf(cmd *cobra.Command, format string, args ...any) {
 // is not empty and is finite. Errors are usage errors naming the command, flag and file.
 func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 	name := cmd.Name()
-	path := spec
-	if i := strings.LastIndex(strings.ToLower(spec), ".npz:"); i >= 0 {
-		path = spec[:i+4]
-	}
+	path, _ := splitNPZ(spec)
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -201,6 +200,11 @@ func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 	if err := dataio.CheckFinite(m); err != nil {
 		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
+	if e := log10SumSquares(m); e > maxLog10SumSquares {
+		return dataio.Matrix{}, usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
+			"float64 arithmetic in the solver can hold (the objective squares them); rescale the data (e.g. divide by 1e%.0f)",
+			name, flag, spec, e, maxLog10SumSquares, math.Ceil((e-maxLog10SumSquares)/2))
+	}
 	return m, nil
 }
 
@@ -215,6 +219,41 @@ func requireFlags(cmd *cobra.Command, flags []requiredFlag) error {
 		}
 	}
 	return nil
+}
+
+// maxLog10SumSquares bounds log10 of a matrix's sum of squared entries. The solver forms
+// sums of squares of X's columns and of Y (the objective at U = 0 is ||Y||^2/(2N)), products
+// of them, and power-iteration estimates of ||X||^2; float64 overflows at 1.8e308, so inputs
+// must stay well below: 1e300 leaves a factor 1e8 for those products and sums. Measured:
+// with N = 50, 4 columns and entries scaled by 1e154 (sum of squares about 1e310), fit failed
+// inside the solver ("InitU: not finite" or a numerical-failure status); at 1e153 it still
+// solved.
+const maxLog10SumSquares = 300
+
+// log10SumSquares returns log10(sum of m's squared entries) without overflowing (-Inf for
+// an all-zero matrix).
+func log10SumSquares(m dataio.Matrix) float64 {
+	big := 0.0
+	for i := 0; i < m.Len(); i++ {
+		big = math.Max(big, math.Abs(elem(m, i)))
+	}
+	if big == 0 {
+		return math.Inf(-1)
+	}
+	s := 0.0
+	for i := 0; i < m.Len(); i++ {
+		v := elem(m, i) / big
+		s += v * v
+	}
+	return math.Log10(s) + 2*math.Log10(big)
+}
+
+// elem is m's i-th entry in storage order.
+func elem(m dataio.Matrix, i int) float64 {
+	if m.F32 != nil {
+		return float64(m.F32[i])
+	}
+	return m.F64[i]
 }
 
 // checkOutputPath rejects an output path whose directory does not exist or that is a
@@ -233,6 +272,145 @@ func checkOutputPath(cmd *cobra.Command, flag, path string) error {
 		return usageErrorf("%s: %s %s: directory %s does not exist", name, flag, path, dir)
 	}
 	return nil
+}
+
+// pathFlag is a file named on the command line: the flag and its value (for inputs, a
+// dataio.Load spec such as "a.npz:x").
+type pathFlag struct{ flag, path string }
+
+// sameFileKey resolves path for comparison: absolute, cleaned, with symlinks in its
+// directory (and in the file itself, if it exists) resolved, and the file's FileInfo when it
+// exists.
+func sameFileKey(path string) (string, os.FileInfo) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = filepath.Clean(path)
+	}
+	if r, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = r
+	} else if d, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		abs = filepath.Join(d, filepath.Base(abs))
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		st = nil
+	}
+	return abs, st
+}
+
+// checkDistinct refuses an output that is the same file as an input (it would be destroyed
+// before or while being read) or as another output (one would overwrite the other). Paths
+// are compared resolved (absolute, symlinks followed) and, where both files exist, by
+// identity (os.SameFile: hard links too). Empty paths are skipped.
+func checkDistinct(cmd *cobra.Command, inputs, outputs []pathFlag) error {
+	type key struct {
+		pathFlag
+		abs string
+		st  os.FileInfo
+	}
+	resolve := func(pf pathFlag) key {
+		path, _ := splitNPZ(pf.path)
+		abs, st := sameFileKey(path)
+		return key{pathFlag{pf.flag, path}, abs, st}
+	}
+	same := func(a, b key) bool {
+		return a.abs == b.abs || (a.st != nil && b.st != nil && os.SameFile(a.st, b.st))
+	}
+	var ins, outs []key
+	for _, pf := range inputs {
+		if pf.path != "" {
+			ins = append(ins, resolve(pf))
+		}
+	}
+	for _, pf := range outputs {
+		if pf.path == "" {
+			continue
+		}
+		o := resolve(pf)
+		for _, in := range ins {
+			if same(o, in) {
+				return usageErrorf("%s: %s %s is the same file as the input %s %s: refusing to overwrite an input", cmd.Name(), o.flag, o.path, in.flag, in.path)
+			}
+		}
+		for _, p := range outs {
+			if same(o, p) {
+				return usageErrorf("%s: %s %s is the same file as %s %s: give each output its own file", cmd.Name(), o.flag, o.path, p.flag, p.path)
+			}
+		}
+		outs = append(outs, o)
+	}
+	return nil
+}
+
+// splitNPZ splits "archive.npz:name" into the file path and the member (as dataio.Load).
+func splitNPZ(spec string) (path, member string) {
+	if i := strings.LastIndex(strings.ToLower(spec), ".npz:"); i >= 0 {
+		return spec[:i+4], spec[i+5:]
+	}
+	return spec, ""
+}
+
+// outputFile is one output of a run: its flag, path and content.
+type outputFile struct {
+	flag, path string
+	write      func(w io.Writer) error
+}
+
+// beforeCommit runs after every output is staged and before they are renamed into place
+// (tests use it to deliver a signal at that point).
+var beforeCommit = func(context.Context) {}
+
+// writeOutputs writes a run's outputs so that they appear together or not at all: each is
+// written in full to a temporary beside its target (dataio.Outputs.Stage), and only when all
+// of them are written, and no SIGINT/SIGTERM has arrived, are they renamed into place. Stale
+// temporaries of the same names, left by a run killed with SIGKILL, are removed first. A
+// signal that arrives during the renames (after the last check) does not stop them; the
+// outputs are then complete and a warning says so. It returns the paths written.
+func writeOutputs(ctx context.Context, cmd *cobra.Command, files []outputFile) ([]string, error) {
+	var o dataio.Outputs
+	defer o.Discard()
+	var written []string
+	for _, f := range files {
+		if f.path == "" {
+			continue
+		}
+		removed, _ := dataio.CleanStale(f.path)
+		for _, r := range removed {
+			warnf(cmd, "removed %s, a temporary left by an earlier run that was killed", r)
+		}
+		if err := o.Stage(f.path, f.write); err != nil {
+			return nil, fmt.Errorf("%s: %s %s: %s; no output written", cmd.Name(), f.flag, f.path, cleanErr(err))
+		}
+		if ctx.Err() != nil {
+			return nil, errInterrupted
+		}
+		written = append(written, f.path)
+	}
+	beforeCommit(ctx)
+	if ctx.Err() != nil {
+		return nil, errInterrupted
+	}
+	if err := o.Commit(); err != nil {
+		return nil, fmt.Errorf("%s: %s", cmd.Name(), cleanErr(err))
+	}
+	if ctx.Err() != nil {
+		warnf(cmd, "interrupted while the outputs were being renamed into place; all of them are complete: %s", strings.Join(written, ", "))
+	}
+	return written, nil
+}
+
+// encodeJSON encodes a report, indented. JSON has no NaN or Inf: a report holding one is an
+// error (before any output is written), naming the problem.
+func encodeJSON(cmd *cobra.Command, flag, path string, v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		var uv *json.UnsupportedValueError
+		if errors.As(err, &uv) {
+			return nil, fmt.Errorf("%s: %s %s: the report holds %s, which JSON cannot encode; no output written", cmd.Name(), flag, path, uv.Str)
+		}
+		return nil, fmt.Errorf("%s: %s %s: %v; no output written", cmd.Name(), flag, path, err)
+	}
+	return append(b, '\n'), nil
 }
 
 // cleanErr drops the "dataio: " prefix of dataio errors (the message already names the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -164,10 +163,14 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.lambdaPath > 0 && pathOut == "" {
 		pathOut = filepath.Join(filepath.Dir(fl.out), "path.csv")
 	}
-	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}} {
+	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}}
+	for _, c := range outputs {
 		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
 		}
+	}
+	if err := checkDistinct(cmd, []pathFlag{{"--x", fl.x}, {"--y", fl.y}}, outputs); err != nil {
+		return err
 	}
 
 	// Data.
@@ -206,6 +209,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return fitErr(ctx, err)
 	}
 	lmax, _ := eng.LambdaMax()
+	if fl.lambdaPath > 0 && !(lmax > 0) {
+		return usageErrorf("fit: --lambda-path: lambda_max is 0 for --x %s and --y %s, so there is no path: U = 0 is optimal for every lambda. "+
+			"This happens when X or Y is all zero, Y is constant (with a bias) or, with the ReLU link, Y <= 0 everywhere", fl.x, fl.y)
+	}
 
 	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
 		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
@@ -269,27 +276,23 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	rep.Nonzeros, rep.NonzerosPerOutput, rep.Weights = pt.Nonzeros, pt.NonzerosOut, nx*ny
 	rep.Sparsity, rep.MSE = pt.Sparsity, pt.MSE
 
-	// Outputs, only now that everything succeeded.
-	if err := writeLayer(fl.out, pt, nx, ny, X.F32 != nil, !fl.noBias, rep); err != nil {
-		return err
-	}
-	written := []string{fl.out}
-	if pathRows != nil {
-		if err := writePath(pathOut, pathRows); err != nil {
-			return err
-		}
-		written = append(written, pathOut)
-	}
+	// Outputs, only now that everything succeeded: all of them or none.
 	rep.Seconds = time.Since(start).Seconds()
+	tensors, meta := layerTensors(pt, nx, ny, X.F32 != nil, !fl.noBias, rep)
+	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, tensors, meta) }}}
+	if pathRows != nil {
+		outs = append(outs, outputFile{"--path-out", pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
+	}
 	if fl.report != "" {
-		if err := dataio.WriteFileAtomic(fl.report, func(w io.Writer) error {
-			enc := json.NewEncoder(w)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
-		}); err != nil {
+		js, err := encodeJSON(cmd, "--report", fl.report, rep)
+		if err != nil {
 			return err
 		}
-		written = append(written, fl.report)
+		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
+	}
+	written, err := writeOutputs(ctx, cmd, outs)
+	if err != nil {
+		return err
 	}
 	if rep.Warning != "" {
 		warnf(cmd, "%s", rep.Warning)
@@ -313,8 +316,9 @@ func fitErr(ctx context.Context, err error) error {
 	return err
 }
 
-// writeLayer writes weight (Ny x Nx, U transposed) and bias (Ny) as safetensors.
-func writeLayer(path string, p fit.Point, nx, ny int, f32, bias bool, rep *fitReport) error {
+// layerTensors returns the layer's tensors, weight (Ny x Nx, U transposed) and bias (Ny),
+// and the safetensors metadata.
+func layerTensors(p fit.Point, nx, ny int, f32, bias bool, rep *fitReport) (map[string]dataio.Tensor, map[string]string) {
 	t := map[string]dataio.Tensor{}
 	w := dataio.Tensor{Shape: []int{ny, nx}}
 	b := dataio.Tensor{Shape: []int{ny}}
@@ -350,19 +354,20 @@ func writeLayer(path string, p fit.Point, nx, ny int, f32, bias bool, rep *fitRe
 		"relutrim.status":  p.Status.String(),
 		"relutrim.weights": "weight is Ny x Nx (nn.Linear layout)",
 	}
-	return dataio.WriteSafetensorsMetadata(path, t, meta)
+	return t, meta
 }
 
 // pathHeader names the columns of the --lambda-path CSV.
 var pathHeader = []string{"lambda", "F", "nonzeros", "sparsity", "mse", "lower_bound", "gap", "admm_iterations", "ccp_iterations"}
 
-func writePath(path string, pts []fit.Point) error {
-	m := dataio.NewMatrix64(path, len(pts), len(pathHeader))
+// encodePath writes the --lambda-path CSV.
+func encodePath(w io.Writer, pts []fit.Point) error {
+	m := dataio.NewMatrix64("path", len(pts), len(pathHeader))
 	for i, p := range pts {
 		copy(m.F64[i*m.Cols:], []float64{p.Lambda, p.F, float64(p.Nonzeros), p.Sparsity, p.MSE,
 			p.LowerBound, p.Gap, float64(p.Iters), float64(p.CCPIters)})
 	}
-	return dataio.WriteCSV(path, m, pathHeader)
+	return dataio.EncodeCSV(w, m, pathHeader)
 }
 
 // printSummary writes the human summary (one screen whatever Ny is).

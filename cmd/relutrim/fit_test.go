@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -485,43 +482,8 @@ func TestFitInterrupt(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binary, "fit", "--x", "X.npy", "--y", "Y.npy", "--sparsity", "0.95", "--threads", "1",
+	interruptAfter(t, dir, 1500*time.Millisecond, out, "fit", "--x", "X.npy", "--y", "Y.npy", "--sparsity", "0.95", "--threads", "1",
 		"--out", filepath.Join(out, "layer.safetensors"), "--report", filepath.Join(out, "r.json"), "--lambda-path", "30")
-	cmd.Dir = dir
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		t.Fatalf("finished before the interrupt (%v): make the problem larger", err)
-	case <-time.After(1500 * time.Millisecond):
-	}
-	start := time.Now()
-	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatal("no exit within 30 s of SIGINT")
-	}
-	t.Logf("exited %v after SIGINT", time.Since(start))
-	if code := cmd.ProcessState.ExitCode(); code != 130 {
-		t.Errorf("exit status %d, want 130 (stderr %q)", code, stderr.String())
-	}
-	if !strings.Contains(stderr.String(), "interrupted; no output written") {
-		t.Errorf("stderr %q", stderr.String())
-	}
-	if stdout.Len() != 0 {
-		t.Errorf("stdout %q", stdout.String())
-	}
-	assertEmptyDir(t, out)
 }
 
 // TestLambdaMaxOnFixture: the fixture's lambda_max in the report is fit.LambdaMax, and a fit

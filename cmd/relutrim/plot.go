@@ -8,13 +8,11 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
-
-	"relutrim/dataio"
 )
 
-// writePlot renders test accuracy against sparsity for relutrim and the baselines as a PNG
-// (atomically).
-func writePlot(path string, r *pruneReport) error {
+// renderPlot renders test accuracy against sparsity for relutrim and the baselines and
+// returns a function writing it as a PNG.
+func renderPlot(r *pruneReport) (func(io.Writer) error, error) {
 	p := plot.New()
 	p.Title.Text = "Test accuracy after pruning (no fine-tuning)"
 	p.X.Label.Text = "sparsity (% of weights zero)"
@@ -28,7 +26,7 @@ func writePlot(path string, r *pruneReport) error {
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		line.Color, points.Color = colors[name], colors[name]
 		p.Add(line, points)
@@ -40,10 +38,10 @@ func writePlot(path string, r *pruneReport) error {
 	p.Legend.Left, p.Legend.Top = true, false
 	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return dataio.WriteFileAtomic(path, func(w io.Writer) error {
+	return func(w io.Writer) error {
 		_, err := wt.WriteTo(w)
 		return err
-	})
+	}, nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -122,10 +121,15 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
 	}
 	defer limitThreads(fl.threads)()
-	for _, c := range []struct{ flag, path string }{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}} {
+	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}}
+	for _, c := range outputs {
 		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
 		}
+	}
+	inputs := []pathFlag{{"--model", fl.model}, {"--calib", fl.calib}, {"--labels", fl.labels}, {"--test-x", fl.testX}, {"--test-y", fl.testY}}
+	if err := checkDistinct(cmd, inputs, outputs); err != nil {
+		return err
 	}
 	if st, err := os.Stat(fl.model); err != nil {
 		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
@@ -224,27 +228,25 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	rep.Seconds = time.Since(start).Seconds()
 
-	// Outputs: everything computed; write them now (each atomically).
-	if err := pm.Save(fl.out, fl.masks); err != nil {
-		return fmt.Errorf("prune: --out %s: %w", fl.out, err)
-	}
-	written := []string{fl.out}
+	// Outputs: everything computed; write them now, all of them or none.
+	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(fl.masks), nil) }}}
 	if fl.report != "" {
-		err := dataio.WriteFileAtomic(fl.report, func(w io.Writer) error {
-			e := json.NewEncoder(w)
-			e.SetIndent("", "  ")
-			return e.Encode(rep)
-		})
+		js, err := encodeJSON(cmd, "--report", fl.report, rep)
 		if err != nil {
-			return fmt.Errorf("prune: --report %s: %w", fl.report, err)
+			return err
 		}
-		written = append(written, fl.report)
+		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
 	}
 	if fl.plot != "" {
-		if err := writePlot(fl.plot, rep); err != nil {
+		png, err := renderPlot(rep)
+		if err != nil {
 			return fmt.Errorf("prune: --plot %s: %w", fl.plot, err)
 		}
-		written = append(written, fl.plot)
+		outs = append(outs, outputFile{"--plot", fl.plot, png})
+	}
+	written, err := writeOutputs(ctx, cmd, outs)
+	if err != nil {
+		return err
 	}
 	if !quiet {
 		printPrune(cmd.OutOrStdout(), rep, written)
