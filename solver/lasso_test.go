@@ -54,28 +54,30 @@ func loadLassoFixtures(t *testing.T) []lassoFixture {
 // (alpha = lambda); objectives agree to 1e-6 relative (the requirement).
 func TestLassoMatchesScikitLearn(t *testing.T) {
 	for _, fx := range loadLassoFixtures(t) {
-		t.Run(fx.Name, func(t *testing.T) {
-			X, Y := flatten(fx.X), flatten(fx.Y)
-			res, err := Fit(context.Background(), X, Y, fx.Alpha, &Settings{Link: Identity, NoBias: !fx.FitIntercept})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// The sklearn objective recomputed here with Objective from sklearn's coefficients.
-			ref := Objective(X, Y, flatten(fx.Coef).F64, fx.Intercept, fx.Alpha, Identity)
-			if math.Abs(ref-fx.Objective) > 1e-12*fx.Objective {
-				t.Fatalf("Objective at sklearn's solution %.15g, fixture says %.15g", ref, fx.Objective)
-			}
-			rel := (res.F - fx.Objective) / fx.Objective
-			t.Logf("F=%.12g sklearn=%.12g rel=%.2e iters=%d status=%v bound=%.12g", res.F, fx.Objective, rel, res.Iters, res.Status, res.LowerBound)
-			if math.Abs(rel) > 1e-6 {
-				t.Errorf("F = %.12g, scikit-learn %.12g: relative difference %.2e > 1e-6", res.F, fx.Objective, rel)
-			}
-			if res.LowerBound > fx.Objective*(1+1e-12) {
-				t.Errorf("lower bound %.12g exceeds the optimum %.12g", res.LowerBound, fx.Objective)
-			}
-			if res.Status != Converged {
-				t.Errorf("status %v", res.Status)
-			}
-		})
+		for _, method := range []Method{ADMM, Newton} {
+			t.Run(fx.Name+"/"+method.String(), func(t *testing.T) {
+				X, Y := flatten(fx.X), flatten(fx.Y)
+				res, err := Fit(context.Background(), X, Y, fx.Alpha, &Settings{Link: Identity, NoBias: !fx.FitIntercept, Method: method})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// The sklearn objective recomputed here with Objective from sklearn's coefficients.
+				ref := Objective(X, Y, flatten(fx.Coef).F64, fx.Intercept, fx.Alpha, Identity)
+				if math.Abs(ref-fx.Objective) > 1e-12*fx.Objective {
+					t.Fatalf("Objective at sklearn's solution %.15g, fixture says %.15g", ref, fx.Objective)
+				}
+				rel := (res.F - fx.Objective) / fx.Objective
+				t.Logf("F=%.12g sklearn=%.12g rel=%.2e iters=%d status=%v bound=%.12g", res.F, fx.Objective, rel, res.Iters, res.Status, res.LowerBound)
+				if math.Abs(rel) > 1e-6 {
+					t.Errorf("F = %.12g, scikit-learn %.12g: relative difference %.2e > 1e-6", res.F, fx.Objective, rel)
+				}
+				if res.LowerBound > fx.Objective*(1+1e-12) {
+					t.Errorf("lower bound %.12g exceeds the optimum %.12g", res.LowerBound, fx.Objective)
+				}
+				if res.Status != Converged {
+					t.Errorf("status %v", res.Status)
+				}
+			})
+		}
 	}
 }
