@@ -19,18 +19,28 @@ import "math"
 // The bound in F's units is D / (2N).
 func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool) []float64 {
 	n := g.n
+	if g.bias && link == ReLU {
+		// Only nu = 0 is feasible (see above): D(0) = -sum_p h_p*(0) = sum_{y_p <= 0} y_p^2,
+		// computed without the N x Ny work arrays (they would raise the fit's peak memory).
+		out := make([]float64, ny)
+		for i, v := range y {
+			if v <= 0 {
+				out[i%ny] += v * v
+			}
+		}
+		for j := range out {
+			out[j] /= 2 * float64(n)
+		}
+		return out
+	}
 	nu := make([]float64, n*ny)
 	kt := make([]float64, g.p*ny)
-	// With the ReLU link and a free bias only nu = 0 is feasible (see above): no products.
-	trivial := g.bias && link == ReLU
-	if !trivial {
-		w := nu // reuse: nu_p = h_p'(w_p)
-		g.mul(w, z, ny)
-		for idx := range nu {
-			nu[idx] = relaxGrad(w[idx], y[idx], link)
-		}
+	w := nu // reuse: nu_p = h_p'(w_p)
+	g.mul(w, z, ny)
+	for idx := range nu {
+		nu[idx] = relaxGrad(w[idx], y[idx], link)
 	}
-	if g.bias && !trivial { // identity link: centre nu so that (K^T nu)_bias = 0
+	if g.bias { // identity link: centre nu so that (K^T nu)_bias = 0
 		for j := 0; j < ny; j++ {
 			m := 0.0
 			for i := 0; i < n; i++ {
@@ -42,9 +52,7 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 			}
 		}
 	}
-	if !trivial {
-		g.mulT(kt, nu, ny)
-	}
+	g.mulT(kt, nu, ny)
 	out := make([]float64, ny)
 	col := make([]float64, n)
 	yc := make([]float64, n)
