@@ -53,7 +53,7 @@ type newton struct {
 	threads int
 	eps     float64
 	tol     []float64 // ny: KKT tolerance of each output (see newNewtonOn)
-	nxny    float64 // N * Nx * Ny: the flops of one pass, for Result.Passes
+	nxny    float64   // N * Nx * Ny: the flops of one pass, for Result.Passes
 
 	z, grad, d []float64 // p x ny
 	w          []float64 // n x ny: K z
