@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"gonum.org/v1/gonum/floats"
 )
 
 // newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
@@ -827,10 +829,7 @@ func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int, tol f
 			}
 			dl := nv - vk
 			v[k] = nv
-			row := H[k*m : (k+1)*m]
-			for i, hv := range row { // q += H e_k dl
-				q[i] += hv * dl
-			}
+			floats.AddScaled(q, dl, H[k*m:(k+1)*m]) // q += H e_k dl (vectorised axpy)
 			moved = math.Max(moved, math.Abs(dl)*math.Sqrt(h))
 		}
 		big = math.Max(big, moved)
