@@ -28,6 +28,8 @@ type Point struct {
 	Status             solver.Status
 	Iters, CCPIters    int
 	Passes             float64
+	// Method is the inner solver that ran (solver.Result.Method).
+	Method solver.Method
 	// Nonzeros counts the entries of U that are not exactly zero, NonzerosOut per output.
 	Nonzeros    int
 	NonzerosOut []int
@@ -42,7 +44,7 @@ type Point struct {
 func NewPoint(lambda float64, ny int, res *solver.Result) Point {
 	p := Point{Lambda: lambda, U: res.U, B: res.B, Rho: res.Rho, F: res.F, LowerBound: res.LowerBound,
 		Gap: res.Gap, FOut: res.FOut, Status: res.Status, Iters: res.Iters, CCPIters: res.CCPIters,
-		Passes: res.Passes, NonzerosOut: make([]int, ny)}
+		Passes: res.Passes, Method: res.Method, NonzerosOut: make([]int, ny)}
 	l1 := 0.0
 	for i, u := range res.U {
 		if u != 0 {

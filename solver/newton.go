@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/floats"
+
+	"relutrim/internal/kern"
 )
 
 // newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
@@ -314,7 +316,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 		res.Iters++
 		if nt.plan(act) {
 			if _, built := nt.smp.sharedGram(p, nt.threads); built {
-				d := float64(len(nt.smp.nzIdx)) / float64(len(nt.smp.rows)) // non-zeros per row
+				d := float64(nt.smp.nnz) / float64(len(nt.smp.rows)) // non-zeros per row
 				res.Passes += float64(len(nt.smp.rows)) * d * d / 2 / (nt.nxny * nt.g.passFrac)
 			}
 		}
@@ -687,7 +689,7 @@ func (nt *newton) workingSet(j int, ws []int) []int {
 // stepWork is the scratch of one worker of steps.
 type stepWork struct {
 	ws, pos, nz  []int
-	H, xw, A     []float64
+	H, xw, A, B  []float64
 	val          []float64
 	q0, v0, l, v []float64
 	q            []float64
@@ -763,12 +765,28 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 			}
 			sw.nz, sw.val = make([]int, 0, p), make([]float64, 0, p)
 		}
-		sw.A = grow(sw.A, m*m)
-		clear(sw.A)
-		clear(sw.xw) // column sums
 		na, cm := nt.nact, nt.cmask
-		c := nt.smp.rawGram(ws, sw.pos, 0, S, func(r int) bool { return cm[r*na+jj] }, sw.A, sw.xw, sw.nz, sw.val)
-		nt.smp.toK(ws, sw.A, sw.xw, c, H)
+		if nt.smp.dense() {
+			// Dense data: gather the curved rows' standardised working-set columns and
+			// form B^T B with the blocked product kernel (kern's MulT, built for exactly
+			// this tall-thin shape; single-threaded here, the outputs run in parallel).
+			c := nt.curved[j]
+			sw.B = grow(sw.B, c*m)
+			nt.smp.gatherK(ws, func(r int) bool { return cm[r*na+jj] }, sw.B)
+			km := kern.NewDense64(sw.B, c, m)
+			km.(kern.Threaded).SetThreads(1)
+			km.MulT(H, sw.B, m)
+			inv := 1 / float64(S)
+			for i := range H {
+				H[i] *= inv
+			}
+		} else {
+			sw.A = grow(sw.A, m*m)
+			clear(sw.A)
+			clear(sw.xw) // column sums
+			c := nt.smp.rawGram(ws, sw.pos, 0, S, func(r int) bool { return cm[r*na+jj] }, sw.A, sw.xw, sw.nz, sw.val)
+			nt.smp.toK(ws, sw.A, sw.xw, c, H)
+		}
 		nt.work[j] = nt.gramCost[j]
 	}
 	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale

@@ -140,6 +140,9 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 				t.Fatal(err)
 			}
 			smp := newSample(g, 2)
+			if smp.dense() != (dens == 1) {
+				t.Fatalf("density %v: sample dense() = %v", dens, smp.dense())
+			}
 			ws := []int{0, 2, 3, 6}
 			if bias {
 				ws = append(ws, nx)
@@ -150,10 +153,29 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			for k := range pos {
 				pos[k] = -1
 			}
-			A, s := make([]float64, m*m), make([]float64, m)
-			c := smp.rawGram(ws, pos, 0, n, use, A, s, nil, nil)
 			H := make([]float64, m*m)
-			smp.toK(ws, A, s, c, H)
+			if smp.dense() { // gathered rows (the path of dense samples)
+				var B []float64
+				c := 0
+				for i := 0; i < n; i++ {
+					if use(i) {
+						c++
+					}
+				}
+				B = make([]float64, c*m)
+				smp.gatherK(ws, use, B)
+				for r := 0; r < c; r++ {
+					for a := 0; a < m; a++ {
+						for b := 0; b < m; b++ {
+							H[a*m+b] += B[r*m+a] * B[r*m+b] / float64(n)
+						}
+					}
+				}
+			} else { // raw non-zeros mapped to K (the path of sparse samples)
+				A, s := make([]float64, m*m), make([]float64, m)
+				c := smp.rawGram(ws, pos, 0, n, use, A, s, nil, nil)
+				smp.toK(ws, A, s, c, H)
+			}
 			want := make([]float64, m*m)
 			for i := 0; i < n; i++ {
 				if !use(i) {

@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"gonum.org/v1/gonum/floats"
+
+	"relutrim/internal/kern"
 )
 
 // hessianRows is the number of rows from which the Newton solver estimates curvature. The
@@ -25,7 +27,10 @@ type sample struct {
 	bias  bool      // K has a bias column (coordinate nx)
 	xs    []float64 // len(rows) x nx, row-major: X's rows
 	mu, d []float64 // the design's standardisation (K = (X - mu) / d)
-	// nzIdx/nzPtr list the non-zero columns of each row (CSR pattern of xs).
+	invD  []float64 // 1 / d
+	// nnz counts the non-zeros; for sparse samples (!dense) nzIdx/nzVal/nzPtr list the
+	// non-zero columns of each row (CSR pattern of xs).
+	nnz   int
 	nzIdx []int32
 	nzVal []float64
 	nzPtr []int
@@ -61,16 +66,37 @@ func newSample(g *design, threads int) *sample {
 		}
 	})
 	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
-		nzPtr: make([]int, len(rows)+1), colDens: make([]float64, nx)}
+		colDens: make([]float64, nx)}
+	nnz := 0
+	for _, v := range xs {
+		if v != 0 {
+			nnz++
+		}
+	}
+	smp.nnz = nnz
+	if !smp.dense() { // the non-zeros' pattern, for rawGram
+		smp.nzPtr = make([]int, len(rows)+1)
+		smp.nzIdx, smp.nzVal = make([]int32, 0, nnz), make([]float64, 0, nnz)
+		for r := range rows {
+			for k, v := range xs[r*nx : (r+1)*nx] {
+				if v != 0 {
+					smp.nzIdx = append(smp.nzIdx, int32(k))
+					smp.nzVal = append(smp.nzVal, v)
+				}
+			}
+			smp.nzPtr[r+1] = len(smp.nzIdx)
+		}
+	}
 	for r := range rows {
 		for k, v := range xs[r*nx : (r+1)*nx] {
 			if v != 0 {
-				smp.nzIdx = append(smp.nzIdx, int32(k))
-				smp.nzVal = append(smp.nzVal, v)
 				smp.colDens[k]++
 			}
 		}
-		smp.nzPtr[r+1] = len(smp.nzIdx)
+	}
+	smp.invD = make([]float64, nx)
+	for k := range smp.invD {
+		smp.invD[k] = 1 / g.d[k]
 	}
 	for k := range smp.colDens {
 		smp.colDens[k] /= float64(len(rows))
@@ -78,11 +104,37 @@ func newSample(g *design, threads int) *sample {
 	return smp
 }
 
+// dense reports whether the sample is dense enough (half its entries non-zero) for Grams
+// by gathered dense blocks (gatherK) rather than from the non-zeros (rawGram).
+func (s *sample) dense() bool {
+	return 2*s.nnz >= len(s.rows)*s.nx
+}
+
+// gatherK writes, for the sample rows r with use(r) in order, K's columns ws (a trailing
+// nx stands for the bias, 1) row-major into B (rows x len(ws)); B must be large enough.
+func (s *sample) gatherK(ws []int, use func(r int) bool, B []float64) {
+	m, o := len(ws), 0
+	for r := range s.rows {
+		if !use(r) {
+			continue
+		}
+		row, out := s.xs[r*s.nx:(r+1)*s.nx], B[o*m:(o+1)*m]
+		for a, k := range ws {
+			if k == s.nx {
+				out[a] = 1
+			} else {
+				out[a] = (row[k] - s.mu[k]) * s.invD[k]
+			}
+		}
+		o++
+	}
+}
+
 // design returns the sample as a design of its own with the parent's standardisation: the
 // operator of the subsampled problem that warm-starts a large fit (newton.go).
 func (s *sample) design(threads int) *design {
 	m := len(s.rows)
-	density := float64(len(s.nzIdx)) / float64(max(1, m*s.nx))
+	density := float64(s.nnz) / float64(max(1, m*s.nx))
 	X := newKern(Matrix{Rows: m, Cols: s.nx, F64: s.xs}, threads, density)
 	g := &design{X: X, n: m, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
 		mu: s.mu, d: s.d, colSum: make([]float64, numChunks(m)), passFrac: passFrac(density)}
@@ -98,8 +150,8 @@ func (s *sample) whole() *sample {
 	for i := range all {
 		all[i] = i
 	}
-	return &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d,
-		nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens}
+	return &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d, invD: s.invD,
+		nnz: s.nnz, nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens}
 }
 
 // rawGram accumulates, over the sample rows r in [lo, hi) with use(r) true (use may be nil), the raw products of the
@@ -195,6 +247,25 @@ func (s *sample) toK(ws []int, A, sum []float64, c int, H []float64) {
 // added in block order (deterministic for any thread count).
 func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 	s.gramOnce.Do(func() {
+		if s.dense() {
+			ws := make([]int, p)
+			for k := range ws {
+				ws[k] = k
+			}
+			S := len(s.rows)
+			B := make([]float64, S*p)
+			s.gatherK(ws, func(int) bool { return true }, B)
+			km := kern.NewDense64(B, S, p)
+			km.(kern.Threaded).SetThreads(threads)
+			gram := make([]float64, p*p)
+			km.MulT(gram, B, p)
+			inv := 1 / float64(S)
+			for i := range gram {
+				gram[i] *= inv
+			}
+			s.gram, built = gram, true
+			return
+		}
 		nx := s.nx
 		ws := make([]int, p)
 		for k := range ws {

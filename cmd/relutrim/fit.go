@@ -35,6 +35,7 @@ const maxPathPoints = 1000
 
 var fitFlags struct {
 	x, y, out, report, pathOut string
+	method                     string
 	lambda, sparsity           float64
 	linear, noBias             bool
 	threads, lambdaPath        int
@@ -80,6 +81,7 @@ func init() {
 	f.BoolVar(&fitFlags.linear, "linear", false, "identity activation (multi-output Lasso) instead of ReLU")
 	f.BoolVar(&fitFlags.noBias, "no-bias", false, "fix the bias at 0")
 	f.IntVar(&fitFlags.threads, "threads", 0, "worker goroutines (0: all CPUs); results do not depend on it")
+	f.StringVar(&fitFlags.method, "method", "auto", "inner solver: auto (Newton; ADMM on tiny problems), newton or admm")
 	f.StringVar(&fitFlags.out, "out", "", "output layer (safetensors)")
 	f.StringVar(&fitFlags.report, "report", "", "write a JSON report here")
 	f.IntVar(&fitFlags.lambdaPath, "lambda-path", 0, "also solve a warm-started path of K lambdas from lambda_max to lambda_max/1000")
@@ -109,15 +111,17 @@ type fitReport struct {
 	SparsityTol    *float64 `json:"sparsity_tolerance,omitempty"`
 	SparsityHit    *bool    `json:"sparsity_hit,omitempty"`
 	Warning        string   `json:"warning,omitempty"`
-	// Solves counts the solves of the sparsity search; SearchIters their ADMM iterations.
+	// Solves counts the solves of the sparsity search; SearchIters their inner iterations.
 	Solves      int `json:"solves"`
-	SearchIters int `json:"search_admm_iterations"`
+	SearchIters int `json:"search_iterations"`
 
 	F          float64 `json:"F"`
 	LowerBound float64 `json:"lower_bound"`
 	Gap        float64 `json:"gap"`
 	Status     string  `json:"status"`
-	Iters      int     `json:"admm_iterations"`
+	Method     string  `json:"method"`
+	Iters      int     `json:"iterations"`
+	Passes     float64 `json:"passes"`
 	CCPIters   int     `json:"ccp_iterations"`
 	Seconds    float64 `json:"time_seconds"`
 
@@ -158,6 +162,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return usageErrorf("fit: --lambda-path must be in [2, %d], got %d", maxPathPoints, fl.lambdaPath)
 	case changed("path-out") && !changed("lambda-path"):
 		return usageErrorf("fit: --path-out needs --lambda-path")
+	}
+	method, ok := map[string]solver.Method{"auto": solver.Auto, "newton": solver.Newton, "admm": solver.ADMM}[fl.method]
+	if !ok {
+		return usageErrorf("fit: --method must be auto, newton or admm, got %q", fl.method)
 	}
 	pathOut := fl.pathOut
 	if fl.lambdaPath > 0 && pathOut == "" {
@@ -203,7 +211,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	prog := newProgress(cmd)
 	defer prog.Finish()
-	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder()}
+	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder(), Method: method}
 	eng, err := fit.NewEngine(X, Y, s) // X prepared once for the fit and the path
 	if err != nil {
 		return fitErr(ctx, err)
@@ -272,7 +280,8 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 
 	rep.Lambda, rep.F, rep.LowerBound, rep.Gap = pt.Lambda, pt.F, pt.LowerBound, pt.Gap
-	rep.Status, rep.Iters, rep.CCPIters = pt.Status.String(), pt.Iters, pt.CCPIters
+	rep.Status, rep.Iters, rep.CCPIters, rep.Passes = pt.Status.String(), pt.Iters, pt.CCPIters, pt.Passes
+	rep.Method = pt.Method.String()
 	rep.Nonzeros, rep.NonzerosPerOutput, rep.Weights = pt.Nonzeros, pt.NonzerosOut, nx*ny
 	rep.Sparsity, rep.MSE = pt.Sparsity, pt.MSE
 
@@ -387,7 +396,7 @@ func printSummary(w io.Writer, r *fitReport, written []string) {
 		}
 	}
 	fmt.Fprintf(w, "  objective F   %.8g   lower bound %.8g   gap %.3g\n", r.F, r.LowerBound, r.Gap)
-	fmt.Fprintf(w, "  status        %s (ADMM iterations %d, CCP rounds %d)\n", r.Status, r.Iters, r.CCPIters)
+	fmt.Fprintf(w, "  status        %s (%s: %d iterations, %d CCP rounds, %.1f passes over X)\n", r.Status, r.Method, r.Iters, r.CCPIters, r.Passes)
 	fmt.Fprintf(w, "  nonzeros      %d of %d weights (sparsity %.2f%%)\n", r.Nonzeros, r.Weights, 100*r.Sparsity)
 	fmt.Fprintf(w, "  per output    %s\n", perOutput(r.NonzerosPerOutput))
 	fmt.Fprintf(w, "  training MSE  %.6g\n", r.MSE)
