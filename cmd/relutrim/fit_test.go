@@ -394,6 +394,7 @@ func TestFitBadInput(t *testing.T) {
 		{"NaN lambda", []string{"--x", "X.npy", "--y", "Y.npy", "--lambda", "NaN"}, []string{"--lambda", "NaN"}},
 		{"missing x flag", []string{"--y", "Y.npy", "--lambda", "0.01"}, []string{"missing --x"}},
 		{"negative threads", append(slices.Clone(base), "--threads", "-2"), []string{"--threads", "-2"}},
+		{"unknown method", append(slices.Clone(base), "--method", "lbfgs"), []string{"--method", "auto, newton or admm", "lbfgs"}},
 		{"path-out without lambda-path", append(slices.Clone(base), "--path-out", "p.csv"), []string{"--path-out", "--lambda-path"}},
 		{"lambda-path 1", append(slices.Clone(base), "--lambda-path", "1"), []string{"--lambda-path", "[2, 1000]", "got 1"}},
 		// Issue 10: these counts panicked (makeslice) or allocated 8 GB after the whole fit.
@@ -527,5 +528,29 @@ func TestFitNPZ(t *testing.T) {
 	}
 	if w := ts["weight"]; w.DType != "F32" || !slices.Equal(w.Shape, []int{1, 2}) {
 		t.Errorf("weight %s %v, want F32 [1 2]", w.DType, w.Shape)
+	}
+}
+
+// TestFitMethod: --method reaches the solver (the report names the inner solver that ran)
+// and both inner solvers reach the same F on the fixture.
+func TestFitMethod(t *testing.T) {
+	out := t.TempDir()
+	var f [2]float64
+	for i, m := range []string{"newton", "admm"} {
+		rep := filepath.Join(out, m+".json")
+		r := run(t, "testdata", "fit", "--x", "X.npy", "--y", "Y.npy", "--lambda", "0.02", "--method", m,
+			"--out", filepath.Join(out, m+".safetensors"), "--report", rep, "--quiet")
+		if r.code != 0 {
+			t.Fatalf("--method %s: exit %d: %s", m, r.code, r.stderr)
+		}
+		var got fitReport
+		readJSON(t, rep, &got)
+		if got.Method != m || !(got.Passes > 0) {
+			t.Errorf("--method %s: report method %q, passes %v", m, got.Method, got.Passes)
+		}
+		f[i] = got.F
+	}
+	if math.Abs(f[0]-f[1]) > 1e-6*f[1] {
+		t.Errorf("F: newton %.9g, admm %.9g", f[0], f[1])
 	}
 }
