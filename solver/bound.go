@@ -134,7 +134,7 @@ func bestScaledDual(nu, y []float64, link Link, sMax float64) float64 {
 	const phi = 0.6180339887498949 // golden ratio - 1
 	a, b := hi-phi*(hi-lo), lo+phi*(hi-lo)
 	fa, fb := dualValue(a, nu, y, link), dualValue(b, nu, y, link)
-	for it := 0; it < 80; it++ {
+	for it := 0; it < 60; it++ { // 0.618^60 ~ 3e-13 of the bracket
 		if fa < fb {
 			lo, a, fa = a, b, fb
 			b = lo + phi*(hi-lo)

@@ -631,6 +631,11 @@ func (nt *newton) plan(act []int) bool {
 		// and then converges in a few steps (measured on the MNIST demo's first layer:
 		// stragglers at 60 shared steps with the KKT residual stuck near 2e-4).
 		nt.shared[j] = cost > gramBudget*pass && nt.sharedRun[j] < sharedPatience
+		if nt.link == Identity {
+			// Every row is curved: the shared Gram is the output's own (built once per X and
+			// kept by Prepared, so a lambda path pays for it once).
+			nt.shared[j] = true
+		}
 		if nt.shared[j] {
 			nt.sharedRun[j]++
 		}
