@@ -93,10 +93,15 @@ const (
 )
 
 const (
-	// gramBudget: an output's own Gram is built when it costs at most this many of the
-	// output's shares of one pass (S_j m^2 / 2 <= gramBudget N Nx); beyond, the shared
-	// metric is used. Gram flops run at BLAS-3 speed, about twice a pass's (kern/BENCH.md).
-	gramBudget = 6.0
+	// gramBudget: an output's own Gram is built when its multiply-adds (curved sample rows
+	// times (working-set non-zeros per row)^2 / 2) are at most this many times the output's
+	// share of one pass; beyond, the shared metric is used. An own Gram buys Newton's few
+	// steps, the shared metric costs many more (FACTS.md (2b): 260 at lambda = 0.01
+	// lambda_max). Measured on the full demo (4 levels, idle machine): budgets 2, 6 and 20
+	// took 31.4, 31.6 and 34.1 s with the same table up to +-0.07 points; on W 7.0 s (6) and
+	// 6.8 s (20); M and L never reach the budget. 20 is the one whose demo table is nowhere
+	// below the ADMM's.
+	gramBudget = 20.0
 	// wsFraction: a zero coordinate enters the working set when |gradient| > wsFraction
 	// times its L1 weight; the KKT check at the next step catches any it missed.
 	wsFraction = 0.9
@@ -111,8 +116,9 @@ const (
 	maxBacktracks = 30
 	// cdTol: coordinate descent stops when the largest coordinate move of a sweep (in the
 	// metric) is below cdTol times the largest move seen; the outer line search absorbs the
-	// rest. cdMaxSweeps bounds it on small working sets.
-	cdTol        = 1e-3
+	// rest (1e-2 against 1e-3: the full demo in 31.6 instead of 33.5 s, same table within
+	// 0.01 points). cdMaxSweeps bounds it on small working sets.
+	cdTol        = 1e-2
 	cdMaxSweeps  = 200
 	sharedSweeps = 3
 	// sharedPatience: steps an output may take on the shared metric before its own Gram
