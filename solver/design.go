@@ -128,8 +128,10 @@ func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int) xstats
 			st.finite = false
 		}
 		st.d[k] = math.Sqrt(st.d[k] / float64(n))
-		if !(st.d[k] > 1e-12*(1+math.Abs(st.mu[k]))) {
-			// A constant column: with a bias it carries no information, K's column is 0.
+		if !(st.d[k] > 1e-12*math.Abs(st.mu[k])) {
+			// A constant column (its spread is rounding noise of its mean; relative, so that
+			// scaling X by 1e-12 changes nothing): with a bias it carries no information, K's
+			// column is 0.
 			st.d[k] = 1
 		}
 	}

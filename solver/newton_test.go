@@ -441,3 +441,32 @@ func TestNewtonWarmStart(t *testing.T) {
 		t.Errorf("warm F %.15g > cold %.15g", warm.F, cold.F)
 	}
 }
+
+// TestScaleInvariance: scaling X by 1e-12 or 1e12 scales U by the inverse and leaves F and
+// the support unchanged (a column whose spread is tiny in absolute terms is not constant).
+func TestScaleInvariance(t *testing.T) {
+	pp := makePlanted(41, 3000, 8, 2, 0.4, 0.5, 0.05, ReLU)
+	ref, err := Fit(context.Background(), pp.X, pp.Y, 0.02, &Settings{Method: Newton})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []float64{1e-12, 1e12} {
+		X := Matrix{Rows: pp.X.Rows, Cols: pp.X.Cols, F64: make([]float64, len(pp.X.F64))}
+		for i, v := range pp.X.F64 {
+			X.F64[i] = v * c
+		}
+		// U scales with 1/c, so lambda with c keeps lambda ||U||_1 and the problem the same.
+		res, err := Fit(context.Background(), X, pp.Y, 0.02*c, &Settings{Method: Newton})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if math.Abs(res.F-ref.F) > 1e-6*ref.F {
+			t.Errorf("X * %g: F %.12g, unscaled %.12g", c, res.F, ref.F)
+		}
+		for i := range ref.U {
+			if (ref.U[i] == 0) != (res.U[i] == 0) {
+				t.Errorf("X * %g: support differs at %d", c, i)
+			}
+		}
+	}
+}
