@@ -145,48 +145,27 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	if st.NoBias != pr.noBias || st.PlainConsensus != pr.plain {
 		return nil, inputErr("Settings", "NoBias and PlainConsensus must match those given to Prepare")
 	}
-	X := pr.X
-	if err := validate(X, Y, lambda, &st); err != nil {
+	if err := validate(pr.X, Y, lambda, &st); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	g := pr.g
-	n, ny := X.Rows, Y.Cols
-	method := st.Method
-	if method == Auto {
-		// Newton, except on tiny problems (the multi-start regime below): there speed does
-		// not matter, and the ADMM's exact prox handles the convex kinks of terms with
-		// y < 0 at w = 0, where small problems' minimisers sit and Newton steps, whose model
-		// is smooth, crawl (TestTinyGlobal: 100% of global minima with ADMM, 82% Newton).
-		method = Newton
-		if n*g.p*ny <= autoStartsSize {
-			method = ADMM
-		}
-	}
+	g, n, ny := pr.g, Y.Rows, Y.Cols
+	method := pr.chooseMethod(&st, ny)
 	res := &Result{Status: IterationLimit, Method: method}
 	var in inner
-	var a *admm
 	if method == ADMM {
-		a = newADMM(pr, Y, lambda, &st)
-		in = a
+		in = newADMM(pr, Y, lambda, &st)
 	} else {
 		in = newNewton(pr, Y, lambda, &st)
 	}
-	y, yScale := yF64(Y), yScales(yF64(Y), n, ny)
 	if st.Recorder != nil {
 		if err := st.Recorder.Init(); err != nil {
 			return nil, err
 		}
 	}
-	starts := st.Starts
-	if starts == 0 {
-		starts = 1
-		if n*g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
-			starts = autoStarts
-		}
-	}
+	y, yScale := yF64(Y), yScales(yF64(Y), n, ny)
 	var best, bestOut []float64
-	for s := 0; s < starts; s++ {
+	for s := 0; s < pr.starts(&st, ny); s++ {
 		z0 := make([]float64, g.p*ny)
 		if s == 0 {
 			g.toStd(z0, st.InitU, st.InitB, ny)
@@ -200,24 +179,14 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		} else {
 			randomStart(g, y, yScale, n, ny, z0, uint64(s))
 		}
-		zs, fs, status, err := in.run(ctx, &st, z0, res, start)
+		zs, fs, status, err := in.run(ctx, &st, z0, res, start) // the CCP: majorise, solve, repeat
 		if err != nil {
 			return nil, err
 		}
 		if s == 0 {
 			best, bestOut, res.Status = zs, fs, status
 		} else {
-			// The outputs are separate problems: keep the best start per output. A later
-			// start must win by more than rounding (1e-9 relative), so that ties keep the
-			// first start's exact zeros.
-			for j := 0; j < ny; j++ {
-				if fs[j] < bestOut[j]-1e-9*math.Abs(bestOut[j]) {
-					bestOut[j] = fs[j]
-					for k := 0; k < g.p; k++ {
-						best[k*ny+j] = zs[k*ny+j]
-					}
-				}
-			}
+			keepBest(best, bestOut, zs, fs, g.p, ny)
 			if status != Converged {
 				res.Status = status
 			}
@@ -227,7 +196,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		}
 	}
 	var mask []bool
-	if a != nil {
+	if a, ok := in.(*admm); ok {
 		res.PrimalRes, res.DualRes = maxOf(a.pri), maxOf(a.dua)
 		res.Rho = a.rho
 		mask = a.mask
@@ -241,124 +210,59 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
-	if st.Recorder != nil {
-		err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F, Passes: res.Passes,
-			PrimalRes: res.PrimalRes, DualRes: res.DualRes, Elapsed: res.Runtime, Done: true})
-		if err != nil {
-			return nil, err
-		}
+	err := record(&st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F, Passes: res.Passes,
+		PrimalRes: res.PrimalRes, DualRes: res.DualRes, Elapsed: res.Runtime, Done: true})
+	if err != nil {
+		return nil, err
 	}
 	return res, nil
 }
 
-// run is one CCP from the standardised start z0; it returns the best point per output, its
-// F per output, and the status. Iteration counts accumulate in res.
-func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
-	for j := range a.rho {
-		a.rho[j] = st.Rho
-		if st.InitRho != nil {
-			a.rho[j] = st.InitRho[j]
-		}
+// chooseMethod resolves Auto: Newton, except on tiny problems (the multi-start regime of
+// starts): there speed does not matter, and the ADMM's exact prox handles the convex kinks
+// of terms with y < 0 at w = 0, where small problems' minimisers sit and Newton steps, whose
+// model is smooth, crawl (TestTinyGlobal: 100% of global minima with ADMM, 82% Newton).
+func (pr *Prepared) chooseMethod(st *Settings, ny int) Method {
+	if st.Method != Auto {
+		return st.Method
 	}
-	copy(a.z, z0)
-	if a.mask != nil {
-		for i := range a.z {
-			if !a.mask[i] {
-				a.z[i] = 0
-			}
-		}
+	if pr.g.n*pr.g.p*ny <= autoStartsSize {
+		return ADMM
 	}
-	a.start()
-	res.Passes += 2 // K z and K^T nu
+	return Newton
+}
 
-	status := IterationLimit
-	ccp0 := res.CCPIters
-	// From a cold start (U = 0) the first surrogate is solved to RemajorizeTol times the
-	// tolerance before re-majorising; a warm start is already a sensible majorisation point.
-	cold := true
-	for _, v := range z0 {
-		if v != 0 {
-			cold = false
-			break
+// starts is the number of CCP runs (Settings.Starts).
+func (pr *Prepared) starts(st *Settings, ny int) int {
+	if st.Starts > 0 {
+		return st.Starts
+	}
+	if pr.g.n*pr.g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
+		return autoStarts
+	}
+	return 1
+}
+
+// keepBest merges a later start (zs, fs) into (best, bestOut), output by output: the
+// outputs are separate problems. A later start must win by more than rounding (1e-9
+// relative), so that ties keep the first start's exact zeros.
+func keepBest(best, bestOut, zs, fs []float64, p, ny int) {
+	for j := 0; j < ny; j++ {
+		if fs[j] < bestOut[j]-1e-9*math.Abs(bestOut[j]) {
+			bestOut[j] = fs[j]
+			for k := 0; k < p; k++ {
+				best[k*ny+j] = zs[k*ny+j]
+			}
 		}
 	}
-	iter0 := res.Iters
-	fOut := a.objective(a.z, a.Q)
-	fLast := sum(fOut)
-	best := append([]float64(nil), a.z...)
-	bestOut := fOut
-	lastRemaj := iter0
-	for it := iter0 + 1; ; it++ {
-		if err := ctx.Err(); err != nil {
-			status = Canceled
-			break
-		}
-		if it > st.MaxIter {
-			break
-		}
-		a.iterate()
-		res.Iters = it
-		res.Passes += 2
-		if it%adaptEvery == 0 && !st.FixedRho {
-			res.RhoUpdates += a.adaptRho()
-		}
-		conv := a.converged()
-		if !conv && it-lastRemaj < st.RemajorizeEvery {
-			continue
-		}
-		fOut = a.objective(a.zh, a.Qh) // the prox output: exact zeros (see objective)
-		f := sum(fOut)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			status = NumericalFailure
-			break
-		}
-		for j, fj := range fOut { // the outputs are separate problems: best point per output
-			if fj < bestOut[j] {
-				bestOut[j] = fj
-				for k := 0; k < a.g.p; k++ {
-					best[k*a.ny+j] = a.zh[k*a.ny+j]
-				}
-			}
-		}
-		if !conv && (f > fLast || (cold && res.CCPIters-ccp0 < 1 && !a.within(st.RemajorizeTol))) {
-			// Keep the surrogate and iterate on while F has not decreased (MM needs
-			// surrogate(new) <= surrogate(old) = F(old)) or the inner problem is still far from
-			// solved: re-majorising at an immature iterate switches terms with y > 0 and
-			// w < 0 to their flat majoriser, from which they rarely return (a dead unit), and
-			// the CCP settles in a poor local minimum (measured on an MNIST hidden layer:
-			// F 356 when re-majorising every 10 iterations, 71 when waiting).
-			lastRemaj = it
-			if st.Recorder != nil {
-				err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f, Passes: res.Passes,
-					PrimalRes: maxOf(a.pri), DualRes: maxOf(a.dua), Elapsed: time.Since(start)})
-				if err != nil {
-					return nil, nil, 0, err
-				}
-			}
-			continue
-		}
-		changes := a.remajorize(a.Qh)
-		res.CCPIters++
-		lastRemaj = it
-		decrease := fLast - f
-		fLast = f
-		pr, du := maxOf(a.pri), maxOf(a.dua)
-		if st.Recorder != nil {
-			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: it, F: f, Passes: res.Passes,
-				PatternChanges: changes, PrimalRes: pr, DualRes: du, Elapsed: time.Since(start), Remajorized: true})
-			if err != nil {
-				return nil, nil, 0, err
-			}
-		}
-		if conv && changes == 0 && decrease <= st.FTol*math.Abs(f) {
-			status = Converged
-			break
-		}
-		if res.CCPIters >= st.MaxCCP {
-			break
-		}
+}
+
+// record passes pr to the Recorder, if any.
+func record(st *Settings, pr Progress) error {
+	if st.Recorder == nil {
+		return nil
 	}
-	return best, bestOut, status, nil
+	return st.Recorder.Record(pr)
 }
 
 // inner is one CCP run of an inner solver from the standardised start z0: it returns the
@@ -403,56 +307,6 @@ func yScales(y []float64, n, ny int) []float64 {
 		}
 	}
 	return sc
-}
-
-// newADMM allocates the ADMM state for Y on the prepared X.
-func newADMM(pr *Prepared, Y Matrix, lambda float64, st *Settings) *admm {
-	g := pr.g
-	n, nx, ny := Y.Rows, g.nx, Y.Cols
-	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: yF64(Y),
-		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
-	a.alloc()
-	pr.admmMetric()
-	if st.Mask != nil {
-		a.mask = make([]bool, g.p*ny)
-		copy(a.mask, st.Mask)
-		for j := 0; j < ny && g.bias; j++ {
-			a.mask[nx*ny+j] = true
-		}
-	}
-	for i := range a.m {
-		a.m[i] = pr.theta * g.rowNorm[i]
-	}
-	return a
-}
-
-// alloc allocates the ADMM state.
-func (a *admm) alloc() {
-	p, n, ny := a.g.p, a.n, a.ny
-	a.m = make([]float64, n)
-	a.rho = make([]float64, ny)
-	a.z, a.zh, a.G, a.Gn = make([]float64, p*ny), make([]float64, p*ny), make([]float64, p*ny), make([]float64, p*ny)
-	a.Q, a.Qh, a.nu = make([]float64, n*ny), make([]float64, n*ny), make([]float64, n*ny)
-	a.upper = make([]bool, n*ny)
-	a.pri, a.dua = make([]float64, ny), make([]float64, ny)
-	a.epsPri, a.epsDua = make([]float64, ny), make([]float64, ny)
-	a.part = make([]float64, numChunks(n)*4*ny)
-	a.sums = make([]float64, 4*ny)
-	a.yScale = yScales(a.y, n, ny)
-}
-
-// start computes Q = K z, majorises at Q, and sets the duals to the surrogate's gradient
-// there (a consistent warm start: nu_p = g_p'(K_p z)), and G = K^T nu.
-func (a *admm) start() {
-	a.g.mul(a.Q, a.z, a.ny)
-	for idx, q := range a.Q {
-		a.upper[idx] = q >= 0
-		z := a.surZ(idx)
-		if q > z {
-			a.nu[idx] = 2 * (q - a.y[idx])
-		}
-	}
-	a.g.mulT(a.G, a.nu, a.ny)
 }
 
 // csrMaxDensity: newKern stores X as sparse CSR when its fraction of nonzeros is below

@@ -5,8 +5,7 @@ import (
 	"math/rand/v2"
 )
 
-// Shared generators and small helpers of the solver tests. (exp_test.go, which is not part
-// of this suite, defines planted and recFn; the names here are distinct on purpose.)
+// Shared generators and small helpers of the solver tests.
 
 // plantedProblem is a seeded planted ReLU (or linear) problem: X Gaussian, a sparse U whose
 // nonzero entries satisfy |u| >= uMin, bias bTrue, y = act(U^T x + b) + noise * N(0,1).

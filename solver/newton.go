@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"math"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -81,8 +80,6 @@ type newton struct {
 	sharedRun  []int     // ny: steps taken on the shared metric
 	work       []float64 // ny: Gram flops of the last step
 }
-
-var debugNewton = os.Getenv("RELUTRIM_DEBUG") != ""
 
 type outState uint8
 
@@ -327,16 +324,8 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			}
 		}
 		nt.steps(act)
-		wsum, nsh := 0.0, 0
 		for _, j := range act {
 			res.Passes += nt.work[j] / (nt.nxny * nt.g.passFrac)
-			wsum += nt.work[j]
-			if nt.shared[j] {
-				nsh++
-			}
-		}
-		if debugNewton {
-			println("act", len(act), "shared", nsh, "gram passes", wsum/nt.nxny)
 		}
 		nt.forward(act)
 		res.Passes++
@@ -383,21 +372,17 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			status = NumericalFailure
 			break
 		}
-		if st.Recorder != nil {
-			changes := 0
-			for _, j := range act {
-				changes += nt.changes[j]
-			}
-			err := st.Recorder.Record(Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f, Passes: res.Passes,
-				PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
-				Remajorized: remaj})
-			if err != nil {
-				return nil, nil, 0, err
-			}
+		changes := 0
+		for _, j := range act {
+			changes += nt.changes[j]
 		}
-	}
-	if debugNewton {
-		println("fit n", nt.n, "p", nt.p, "ny", nt.ny, "lambda", nt.lambda, "iters", res.Iters, "passes", res.Passes, "status", status.String(), "secs", time.Since(start).Seconds())
+		err := record(st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f, Passes: res.Passes,
+			PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
+			Remajorized: remaj})
+		if err != nil {
+			return nil, nil, 0, err
+		}
+
 	}
 	if status == Converged {
 		for _, s := range nt.state {
@@ -644,9 +629,6 @@ func (nt *newton) plan(act []int) bool {
 		}
 		if nt.shared[j] {
 			nt.sharedRun[j]++
-		}
-		if debugNewton && jj == 0 {
-			println("  out", j, "m", len(nt.ws[j]), "dens", dens, "curved", counts[jj], "cost/pass", cost/pass, "t", nt.t[j], "kkt", nt.kkt[j])
 		}
 		any = any || nt.shared[j]
 	}
