@@ -27,14 +27,7 @@ func TestThreadsBitwiseIdentical(t *testing.T) {
 			res[i] = r
 		}
 		a, b := res[0], res[1]
-		same := a.F == b.F && a.LowerBound == b.LowerBound && a.Iters == b.Iters && a.CCPIters == b.CCPIters
-		for i := range a.U {
-			same = same && a.U[i] == b.U[i]
-		}
-		for j := range a.B {
-			same = same && a.B[j] == b.B[j]
-		}
-		if !same {
+		if !bitwiseSame(a, b) || a.LowerBound != b.LowerBound {
 			t.Errorf("%v: Threads=1 F=%.17g iters=%d, Threads=2 F=%.17g iters=%d: not bitwise identical", link, a.F, a.Iters, b.F, b.Iters)
 		}
 		t.Logf("%v: F=%.12g iters=%d status=%v", link, a.F, a.Iters, a.Status)

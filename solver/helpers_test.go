@@ -85,3 +85,15 @@ func (l *progressLog) Record(p Progress) error {
 	l.recs = append(l.recs, p)
 	return nil
 }
+
+// bitwiseSame reports whether two results have exactly the same F, iteration counts, U and b.
+func bitwiseSame(a, b *Result) bool {
+	same := a.F == b.F && a.Iters == b.Iters && a.CCPIters == b.CCPIters
+	for i := range a.U {
+		same = same && a.U[i] == b.U[i]
+	}
+	for j := range a.B {
+		same = same && a.B[j] == b.B[j]
+	}
+	return same
+}

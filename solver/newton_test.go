@@ -345,17 +345,10 @@ func TestNewtonThreadsBitwise(t *testing.T) {
 					first = r
 					continue
 				}
-				same := r.F == first.F && r.Iters == first.Iters
 				if r.Passes != first.Passes {
 					t.Errorf("Threads=%d: passes %v, Threads=1: %v", th, r.Passes, first.Passes)
 				}
-				for i := range r.U {
-					same = same && r.U[i] == first.U[i]
-				}
-				for j := range r.B {
-					same = same && r.B[j] == first.B[j]
-				}
-				if !same {
+				if !bitwiseSame(r, first) {
 					t.Errorf("Threads=%d: F=%.17g iters=%d, Threads=1: F=%.17g iters=%d", th, r.F, r.Iters, first.F, first.Iters)
 				}
 			}
