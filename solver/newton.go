@@ -71,14 +71,15 @@ type newton struct {
 	small      []int     // ny: consecutive steps that decreased F by at most FTol relative
 	prev       []float64 // ny: the majoriser's value before the last step
 	state      []outState
-	shared     []bool    // ny: the step uses the shared metric (set by plan)
-	curved     []int     // ny: curved sample rows (set by plan)
-	cmask      []bool    // S x nact: sample row r is curved for act[jj] (set by plan)
-	nact       int       // len(act) of the last plan
-	ws         [][]int   // ny: working set of the next step (set by plan)
-	gramCost   []float64 // ny: estimated multiply-adds of the output's own Gram (set by plan)
-	sharedRun  []int     // ny: steps taken on the shared metric
-	work       []float64 // ny: Gram flops of the last step
+	shared     []bool      // ny: the step uses the shared metric (set by plan)
+	curved     []int       // ny: curved sample rows (set by plan)
+	cmask      []bool      // S x nact: sample row r is curved for act[jj] (set by plan)
+	nact       int         // len(act) of the last plan
+	ws         [][]int     // ny: working set of the next step (set by plan)
+	gramCost   []float64   // ny: estimated multiply-adds of the output's own Gram (set by plan)
+	sharedRun  []int       // ny: steps taken on the shared metric
+	work       []float64   // ny: Gram flops of the last step
+	work1      []*stepWork // per-worker scratch of steps
 }
 
 type outState uint8
@@ -692,13 +693,16 @@ type stepWork struct {
 // in parallel over outputs (each output on one goroutine: deterministic).
 func (nt *newton) steps(act []int) {
 	nw := max(1, min(nt.threads, len(act)))
+	for len(nt.work1) < nw { // per-worker scratch, kept across steps (no garbage per step)
+		nt.work1 = append(nt.work1, &stepWork{})
+	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < nw; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sw := &stepWork{}
+			sw := nt.work1[w]
 			for {
 				c := int(next.Add(1) - 1)
 				if c >= len(act) {
