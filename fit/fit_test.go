@@ -370,3 +370,42 @@ func TestEngineWarmState(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineWarmNewton: the Newton inner solver's warm state is the point (U, b) alone: a
+// warm-started path must take fewer passes over X than cold solves at the same lambdas.
+// The logged figures are the README's measurement.
+func TestEngineWarmNewton(t *testing.T) {
+	for _, link := range []solver.Link{solver.Identity, solver.ReLU} {
+		t.Run(link.String(), func(t *testing.T) {
+			X, Y := planted(1000, 60, 8, 0.05, 13)
+			e, err := NewEngine(X, Y, &solver.Settings{Link: link, Method: solver.Newton, Threads: 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lmax, _ := e.LambdaMax()
+			lambdas := Geometric(lmax, lmax*1e-3, 20)
+			var warm, cold float64
+			var wi, ci int
+			err = e.Walk(bg, lambdas, nil, func(p Point) error {
+				warm += p.Passes
+				wi += p.Iters
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lam := range lambdas {
+				q, err := e.Solve(bg, lam, &Point{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cold += q.Passes
+				ci += q.Iters
+			}
+			t.Logf("%d lambdas, Newton steps (passes over X): warm %d (%.0f), cold %d (%.0f)", len(lambdas), wi, warm, ci, cold)
+			if !(warm < cold) {
+				t.Errorf("warm path %.0f passes, cold solves %.0f", warm, cold)
+			}
+		})
+	}
+}
