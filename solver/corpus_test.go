@@ -226,7 +226,7 @@ func referenceF(p corpusProblem) (float64, bool) {
 type corpusOutcome struct {
 	status   Status
 	withRef  bool
-	refMiss  bool // converged but F not within 1e-6 of the reference
+	refMiss  bool // converged but F not within 1e-6 of the reference (a local minimum for ReLU)
 	failures []string
 	seconds  float64
 	describe string
@@ -277,7 +277,11 @@ func runCorpusProblem(id int, m Method) corpusOutcome {
 		}
 		if res.Status == Converged && res.F-ref > 1e-6*ref+floor {
 			out.refMiss = true
-			fail("converged but F %.15g is %.2e above the reference %.15g", res.F, (res.F-ref)/ref, ref)
+			if p.link == Identity { // convex: a converged fit is at the minimum
+				fail("converged but F %.15g is %.2e above the reference %.15g", res.F, (res.F-ref)/ref, ref)
+			}
+			// ReLU: the reference is the global minimum (exact sector search), and the CCP
+			// can stop at a local one; counted, not failed (README, "Local minima").
 		}
 	}
 	return out
@@ -320,12 +324,16 @@ func TestCorpus(t *testing.T) {
 			close(work)
 			wg.Wait()
 			counts := map[Status]int{}
-			withRef, failed := 0, 0
+			withRef, failed, localMin := 0, 0, 0
 			slowest, slowDesc := 0.0, ""
 			for _, o := range outs {
 				counts[o.status]++
 				if o.withRef {
 					withRef++
+				}
+				if o.refMiss && len(o.failures) == 0 {
+					localMin++
+					t.Logf("local minimum: %s", o.describe)
 				}
 				if o.seconds > slowest {
 					slowest, slowDesc = o.seconds, o.describe
@@ -338,8 +346,8 @@ func TestCorpus(t *testing.T) {
 					t.Errorf("%s: %s", o.describe, strings.Join(o.failures, "; "))
 				}
 			}
-			msg := fmt.Sprintf("corpus (%s, %d problems): converged %d, iteration limit %d, other %d; %d with an independent reference; %d failed; slowest solve %.2f s (%s)",
-				m.name, len(ids), counts[Converged], counts[IterationLimit], len(ids)-counts[Converged]-counts[IterationLimit], withRef, failed, slowest, slowDesc)
+			msg := fmt.Sprintf("corpus (%s, %d problems): converged %d, iteration limit %d, other %d; %d with an independent reference (%d ReLU fits at a local, not the global, minimum); %d failed; slowest solve %.2f s (%s)",
+				m.name, len(ids), counts[Converged], counts[IterationLimit], len(ids)-counts[Converged]-counts[IterationLimit], withRef, localMin, failed, slowest, slowDesc)
 			t.Log(msg)
 			if full {
 				fmt.Println(msg)
