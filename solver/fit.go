@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,7 +165,8 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		}
 	}
 	y, yScale := yF64(Y), yScales(yF64(Y), n, ny)
-	var best, bestOut []float64
+	var best, bestOut, rho, pri, dua []float64
+	var statusOut []Status
 	for s := 0; s < pr.starts(&st, ny); s++ {
 		z0 := make([]float64, g.p*ny)
 		if s == 0 {
@@ -183,22 +185,41 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		if err != nil {
 			return nil, err
 		}
+		a, _ := in.(*admm)
 		if s == 0 {
-			best, bestOut, res.Status = zs, fs, status
+			best, bestOut = zs, fs
+			statusOut = make([]Status, ny)
+			for j := range statusOut {
+				statusOut[j] = status
+			}
+			if a != nil {
+				rho, pri, dua = slices.Clone(a.rho), slices.Clone(a.pri), slices.Clone(a.dua)
+			}
 		} else {
-			keepBest(best, bestOut, zs, fs, g.p, ny)
-			if status != Converged {
-				res.Status = status
+			for _, j := range keepBest(best, bestOut, zs, fs, g.p, ny) {
+				statusOut[j] = status // the status, rho and residuals of the start kept for j
+				if a != nil {
+					rho[j], pri[j], dua[j] = a.rho[j], a.pri[j], a.dua[j]
+				}
 			}
 		}
-		if res.Status == Canceled || res.Status == NumericalFailure {
+		if status == Canceled || status == NumericalFailure {
+			res.Status = status
 			break
+		}
+	}
+	if res.Status != Canceled && res.Status != NumericalFailure {
+		res.Status = Converged // the worst status over the starts kept per output
+		for _, st := range statusOut {
+			if st != Converged {
+				res.Status = st
+			}
 		}
 	}
 	var mask []bool
 	if a, ok := in.(*admm); ok {
-		res.PrimalRes, res.DualRes = maxOf(a.pri), maxOf(a.dua)
-		res.Rho = a.rho
+		res.PrimalRes, res.DualRes = maxOf(pri), maxOf(dua)
+		res.Rho = rho
 		mask = a.mask
 	} else {
 		mask = in.(*newton).mask
@@ -243,18 +264,20 @@ func (pr *Prepared) starts(st *Settings, ny int) int {
 	return 1
 }
 
-// keepBest merges a later start (zs, fs) into (best, bestOut), output by output: the
-// outputs are separate problems. A later start must win by more than rounding (1e-9
+// keepBest merges a later start (zs, fs) into (best, bestOut), output by output (the
+// outputs are separate problems), and returns the outputs it took from the later start. A later start must win by more than rounding (1e-9
 // relative), so that ties keep the first start's exact zeros.
-func keepBest(best, bestOut, zs, fs []float64, p, ny int) {
+func keepBest(best, bestOut, zs, fs []float64, p, ny int) (taken []int) {
 	for j := 0; j < ny; j++ {
 		if fs[j] < bestOut[j]-1e-9*math.Abs(bestOut[j]) {
 			bestOut[j] = fs[j]
 			for k := 0; k < p; k++ {
 				best[k*ny+j] = zs[k*ny+j]
 			}
+			taken = append(taken, j)
 		}
 	}
+	return taken
 }
 
 // record passes pr to the Recorder, if any.
