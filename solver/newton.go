@@ -631,7 +631,8 @@ func (nt *newton) plan(act []int) bool {
 		if nt.shared[j] {
 			nt.sharedRun[j]++
 		}
-		any = any || nt.shared[j]
+		// The shared metric also serves own Grams with most rows curved (step: complement).
+		any = any || nt.shared[j] || 2*counts[jj] > len(nt.smp.rows)
 	}
 	return any
 }
@@ -763,14 +764,22 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 			sw.nz, sw.val = make([]int, 0, p), make([]float64, 0, p)
 		}
 		na, cm := nt.nact, nt.cmask
+		c := nt.curved[j]
+		// With more than half the sample rows curved, the Gram over the flat rows is the
+		// cheaper one: H = G - (flat rows' Gram), G the shared metric (linear in the rows).
+		complement := 2*c > S && nt.smp.gram != nil
+		use := func(r int) bool { return cm[r*na+jj] != complement }
+		rows := c
+		if complement {
+			rows = S - c
+		}
 		if nt.smp.dense() {
-			// Dense data: gather the curved rows' standardised working-set columns and
-			// form B^T B with the blocked product kernel (kern's MulT, built for exactly
-			// this tall-thin shape; single-threaded here, the outputs run in parallel).
-			c := nt.curved[j]
-			sw.B = grow(sw.B, c*m)
-			nt.smp.gatherK(ws, func(r int) bool { return cm[r*na+jj] }, sw.B)
-			km := kern.NewDense64(sw.B, c, m)
+			// Dense data: gather the rows' standardised working-set columns and form B^T B
+			// with the blocked product kernel (kern's MulT, built for exactly this tall-thin
+			// shape; single-threaded here, the outputs run in parallel).
+			sw.B = grow(sw.B, rows*m)
+			nt.smp.gatherK(ws, use, sw.B)
+			km := kern.NewDense64(sw.B, rows, m)
 			km.(kern.Threaded).SetThreads(1)
 			km.MulT(H, sw.B, m)
 			inv := 1 / float64(S)
@@ -781,10 +790,18 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 			sw.A = grow(sw.A, m*m)
 			clear(sw.A)
 			clear(sw.xw) // column sums
-			c := nt.smp.rawGram(ws, sw.pos, 0, S, func(r int) bool { return cm[r*na+jj] }, sw.A, sw.xw, sw.nz, sw.val)
-			nt.smp.toK(ws, sw.A, sw.xw, c, H)
+			cnt := nt.smp.rawGram(ws, sw.pos, 0, S, use, sw.A, sw.xw, sw.nz, sw.val)
+			nt.smp.toK(ws, sw.A, sw.xw, cnt, H)
 		}
-		nt.work[j] = nt.gramCost[j]
+		if complement {
+			G := nt.smp.gram
+			for a, ka := range ws {
+				for b, kb := range ws {
+					H[a*m+b] = G[ka*p+kb] - H[a*m+b]
+				}
+			}
+		}
+		nt.work[j] = nt.gramCost[j] * float64(rows) / float64(max(c, 1))
 	}
 	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale
 	for a := 0; a < m; a++ {

@@ -202,6 +202,37 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			}
 			p := g.p
 			G, _ := smp.sharedGram(p, 2)
+			// The complement used when most rows are curved: G minus the other rows' Gram.
+			notUse := func(r int) bool { return !use(r) }
+			Hn := make([]float64, m*m)
+			if smp.dense() {
+				cn := 0
+				for i := 0; i < n; i++ {
+					if notUse(i) {
+						cn++
+					}
+				}
+				B := make([]float64, cn*m)
+				smp.gatherK(ws, notUse, B)
+				for r := 0; r < cn; r++ {
+					for a := 0; a < m; a++ {
+						for b := 0; b < m; b++ {
+							Hn[a*m+b] += B[r*m+a] * B[r*m+b] / float64(n)
+						}
+					}
+				}
+			} else {
+				A, s := make([]float64, m*m), make([]float64, m)
+				cn := smp.rawGram(ws, pos, 0, n, notUse, A, s, nil, nil)
+				smp.toK(ws, A, s, cn, Hn)
+			}
+			for a, ka := range ws {
+				for b, kb := range ws {
+					if v := G[ka*p+kb] - Hn[a*m+b]; math.Abs(v-want[a*m+b]) > 1e-10*(1+math.Abs(want[a*m+b])) {
+						t.Fatalf("bias=%v density=%v: complement Gram (%d,%d): %.15g, direct %.15g", bias, dens, a, b, v, want[a*m+b])
+					}
+				}
+			}
 			for a := 0; a < p; a++ {
 				for b := 0; b < p; b++ {
 					d := 0.0
