@@ -27,12 +27,14 @@ import (
 // One step (Lee, Sun & Saunders 2014, proximal Newton; the CCP supplies the convexity):
 //
 //  1. gradient: one pass over X (K^T r);
-//  2. metric: H_j estimated from a fixed sample of rows (sample.go), restricted to the
-//     working set of output j (its non-zeros and the coordinates whose gradient is near the
-//     L1 threshold); when that per-output Gram would cost more than gramBudget passes, the
+//  2. metric (plan, step): H_j estimated from a fixed sample of rows (sample.go),
+//     restricted to the working set of output j (its non-zeros and at most max(16, #non-
+//     zeros) coordinates whose gradient is near the L1 threshold); when more than half the
+//     sample rows are curved, as the shared Gram minus the flat rows' Gram. When the
+//     output's own Gram would cost more than gramBudget times its share of a pass, the
 //     shared metric G = K_S^T K_S / S (one Gram for all outputs, built once per X) divided
-//     by a per-output step scale t_j is used instead (../shared/FACTS.md, "Wide layers": on
-//     the MNIST 784 -> 300 layer per-output Grams lose, the shared metric with t_j wins);
+//     by a per-output step scale t_j is used instead (../shared/FACTS.md, "Wide layers"),
+//     for at most sharedPatience steps;
 //  3. the L1-regularised quadratic model is minimised by coordinate descent (exact zeros);
 //  4. forward: one pass over X (K d), then an Armijo backtracking line search on the
 //     majoriser along w + alpha K d, which needs no further pass;
@@ -41,7 +43,10 @@ import (
 // From a cold start (z = 0) the first majoriser is minimised to RemajorizeTol times the
 // tolerance before the first re-majorisation, for the reason given in run (dead units).
 // An output stops when the largest entry of its minimum-norm subgradient, in units of
-// y's RMS, is at most EpsRel (its KKT residual); stopped outputs leave the passes.
+// y's RMS, is at most EpsRel (its KKT residual), or when two steps in a row decrease F by
+// at most FTol relative (the residual misses the convex kinks of terms with y < 0 at
+// w = 0); stopped outputs leave the passes. Large cold fits start from the solution on
+// the sample (coarseStart).
 type newton struct {
 	g       *design
 	smp     *sample

@@ -209,9 +209,20 @@ func (m Model) Save(path string, masks bool) error {
 // Apply returns the layer's output act(X W^T + b) (act = ReLU if relu, else the identity)
 // and its pre-activation X W^T + b; X is N x In row-major. The product runs on relutrim's
 // kernels (internal/kern, GOMAXPROCS goroutines).
+// sparseInput: inputs with a smaller fraction of non-zeros are multiplied in CSR form (the
+// solver's rule, solver.csrMaxDensity: pure-Go CSR wins below 0.4, internal/kern/BENCH.md).
+// On the demo the test images' forward passes took 3.0 of its 45 CPU-seconds dense.
+const sparseInput = 0.4
+
 func (l Layer) Apply(X []float64, n int, relu bool) (post, pre []float64) {
 	pre = make([]float64, n*l.Out)
-	kern.NewDense64(X, n, l.In).Mul(pre, Transpose(l.W, l.Out, l.In), l.Out)
+	var xm kern.Matrix
+	if kern.Backend == "purego" && kern.Density(X[:n*l.In]) < sparseInput {
+		xm = kern.NewCSR64(X[:n*l.In], n, l.In) // MNIST pixels: 19% non-zero
+	} else {
+		xm = kern.NewDense64(X[:n*l.In], n, l.In)
+	}
+	xm.Mul(pre, Transpose(l.W, l.Out, l.In), l.Out)
 	post = make([]float64, len(pre))
 	for p := 0; p < n; p++ {
 		for o := 0; o < l.Out; o++ {
