@@ -28,8 +28,8 @@ type solveArgs struct {
 	timeLimit          float64
 }
 
-// traceRecorder collects (elapsed, F) after every CCP round on the harness's own clock,
-// which starts right before Fit (so any setup inside Fit counts).
+// traceRecorder collects (elapsed, F, passes over X so far) at every record of the solver,
+// on the harness's own clock, which starts right before Fit (so any setup inside Fit counts).
 type traceRecorder struct {
 	t0    time.Time
 	trace [][]float64
@@ -39,7 +39,7 @@ type traceRecorder struct {
 func (r *traceRecorder) Init() error { return nil }
 
 func (r *traceRecorder) Record(p solver.Progress) error {
-	r.trace = append(r.trace, []float64{time.Since(r.t0).Seconds(), p.F})
+	r.trace = append(r.trace, []float64{time.Since(r.t0).Seconds(), p.F, p.Passes})
 	r.last = p
 	return nil
 }
@@ -167,7 +167,7 @@ func runSolve(a solveArgs) error {
 			}
 		}
 		// The final point is what Fit returns; make sure the trace ends with it, with the
-		// run's passes over X (the Recorder's points carry none).
+		// run's passes over X.
 		out.Trace = append(out.Trace, []float64{out.Wall, res.F, res.Passes})
 	} else if out.Error == "" {
 		out.Error = "Fit returned no result"
