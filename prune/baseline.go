@@ -64,3 +64,43 @@ func pruneRows(m model.Model, keep []int, score func(l, o, i int) float64) model
 	}
 	return out
 }
+
+// MagnitudeNM keeps, in every row and every group of pat.M consecutive inputs, the pat.N
+// weights of largest |W_ij|: magnitude pruning to an N:M pattern.
+func MagnitudeNM(m model.Model, pat NM) model.Model {
+	return pruneGroups(m, pat, func(l, o, i int) float64 { return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) })
+}
+
+// WandaNM is Wanda's score (|W_ij| ||X_j||) applied per group of an N:M pattern, the
+// semi-structured variant of Sun et al. 2023.
+func WandaNM(m model.Model, pat NM, inputs [][]float64, n int) model.Model {
+	norms := make([][]float64, len(m.Layers))
+	for l, L := range m.Layers {
+		norms[l] = colNorms(inputs[l], n, L.In)
+	}
+	return pruneGroups(m, pat, func(l, o, i int) float64 {
+		return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) * norms[l][i]
+	})
+}
+
+// pruneGroups keeps, in every row o of every layer and every group of pat.M consecutive
+// inputs, the pat.N highest-scoring weights.
+func pruneGroups(m model.Model, pat NM, score func(l, o, i int) float64) model.Model {
+	out := m.Clone()
+	idx := make([]int, 0, pat.M)
+	for l, L := range out.Layers {
+		for o := 0; o < L.Out; o++ {
+			for g := 0; g < L.In; g += pat.M {
+				idx = idx[:0]
+				for i := g; i < min(g+pat.M, L.In); i++ {
+					idx = append(idx, i)
+				}
+				sort.SliceStable(idx, func(a, b int) bool { return score(l, o, idx[a]) > score(l, o, idx[b]) })
+				for _, i := range idx[min(pat.N, len(idx)):] {
+					L.W[o*L.In+i] = 0
+				}
+			}
+		}
+	}
+	return out
+}

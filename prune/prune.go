@@ -29,6 +29,25 @@ type Options struct {
 	PathIters, RefitIters int
 	// Log, if non-nil, receives one line per finished layer.
 	Log func(string)
+	// NM, if N > 0, imposes N:M semi-structured sparsity: in every output row, at most N
+	// non-zero weights in each group of M consecutive inputs (2:4 is what sparse tensor
+	// cores execute). The keep counts given to Prune should then be NMKeep's.
+	NM NM
+}
+
+// NM is an N:M sparsity pattern: at most N non-zeros in every M consecutive inputs of a row.
+type NM struct{ N, M int }
+
+// Valid reports whether 1 <= N < M.
+func (p NM) Valid() bool { return p.N >= 1 && p.M > p.N }
+
+// NMKeep returns, per layer, the largest number of weights the pattern allows.
+func NMKeep(m model.Model, p NM) []int {
+	keep := make([]int, len(m.Layers))
+	for l, L := range m.Layers {
+		keep[l] = L.Out * (p.N*(L.In/p.M) + min(p.N, L.In%p.M))
+	}
+	return keep
 }
 
 // LayerReport describes one refitted layer.
@@ -47,7 +66,7 @@ type LayerReport struct {
 	PostErrNoDebias float64 `json:"rel_err_post_activation_without_refit"`
 	Debiased        bool    `json:"debiased"`
 	PathPoints      int     `json:"path_points"`
-	Iters           int     `json:"admm_iterations"`
+	Iters           int     `json:"solver_iterations"`
 	Seconds         float64 `json:"seconds"`
 }
 
@@ -160,7 +179,12 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		rep.Lambda, rep.PathPoints, rep.Iters = pt.Lambda, len(lp.pts), iters
 		// 2. Exactly k weights: the largest |U_ij| * ||x_i|| (scale-free, as Wanda scores).
 		norms := colNorms(in, p.n, L.In)
-		mask := topK(pt.U, norms, L.Out, k)
+		var mask []bool
+		if p.opt.NM.N > 0 {
+			mask = topNM(pt.U, norms, L.In, L.Out, p.opt.NM)
+		} else {
+			mask = topK(pt.U, norms, L.Out, k)
+		}
 		U = append([]float64(nil), pt.U...)
 		for i := range U {
 			if !mask[i] {
@@ -347,6 +371,30 @@ func topK(U, norms []float64, out, k int) []bool {
 	for _, i := range idx[:k] {
 		if U[i] != 0 {
 			mask[i] = true
+		}
+	}
+	return mask
+}
+
+// topNM keeps, in every output column o of U (In x Out) and every group of pat.M
+// consecutive inputs, the pat.N non-zero weights of largest |U_io| * ||x_i|| (the scores of
+// topK, within each group).
+func topNM(U, norms []float64, in, out int, pat NM) []bool {
+	mask := make([]bool, len(U))
+	idx := make([]int, 0, pat.M)
+	for o := 0; o < out; o++ {
+		for g := 0; g < in; g += pat.M {
+			idx = idx[:0]
+			for i := g; i < min(g+pat.M, in); i++ {
+				if U[i*out+o] != 0 {
+					idx = append(idx, i)
+				}
+			}
+			score := func(i int) float64 { return math.Abs(U[i*out+o]) * norms[i] }
+			sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
+			for _, i := range idx[:min(pat.N, len(idx))] {
+				mask[i*out+o] = true
+			}
 		}
 	}
 	return mask

@@ -196,3 +196,67 @@ func TestMagnitudeAndWanda(t *testing.T) {
 		}
 	}
 }
+
+// checkNM fails unless every row of every layer of m has at most pat.N non-zeros in each
+// group of pat.M consecutive inputs.
+func checkNM(t *testing.T, name string, m model.Model, pat NM) {
+	t.Helper()
+	for l, L := range m.Layers {
+		for o := 0; o < L.Out; o++ {
+			for g := 0; g < L.In; g += pat.M {
+				nz := 0
+				for i := g; i < min(g+pat.M, L.In); i++ {
+					if L.W[o*L.In+i] != 0 {
+						nz++
+					}
+				}
+				if nz > pat.N {
+					t.Fatalf("%s: layer %d row %d inputs %d..: %d non-zeros > %d", name, l, o, g, nz, pat.N)
+				}
+			}
+		}
+	}
+}
+
+// TestNM: 2:4 pruning keeps the pattern in every row and group (relutrim and both
+// baselines), uses the pattern's whole budget where the L1 path offers enough non-zeros,
+// and reproduces the dense network's outputs better than magnitude and Wanda 2:4 on the
+// calibration data (relative error of the logits, computed here from the models).
+func TestNM(t *testing.T) {
+	s := loadSmall(t)
+	pat := NM{N: 2, M: 4}
+	p, err := NewPruner(s.m, s.calib, s.nCal, Options{NM: pat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := NMKeep(s.m, pat)
+	pm, _, err := p.Prune(context.Background(), keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mag, wan := MagnitudeNM(s.m, pat), WandaNM(s.m, pat, p.DenseInputs(), s.nCal)
+	checkNM(t, "relutrim", pm, pat)
+	checkNM(t, "magnitude", mag, pat)
+	checkNM(t, "wanda", wan, pat)
+	total, nz := 0, 0
+	for l := range keep {
+		total += keep[l]
+		nz += pm.NonZeros()[l]
+	}
+	if nz < total*9/10 {
+		t.Errorf("relutrim kept %d non-zeros of the pattern's %d", nz, total)
+	}
+	dense := s.m.Forward(s.calib, s.nCal)
+	logits := dense[len(dense)-1]
+	errOf := func(m model.Model) float64 {
+		acts := m.Forward(s.calib, s.nCal)
+		return relErr(acts[len(acts)-1], logits)
+	}
+	er, em, ew := errOf(pm), errOf(mag), errOf(wan)
+	t.Logf("2:4 logits relative error on the calibration data: relutrim %.4f, magnitude %.4f, Wanda %.4f; test accuracy %.3f / %.3f / %.3f (dense %.3f)",
+		er, em, ew, pm.Accuracy(s.test, s.nTest, s.testY), mag.Accuracy(s.test, s.nTest, s.testY),
+		wan.Accuracy(s.test, s.nTest, s.testY), s.m.Accuracy(s.test, s.nTest, s.testY))
+	if !(er < em && er < ew) {
+		t.Errorf("relutrim's logits error %.4f not below magnitude's %.4f and Wanda's %.4f", er, em, ew)
+	}
+}

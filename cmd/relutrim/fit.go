@@ -367,7 +367,7 @@ func layerTensors(p fit.Point, nx, ny int, f32, bias bool, rep *fitReport) (map[
 }
 
 // pathHeader names the columns of the --lambda-path CSV.
-var pathHeader = []string{"lambda", "F", "nonzeros", "sparsity", "mse", "lower_bound", "gap", "admm_iterations", "ccp_iterations"}
+var pathHeader = []string{"lambda", "F", "nonzeros", "sparsity", "mse", "lower_bound", "gap", "iterations", "ccp_iterations"}
 
 // encodePath writes the --lambda-path CSV.
 func encodePath(w io.Writer, pts []fit.Point) error {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 
 var pruneFlags struct {
 	model, calib, mode, out, report, plot string
-	labels, testX, testY                  string
+	labels, testX, testY, nm              string
 	sparsity                              float64
 	perLayer                              []float64
 	compare, masks, noRefit               bool
@@ -54,6 +55,7 @@ func init() {
 	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
+	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row)")
 	f.StringVar(&fl.mode, "mode", "cascade", "cascade or parallel")
 	f.StringVar(&fl.labels, "labels", "", "labels of the calibration rows (.npy/.csv): report accuracy on them")
 	f.StringVar(&fl.testX, "test-x", "", "test inputs: report test accuracy (needs --test-y)")
@@ -102,8 +104,24 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}); err != nil {
 		return err
 	}
-	if changed("sparsity") == (fl.perLayer != nil) {
-		return usageErrorf("prune: give exactly one of --sparsity and --per-layer")
+	given := 0
+	for _, g := range []bool{changed("sparsity"), fl.perLayer != nil, changed("nm")} {
+		if g {
+			given++
+		}
+	}
+	if given != 1 {
+		return usageErrorf("prune: give exactly one of --sparsity, --per-layer and --nm")
+	}
+	var pat prune.NM
+	if changed("nm") {
+		var err error
+		if pat, err = parseNM(fl.nm); err != nil {
+			return usageErrorf("prune: --nm %q: %v", fl.nm, err)
+		}
+		if fl.plot != "" {
+			return usageErrorf("prune: --plot sweeps --sparsity levels; it does not go with --nm")
+		}
 	}
 	if changed("sparsity") && !(fl.sparsity >= 0 && fl.sparsity < 1) {
 		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", fl.sparsity)
@@ -150,7 +168,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	var keep []int
 	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
-	if fl.perLayer != nil {
+	if pat.N > 0 {
+		keep = prune.NMKeep(m, pat)
+		budget = fmt.Sprintf("%d:%d pattern: at most %d non-zeros in every %d consecutive inputs of each row", pat.N, pat.M, pat.N, pat.M)
+	} else if fl.perLayer != nil {
 		keep, err = prune.PerLayerBudget(m, fl.perLayer)
 		budget = "per layer, from --per-layer"
 		if err != nil {
@@ -180,7 +201,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		test.X, test.n = tx.Float64(), tx.Rows
 	}
 
-	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads}
+	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads, NM: pat}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}
@@ -204,8 +225,13 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	rep.Accuracy = map[string]float64{}
 	var mag, wan model.Model
 	if fl.compare {
-		mag = prune.Magnitude(m, keep)
-		wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
+		if pat.N > 0 {
+			mag = prune.MagnitudeNM(m, pat)
+			wan = prune.WandaNM(m, pat, pr.DenseInputs(), cal.Rows)
+		} else {
+			mag = prune.Magnitude(m, keep)
+			wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
+		}
 	}
 	for _, d := range []struct {
 		name string
@@ -347,4 +373,19 @@ func printPrune(w io.Writer, r *pruneReport, written []string) {
 		}
 	}
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
+}
+
+// parseNM reads "N:M" with 1 <= N < M <= 256.
+func parseNM(v string) (prune.NM, error) {
+	a, b, ok := strings.Cut(v, ":")
+	n, err1 := strconv.Atoi(a)
+	m, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil {
+		return prune.NM{}, fmt.Errorf("want N:M with two integers, e.g. 2:4")
+	}
+	p := prune.NM{N: n, M: m}
+	if !p.Valid() || m > 256 {
+		return prune.NM{}, fmt.Errorf("want 1 <= N < M <= 256")
+	}
+	return p, nil
 }

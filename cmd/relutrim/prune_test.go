@@ -113,7 +113,10 @@ func TestPruneBadInput(t *testing.T) {
 		{"sparsity negative", []string{"--model", model, "--calib", calib, "--sparsity", "-0.2"}, []string{"--sparsity", "[0, 1)"}},
 		{"per-layer wrong length", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,0.5"}, []string{"--per-layer", "2 values", "3 layers"}},
 		{"per-layer out of range", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,1.2,0"}, []string{"--per-layer", "outside [0, 1)"}},
-		{"both sparsity and per-layer", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--per-layer", "0.5,0.5,0"}, []string{"exactly one of --sparsity and --per-layer"}},
+		{"both sparsity and per-layer", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--per-layer", "0.5,0.5,0"}, []string{"exactly one of --sparsity, --per-layer and --nm"}},
+		{"both sparsity and nm", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--nm", "2:4"}, []string{"exactly one of --sparsity, --per-layer and --nm"}},
+		{"nm not a pattern", []string{"--model", model, "--calib", calib, "--nm", "2-4"}, []string{"--nm", "2-4", "N:M"}},
+		{"nm N >= M", []string{"--model", model, "--calib", calib, "--nm", "4:4"}, []string{"--nm", "1 <= N < M"}},
 		{"bad mode", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--mode", "sideways"}, []string{"--mode", "sideways"}},
 		{"plot without test set", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--plot", filepath.Join(dir, "x.png")}, []string{"--plot", "--test-x"}},
 		{"labels wrong length", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--labels", filepath.Join(smallDir, "act1.npy")}, []string{"--labels", "500 labels"}},
@@ -127,4 +130,54 @@ func TestPruneBadInput(t *testing.T) {
 			expectUsageError(t, run(t, ".", args...), c.want, out)
 		})
 	}
+}
+
+// TestPruneNM: --nm 2:4 through the command line writes a model whose every row has at
+// most 2 non-zeros in each group of 4 consecutive inputs (checked on the file), and the
+// report compares with magnitude and Wanda at the same pattern.
+func TestPruneNM(t *testing.T) {
+	out := t.TempDir()
+	pruned, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
+	args := append(smallArgs(), "--nm", "2:4", "--compare",
+		"--test-x", filepath.Join(smallDir, "test_x.npy"), "--test-y", filepath.Join(smallDir, "test_y.npy"),
+		"--out", pruned, "--report", rep)
+	r := run(t, ".", args...)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	ts, err := dataio.ReadSafetensors(pruned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.FromTensors(ts, pruned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for l, L := range m.Layers {
+		for o := 0; o < L.Out; o++ {
+			for g := 0; g < L.In; g += 4 {
+				nz := 0
+				for i := g; i < min(g+4, L.In); i++ {
+					if L.W[o*L.In+i] != 0 {
+						nz++
+					}
+				}
+				if nz > 2 {
+					t.Fatalf("layer %d row %d inputs %d..%d: %d non-zeros", l, o, g, g+3, nz)
+				}
+			}
+		}
+	}
+	var report pruneReport
+	readJSON(t, rep, &report)
+	if !strings.Contains(report.Budget, "2:4") {
+		t.Errorf("budget %q", report.Budget)
+	}
+	for _, k := range []string{"relutrim_test", "magnitude_test", "wanda_test"} {
+		if _, ok := report.Accuracy[k]; !ok {
+			t.Errorf("report lacks accuracy %s", k)
+		}
+	}
+	t.Logf("2:4 test accuracy: relutrim %.3f, magnitude %.3f, Wanda %.3f (dense %.3f)", report.Accuracy["relutrim_test"],
+		report.Accuracy["magnitude_test"], report.Accuracy["wanda_test"], report.Accuracy["dense_test"])
 }
