@@ -13,6 +13,7 @@ var demoFlags struct {
 	calib    int
 	test     int
 	levels   []float64
+	nm       []string
 	parallel bool
 	threads  int
 	verbose  bool
@@ -39,6 +40,7 @@ func init() {
 	f.IntVar(&demoFlags.calib, "calib-rows", 2000, "number of MNIST training images used as calibration data")
 	f.IntVar(&demoFlags.test, "test-rows", 0, "evaluate on the first N test images (0 = all 10000)")
 	f.Float64SliceVar(&demoFlags.levels, "levels", []float64{0.5, 0.8, 0.9, 0.95}, "overall sparsities to run")
+	f.StringSliceVar(&demoFlags.nm, "nm", nil, "N:M patterns to run instead (e.g. 2:4,1:4); with --levels, both")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
@@ -63,6 +65,16 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
 		Parallel: demoFlags.parallel, Threads: demoFlags.threads}
+	for _, v := range demoFlags.nm {
+		pat, err := parseNM(v)
+		if err != nil {
+			return usageErrorf("--nm %q: %v", v, err)
+		}
+		cfg.NM = append(cfg.NM, pat)
+	}
+	if len(cfg.NM) > 0 && !cmd.Flags().Changed("levels") {
+		cfg.Levels = nil // only the patterns
+	}
 	prog := newProgress(cmd)
 	defer prog.Finish()
 	switch {

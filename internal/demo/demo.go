@@ -18,7 +18,7 @@ import (
 
 // Config sets the size of the run. The zero value is the full demo.
 type Config struct {
-	// Levels are the overall sparsities; default 0.5, 0.8, 0.9, 0.95.
+	// Levels are the overall sparsities; default 0.5, 0.8, 0.9, 0.95 (none when NM is set).
 	Levels []float64
 	// CalibRows is the number of MNIST training images used as calibration data (the first
 	// ones); default 2000 (measured: 2000 rows ran the demo in 86 s, 3000 in 139 s, with
@@ -34,10 +34,15 @@ type Config struct {
 	NoTimes bool
 	// Log receives progress lines (may be nil): one per pruned layer and one per level.
 	Log func(string)
+	// NM lists N:M patterns to run after the levels (one row each; magnitude and Wanda at
+	// the same pattern).
+	NM []prune.NM
 }
 
 // Row is one line of the table.
 type Row struct {
+	// Pattern is "N:M" for the rows of Config.NM (then Sparsity is the pattern's).
+	Pattern                    string
 	Sparsity                   float64
 	LayerSparsity              []float64
 	Relutrim, Magnitude, Wanda float64
@@ -78,7 +83,11 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 		for _, s := range row.LayerSparsity {
 			ls = append(ls, fmt.Sprintf("%.1f%%", 100*s))
 		}
-		line := fmt.Sprintf("| %.0f%% | %s | %.2f%% | %.2f%% | %.2f%% |", 100*row.Sparsity, strings.Join(ls, " / "),
+		level := fmt.Sprintf("%.0f%%", 100*row.Sparsity)
+		if row.Pattern != "" {
+			level = row.Pattern + " (N:M)"
+		}
+		line := fmt.Sprintf("| %s | %s | %.2f%% | %.2f%% | %.2f%% |", level, strings.Join(ls, " / "),
 			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda)
 		if times {
 			line += fmt.Sprintf(" %.1f s |", row.Seconds)
@@ -95,7 +104,7 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 // table is written to w (if non-nil), so that progress printed meanwhile cannot split it.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	start := time.Now()
-	if cfg.Levels == nil {
+	if cfg.Levels == nil && len(cfg.NM) == 0 {
 		cfg.Levels = []float64{0.5, 0.8, 0.9, 0.95}
 	}
 	if cfg.CalibRows == 0 {
@@ -156,6 +165,29 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		rows[li] = row
 		if cfg.Log != nil {
 			cfg.Log(fmt.Sprintf("level %d/%d done: sparsity %.0f%%, relutrim %.2f%%, %.1f s", done+1, len(order), 100*s, 100*row.Relutrim, row.Seconds))
+		}
+	}
+	for _, pat := range cfg.NM {
+		t0 := time.Now()
+		pn, err := prune.NewPruner(m, calib, n, prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, NM: pat})
+		if err != nil {
+			return nil, err
+		}
+		pm, reps, err := pn.Prune(ctx, prune.NMKeep(m, pat))
+		if err != nil {
+			return nil, err
+		}
+		row := Row{Pattern: fmt.Sprintf("%d:%d", pat.N, pat.M), Sparsity: 1 - float64(pat.N)/float64(pat.M), Layers: reps}
+		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
+		row.Magnitude = prune.MagnitudeNM(m, pat).Accuracy(test.X, test.N, test.Labels)
+		row.Wanda = prune.WandaNM(m, pat, pn.DenseInputs(), n).Accuracy(test.X, test.N, test.Labels)
+		for _, r := range reps {
+			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
+		}
+		row.Seconds = time.Since(t0).Seconds()
+		rows = append(rows, row)
+		if cfg.Log != nil {
+			cfg.Log(fmt.Sprintf("pattern %s done: relutrim %.2f%%, %.1f s", row.Pattern, 100*row.Relutrim, row.Seconds))
 		}
 	}
 	res.Rows = rows
