@@ -10,10 +10,10 @@ import (
 // the duals, and the loop that alternates ADMM iterations with re-majorisations.
 
 // newADMM allocates the ADMM state for Y on the prepared X.
-func newADMM(pr *Prepared, Y Matrix, lambda float64, st *Settings) *admm {
+func newADMM(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) *admm {
 	g := pr.g
-	n, nx, ny := Y.Rows, g.nx, Y.Cols
-	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: yF64(Y),
+	n, nx := g.n, g.nx
+	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y,
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
 	pr.admmMetric()

@@ -153,18 +153,19 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	g, n, ny := pr.g, Y.Rows, Y.Cols
 	method := pr.chooseMethod(&st, ny)
 	res := &Result{Status: IterationLimit, Method: method}
+	y := yF64(Y) // Y as float64, converted once (no copy when it already is)
 	var in inner
 	if method == ADMM {
-		in = newADMM(pr, Y, lambda, &st)
+		in = newADMM(pr, y, ny, lambda, &st)
 	} else {
-		in = newNewton(pr, Y, lambda, &st)
+		in = newNewton(pr, y, ny, lambda, &st)
 	}
 	if st.Recorder != nil {
 		if err := st.Recorder.Init(); err != nil {
 			return nil, err
 		}
 	}
-	y, yScale := yF64(Y), yScales(yF64(Y), n, ny)
+	yScale := yScales(y, n, ny)
 	var best, bestOut, rho, pri, dua []float64
 	var statusOut []Status
 	for s := 0; s < pr.starts(&st, ny); s++ {

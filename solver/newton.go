@@ -133,13 +133,13 @@ const (
 	diagFloor = 1e-3
 )
 
-func newNewton(pr *Prepared, Y Matrix, lambda float64, st *Settings) *newton {
+func newNewton(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) *newton {
 	g := pr.g
 	lam := make([]float64, g.p)
 	for k := 0; k < g.nx; k++ {
 		lam[k] = lambda / g.d[k]
 	}
-	return newNewtonOn(g, pr.sampleRows(st.Threads), yF64(Y), Y.Cols, lambda, lam, st)
+	return newNewtonOn(g, pr.sampleRows(st.Threads), y, ny, lambda, lam, st)
 }
 
 // newNewtonOn sets up the solver on design g with targets y (g.n x ny), the row sample
