@@ -41,7 +41,9 @@ the kept weights are refitted with the support fixed.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. It is
 spread over the layers by the Erdos-Renyi rule (a layer keeps weights in proportion to
-in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead.
+in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead;
+--nm N:M (e.g. 2:4) prunes to semi-structured sparsity instead: at most N non-zeros in every
+M consecutive inputs of each row, in every layer.
 --mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel
 fits it on the dense network's own inputs (Net-Trim's two schemes).`,
 	Args: cobra.NoArgs,
