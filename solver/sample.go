@@ -25,7 +25,7 @@ type sample struct {
 	rows  []int     // sorted row indices into X
 	nx    int       // feature columns
 	bias  bool      // K has a bias column (coordinate nx)
-	xs    []float64 // len(rows) x nx, row-major: X's rows
+	xs    []float64 // len(rows) x nx, row-major: X's rows (nil for sparse samples of small X)
 	mu, d []float64 // the design's standardisation (K = (X - mu) / d)
 	invD  []float64 // 1 / d
 	// nnz counts the non-zeros; for sparse samples (!dense) nzIdx/nzVal/nzPtr list the
@@ -93,6 +93,12 @@ func newSample(g *design, threads int) *sample {
 				smp.colDens[k]++
 			}
 		}
+	}
+	if !smp.dense() && n < coarseMinRatio*hessianRows {
+		// Sparse rows live in the non-zero pattern; the dense copy is only needed as the
+		// design of the coarse start, which fits with fewer rows do not make (on the W
+		// problem the copy was as large as X).
+		smp.xs = nil
 	}
 	smp.invD = make([]float64, nx)
 	for k := range smp.invD {
