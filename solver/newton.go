@@ -85,6 +85,7 @@ type newton struct {
 	sharedRun  []int       // ny: steps taken on the shared metric
 	work       []float64   // ny: Gram flops of the last step
 	work1      []*stepWork // per-worker scratch of steps
+	pna        []float64   // p x len(act) scratch of gradient and forward
 }
 
 type outState uint8
@@ -501,7 +502,7 @@ func (nt *newton) l1(z []float64, j int, a float64, d []float64) float64 {
 // residuals of those outputs.
 func (nt *newton) gradient(act []int) {
 	ny, na, p := nt.ny, len(act), nt.p
-	gc := make([]float64, p*na)
+	gc := growF(&nt.pna, p*na) // K^T r for the columns act
 	nt.g.mulT(gc, nt.buf[:nt.n*na], na)
 	inv := 1 / float64(nt.n)
 	for jj, j := range act {
@@ -573,7 +574,7 @@ func (nt *newton) compact(old, act []int) {
 // forward sets buf (n x len(act)) = K d for the columns act.
 func (nt *newton) forward(act []int) {
 	ny, na, p := nt.ny, len(act), nt.p
-	dc := make([]float64, p*na)
+	dc := growF(&nt.pna, p*na) // d for the columns act
 	for jj, j := range act {
 		for k := 0; k < p; k++ {
 			dc[k*na+jj] = nt.d[k*ny+j]
@@ -959,4 +960,13 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64) {
 		j := act[jj]
 		phis[jj] = s[tt]*inv + nt.l1(nt.z, j, trial[jj], nt.d)
 	}
+}
+
+// growF returns (*b)[:n], reallocating *b when it is too small.
+func growF(b *[]float64, n int) []float64 {
+	if cap(*b) < n {
+		*b = make([]float64, n)
+	}
+	*b = (*b)[:n]
+	return *b
 }
