@@ -63,19 +63,18 @@ type newton struct {
 	tol     []float64 // ny: KKT tolerance of each output (see newNewtonOn)
 	nxny    float64   // N * Nx * Ny: the flops of one pass, for Result.Passes
 
-	z, grad, d []float64 // p x ny
-	w          []float64 // n x ny: K z
-	buf        []float64 // n x na (active outputs only): residuals, then K d
-	upper      []bool    // n x ny: majorised at w0 >= 0 (read only where y > 0)
-	t          []float64 // ny: step scale of the shared metric
-	fOut, phi  []float64 // ny: F and the current majoriser (both with the L1 term) at z
-	kkt, delta []float64 // ny: KKT residual at z; model decrease of the step (< 0)
-	alpha      []float64 // ny: accepted step length
-	changes    []int     // ny: pattern changes at the last re-majorisation
-	cold       []bool    // ny: still on the first majoriser of a cold start
-	small      []int     // ny: consecutive steps that decreased F by at most FTol relative
-	prev       []float64 // ny: the majoriser's value before the last step
-	state      []outState
+	z, grad, d []float64   // p x ny
+	w          []float64   // n x ny: K z
+	buf        []float64   // n x na (active outputs only): residuals, then K d
+	upper      []bool      // n x ny: majorised at w0 >= 0 (read only where y > 0)
+	t          []float64   // ny: step scale of the shared metric
+	fOut, phi  []float64   // ny: F and the current majoriser (both with the L1 term) at z
+	kkt, delta []float64   // ny: KKT residual at z; model decrease of the step (< 0)
+	alpha      []float64   // ny: accepted step length
+	changes    []int       // ny: pattern changes at the last re-majorisation
+	cold       []bool      // ny: still on the first majoriser of a cold start
+	small      []int       // ny: consecutive steps that decreased F by at most FTol relative
+	prev       []float64   // ny: the majoriser's value before the last step
 	shared     []bool      // ny: the step uses the shared metric (set by plan)
 	curved     []int       // ny: curved sample rows (set by plan)
 	cmask      []bool      // S x nact: sample row r is curved for act[jj] (set by plan)
@@ -87,14 +86,6 @@ type newton struct {
 	work1      []*stepWork // per-worker scratch of steps
 	pna        []float64   // p x len(act) scratch of gradient and forward
 }
-
-type outState uint8
-
-const (
-	running   outState = iota
-	converged          // KKT residual within tolerance
-	stalled            // no descent step found although the KKT residual is above tolerance
-)
 
 const (
 	// gramBudget: an output's own Gram is built when its multiply-adds (curved sample rows
@@ -180,7 +171,7 @@ func newNewtonOn(g *design, smp *sample, y []float64, ny int, lambda float64, la
 	nt.upper = make([]bool, n*ny)
 	nt.t, nt.fOut, nt.phi = make([]float64, ny), make([]float64, ny), make([]float64, ny)
 	nt.kkt, nt.delta, nt.alpha = make([]float64, ny), make([]float64, ny), make([]float64, ny)
-	nt.changes, nt.state = make([]int, ny), make([]outState, ny)
+	nt.changes = make([]int, ny)
 	nt.small, nt.prev, nt.cold = make([]int, ny), make([]float64, ny), make([]bool, ny)
 	nt.shared, nt.work, nt.curved = make([]bool, ny), make([]float64, ny), make([]int, ny)
 	nt.ws = make([][]int, ny)
@@ -250,14 +241,6 @@ func curvedAt(w, y float64, upper, identity bool) bool {
 	return w > 2*y
 }
 
-// surZ is the switch point of the current majoriser of term idx.
-func (nt *newton) surZ(idx int) float64 {
-	if nt.link == Identity {
-		return math.Inf(-1)
-	}
-	return surrogateZ(nt.y[idx], nt.upper[idx])
-}
-
 // run is one CCP from the standardised start z0 (see the type's comment); it returns the
 // best point per output, its F per output, and the status. Counts accumulate in res.
 func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
@@ -276,8 +259,8 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 	// tolerance before re-majorising: re-majorising at an immature iterate switches terms
 	// with y > 0 and w < 0 to their flat majoriser, from which they rarely return (a dead
 	// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
-	for j := range nt.state {
-		nt.state[j], nt.alpha[j], nt.changes[j], nt.small[j] = running, 0, 0, 0
+	for j := 0; j < ny; j++ {
+		nt.alpha[j], nt.changes[j], nt.small[j] = 0, 0, 0
 		nt.sharedRun[j] = 0
 		nt.cold[j] = cold && nt.link == ReLU
 	}
@@ -308,8 +291,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 					nt.cold[j] = false
 					nt.small[j] = 0
 				}
-			} else if nt.kkt[j] <= nt.tol[j] || nt.small[j] >= 2 {
-				nt.state[j] = converged
+			} else if nt.kkt[j] <= nt.tol[j] || nt.small[j] >= 2 { // converged: leaves the passes
 				continue
 			}
 			newAct = append(newAct, j)
@@ -391,13 +373,6 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 		}
 
 	}
-	if status == Converged {
-		for _, s := range nt.state {
-			if s == stalled {
-				status = IterationLimit
-			}
-		}
-	}
 	res.DualRes = math.Max(res.DualRes, maxOf(nt.kkt))
 	return best, bestOut, status, nil
 }
@@ -415,7 +390,7 @@ func (nt *newton) curvedFraction(j int) float64 {
 	c := 0
 	for _, i := range nt.smp.rows {
 		idx := i*nt.ny + j
-		if nt.w[idx] > nt.surZ(idx) {
+		if curvedAt(nt.w[idx], nt.y[idx], nt.upper[idx], nt.link == Identity) {
 			c++
 		}
 	}
