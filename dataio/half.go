@@ -80,3 +80,9 @@ func float32ToBF16(f float32) uint16 {
 	rounding := uint32(0x7fff) + (b>>16)&1
 	return uint16((b + rounding) >> 16)
 }
+
+// HalfToFloat32 converts IEEE 754 binary16 bits to float32 (exactly).
+func HalfToFloat32(h uint16) float32 { return halfToFloat32(h) }
+
+// Float32ToHalf converts f to binary16 bits, rounding to nearest even.
+func Float32ToHalf(f float32) uint16 { return float32ToHalf(f) }

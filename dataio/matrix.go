@@ -19,6 +19,8 @@ type Matrix struct {
 	Name string
 	// Header holds the CSV column names when the file had a header row.
 	Header []string
+	// Shape is the shape of the .npy array the matrix was read from (nil for CSV).
+	Shape []int
 }
 
 // NewMatrix64 returns a zeroed float64 matrix.

@@ -88,7 +88,7 @@ type npyHeader struct {
 
 // readNPYHeader reads the magic, version and header dictionary. It returns
 // the header and the number of bytes consumed.
-func readNPYHeader(r io.Reader) (npyHeader, int64, error) {
+func readNPYHeader(r io.Reader, nd bool) (npyHeader, int64, error) {
 	var h npyHeader
 	var pre [10]byte
 	if n, err := io.ReadFull(r, pre[:8]); err != nil {
@@ -172,7 +172,12 @@ func readNPYHeader(r io.Reader) (npyHeader, int64, error) {
 		return h, 0, fmt.Errorf("%w: 0-d array (a scalar), need 1-D or 2-D", ErrShape)
 	case 1, 2:
 	default:
-		return h, 0, fmt.Errorf("%w: %d-D array of shape %v, need 1-D or 2-D", ErrShape, len(h.shape), shapeText(dims))
+		if !nd {
+			return h, 0, fmt.Errorf("%w: %d-D array of shape %v, need 1-D or 2-D", ErrShape, len(h.shape), shapeText(dims))
+		}
+		if h.fortran {
+			return h, 0, fmt.Errorf("%w: %d-D array of shape %v in Fortran order; save it in C order (numpy.ascontiguousarray)", ErrShape, len(h.shape), shapeText(dims))
+		}
 	}
 	return h, consumed, nil
 }
@@ -231,7 +236,19 @@ func sizeHint(r io.Reader) int64 {
 // an n x 1 matrix with Vector set. Fortran-order data is transposed in place
 // so the result is always row-major.
 func ReadNPY(r io.Reader, name string) (Matrix, error) {
-	return readNPY(r, name, sizeHint(r))
+	return readNPY(r, name, sizeHint(r), false)
+}
+
+// ReadNPYFileND reads the .npy file at path like ReadNPYFile, and also accepts C-order
+// arrays of more than two dimensions (images (N, C, H, W)): their trailing dimensions are
+// flattened into the columns, and Shape keeps the array's own shape.
+func ReadNPYFileND(path string) (Matrix, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Matrix{}, fmt.Errorf("dataio: %w", err)
+	}
+	defer f.Close()
+	return readNPY(f, path, sizeHint(f), true)
 }
 
 // ReadNPYFile reads the .npy file at path.
@@ -245,16 +262,21 @@ func ReadNPYFile(path string) (Matrix, error) {
 }
 
 // readNPY decodes an .npy stream with avail bytes in it (-1 if unknown).
-func readNPY(r io.Reader, name string, avail int64) (Matrix, error) {
-	h, used, err := readNPYHeader(r)
+func readNPY(r io.Reader, name string, avail int64, nd bool) (Matrix, error) {
+	h, used, err := readNPYHeader(r, nd)
 	if err != nil {
 		return Matrix{}, fmt.Errorf("dataio: %s: %w", name, err)
 	}
-	m := Matrix{Name: name, Rows: h.shape[0], Cols: 1}
+	m := Matrix{Name: name, Rows: h.shape[0], Cols: 1, Shape: h.shape}
 	if len(h.shape) == 1 {
 		m.Vector = true
 	} else {
-		m.Cols = h.shape[1]
+		for _, d := range h.shape[1:] {
+			if d != 0 && m.Cols > math.MaxInt/8/d {
+				return Matrix{}, fileErr(name, ErrShape, "shape %s is too large", pyShape(h.shape))
+			}
+			m.Cols *= d
+		}
 	}
 	if m.Cols != 0 && m.Rows > math.MaxInt/8/m.Cols {
 		return Matrix{}, fileErr(name, ErrShape, "shape %s is too large", pyShape(h.shape))

@@ -72,7 +72,7 @@ func readNPZ(r io.ReaderAt, size int64, path, name string) (Matrix, error) {
 	if avail < 0 || avail > bound {
 		avail = -1
 	}
-	m, err := readNPY(rc, spec, avail)
+	m, err := readNPY(rc, spec, avail, false)
 	if err != nil {
 		return Matrix{}, err
 	}

@@ -14,6 +14,7 @@ package model
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"sort"
@@ -24,31 +25,105 @@ import (
 	"relutrim/internal/kern"
 )
 
-// Layer is one nn.Linear: W is Out x In row-major (PyTorch layout), B has Out entries.
+// Layer is one nn.Linear (ONNX Gemm, or MatMul + Add) or one convolution (ONNX Conv):
+// W is Out x In row-major (PyTorch's layout; for a convolution (C_out, C_in, KH, KW) with
+// In = C_in*KH*KW), B has Out entries.
 type Layer struct {
-	Key     string // state_dict prefix, e.g. "0"
+	Key     string // state_dict prefix ("0") or the ONNX node's name
 	In, Out int
 	W, B    []float64
 	// WType and BType are the safetensors dtypes of "<Key>.weight" and "<Key>.bias" ("F16",
 	// "BF16", "F32" or "F64"); Save writes each tensor back in its own dtype. Empty means
 	// F64 (a layer built in memory).
 	WType, BType string
+	// Act is the activation after the layer.
+	Act Activation
+	// Conv is the convolution's geometry; nil for a dense layer.
+	Conv *Conv
+	// Post are the operations between this layer's activation and the next layer's input
+	// (pooling, flattening).
+	Post []Op
+	// NoBias: the layer has no bias (an ONNX Conv or Gemm without one and without a
+	// BatchNormalization after it); B stays zero and the refit must keep it so.
+	NoBias bool
+	// onnx says where W and B live in the ONNX graph they were read from (nil otherwise).
+	onnx *onnxParams
 }
 
-// Model is an nn.Sequential of Linear layers with ReLU between them and a linear last layer.
+// Activation is what follows a layer. The zero value is the nn.Sequential MLP's rule:
+// ReLU, except after the last layer.
+type Activation int
+
+// Activations.
+const (
+	ActDefault Activation = iota
+	ActReLU
+	ActIdentity
+)
+
+// Positions is the number of rows the layer produces per sample: OutH*OutW output
+// positions for a convolution, 1 for a dense layer.
+func (l Layer) Positions() int {
+	if l.Conv == nil {
+		return 1
+	}
+	return l.Conv.OutH * l.Conv.OutW
+}
+
+// OutShape is the shape of one sample's output (before Post).
+func (l Layer) OutShape() Shape {
+	if l.Conv == nil {
+		return Shape{l.Out, 1, 1}
+	}
+	return Shape{l.Out, l.Conv.OutH, l.Conv.OutW}
+}
+
+// Model is a chain of layers: an nn.Sequential of Linear layers with ReLU between them and
+// a linear last layer (safetensors), or a chain of Conv / Gemm layers with ReLU, pooling
+// and flattening read from ONNX.
 type Model struct {
 	Layers []Layer
+	// In is the shape of one input sample (an MLP's: {In, 1, 1}); Pre are operations
+	// before the first layer (an ONNX MLP's Flatten of image inputs). Zero In means the
+	// first layer's input width.
+	In  Shape
+	Pre []Op
+	// src is the ONNX model the layers were read from (nil for safetensors).
+	src *onnxSource
 }
 
 // Clone returns a deep copy.
 func (m Model) Clone() Model {
-	c := Model{Layers: make([]Layer, len(m.Layers))}
+	c := m
+	c.Layers = make([]Layer, len(m.Layers))
 	for i, l := range m.Layers {
 		l.W = slices.Clone(l.W)
 		l.B = slices.Clone(l.B)
 		c.Layers[i] = l
 	}
 	return c
+}
+
+// InShape is the shape of one input sample.
+func (m Model) InShape() Shape {
+	if m.In.C == 0 {
+		return Shape{m.Layers[0].In, 1, 1}
+	}
+	return m.In
+}
+
+// IsONNX reports whether m was read from an ONNX file (and is saved as one).
+func (m Model) IsONNX() bool { return m.src != nil }
+
+// Relu reports whether layer l is followed by a ReLU.
+func (m Model) Relu(l int) bool {
+	switch m.Layers[l].Act {
+	case ActReLU:
+		return true
+	case ActIdentity:
+		return false
+	}
+	return l < len(m.Layers)-1
 }
 
 // Weights returns the number of weights (biases excluded).
@@ -77,7 +152,13 @@ func (m Model) NonZeros() []int {
 // (Out x In) and "<i>.bias" for Linear modules at indices 0, 2, 4, ... (ReLU modules in
 // between have no parameters), each tensor F16, BF16, F32 or F64. Anything else is an error
 // that names the file and says what was found.
+//
+// A file ending in .onnx (or, without a .safetensors extension, one that does not start
+// like safetensors) is read as ONNX instead: see [LoadONNX].
 func Load(path string) (Model, error) {
+	if IsONNXFile(path) {
+		return LoadONNX(path)
+	}
 	ts, err := dataio.ReadSafetensors(path)
 	if err != nil {
 		return Model{}, err
@@ -201,9 +282,21 @@ func tensor(dt string, shape []int, v []float64) dataio.Tensor {
 	return dataio.Tensor{DType: dt, Shape: shape, F32: f}
 }
 
-// Save writes m atomically as safetensors.
+// Save writes m atomically: as ONNX if it was read from ONNX, else as safetensors.
 func (m Model) Save(path string, masks bool) error {
-	return dataio.WriteSafetensors(path, m.Tensors(masks))
+	return dataio.WriteFileAtomic(path, func(w io.Writer) error { return m.Encode(w, masks) })
+}
+
+// Encode writes m as ONNX if it was read from ONNX (masks are not supported there), else
+// as a safetensors state_dict (with masks: see Tensors).
+func (m Model) Encode(w io.Writer, masks bool) error {
+	if m.src != nil {
+		if masks {
+			return fmt.Errorf("weight masks are written only to safetensors, not ONNX")
+		}
+		return m.EncodeONNX(w)
+	}
+	return dataio.EncodeSafetensors(w, m.Tensors(masks), nil)
 }
 
 // Apply returns the layer's output act(X W^T + b) (act = ReLU if relu, else the identity)
@@ -254,27 +347,96 @@ func (l Layer) Apply(X []float64, n int, relu bool) (post, pre []float64) {
 	return post, pre
 }
 
-// Apply is Layers[l].Apply with the model's activation: ReLU unless l is the last layer.
-func (m Model) Apply(l int, X []float64, n int) (post, pre []float64) {
-	return m.Layers[l].Apply(X, n, l < len(m.Layers)-1)
+// Apply runs layer l with its activation on in, n samples of the layer's input (channel-
+// last): it returns the activation's output and the pre-activation, n*Positions() rows of
+// Out values each, before the layer's Post operations ([Model.Next]). A convolution is
+// unfolded a block of samples at a time, so at most convBlockRows patch rows exist at once.
+func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
+	L := m.Layers[l]
+	relu := m.Relu(l)
+	if L.Conv == nil {
+		return L.Apply(in, n, relu)
+	}
+	c := L.Conv
+	per := L.Positions()
+	rows := n * per
+	post, pre = make([]float64, rows*L.Out), make([]float64, rows*L.Out)
+	dense := Layer{In: L.In, Out: L.Out, W: L.W, B: L.B}
+	block := max(1, convBlockRows/per)
+	inSize := c.In.Size()
+	for s := 0; s < n; s += block {
+		b := min(block, n-s)
+		x := c.Patches(in[s*inSize:(s+b)*inSize], b, nil)
+		po, pr := dense.Apply(x, b*per, relu)
+		copy(post[s*per*L.Out:], po)
+		copy(pre[s*per*L.Out:], pr)
+	}
+	return post, pre
 }
 
-// Forward returns the inputs to every layer and the network's output: acts[0] = X,
-// acts[l] = input of layer l, acts[len(Layers)] = logits.
+// convBlockRows bounds the unfolded rows a convolution's forward pass holds at once.
+const convBlockRows = 16384
+
+// Next applies layer l's Post operations to its output: the input of layer l+1 (or, after
+// the last layer, the network's output).
+func (m Model) Next(l int, post []float64, n int) []float64 {
+	for _, o := range m.Layers[l].Post {
+		post = o.Apply(post, n)
+	}
+	return post
+}
+
+// Input converts n input samples from the model's input layout (channel-first images,
+// NCHW, as in a .npy file for PyTorch; or rows of features) to the first layer's input:
+// channel-last, after the model's Pre operations.
+func (m Model) Input(X []float64, n int) []float64 {
+	x := ToChannelLast(X, n, m.InShape())
+	for _, o := range m.Pre {
+		x = o.Apply(x, n)
+	}
+	return x
+}
+
+// Forward returns the inputs to every layer and the network's output for n samples X in
+// the model's input layout: acts[l] = input of layer l (channel-last),
+// acts[len(Layers)] = the output (logits).
 func (m Model) Forward(X []float64, n int) [][]float64 {
-	acts := [][]float64{X}
+	acts := [][]float64{m.Input(X, n)}
 	for l := range m.Layers {
 		post, _ := m.Apply(l, acts[l], n)
-		acts = append(acts, post)
+		acts = append(acts, m.Next(l, post, n))
 	}
 	return acts
 }
 
-// Accuracy is the fraction of rows whose arg-max output equals the label.
+// Outputs is the width of the network's output.
+func (m Model) Outputs() int {
+	last := len(m.Layers) - 1
+	s := m.Layers[last].OutShape()
+	for _, o := range m.Layers[last].Post {
+		s = o.Out()
+	}
+	return s.Size()
+}
+
+// Accuracy is the fraction of rows whose arg-max output equals the label. Samples are
+// run in blocks, so that only one block's activations exist at a time.
 func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
-	acts := m.Forward(X, n)
-	out := acts[len(acts)-1]
-	k := m.Layers[len(m.Layers)-1].Out
+	k := m.Outputs()
+	in := m.InShape().Size()
+	right := 0
+	for s := 0; s < n; s += accuracyBlock {
+		b := min(accuracyBlock, n-s)
+		acts := m.Forward(X[s*in:(s+b)*in], b)
+		right += countRight(acts[len(acts)-1], b, k, labels[s:s+b])
+	}
+	return float64(right) / float64(n)
+}
+
+// accuracyBlock is the number of samples Accuracy runs at once.
+const accuracyBlock = 2048
+
+func countRight(out []float64, n, k int, labels []int) int {
 	right := 0
 	for p := 0; p < n; p++ {
 		best := 0
@@ -287,7 +449,7 @@ func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
 			right++
 		}
 	}
-	return float64(right) / float64(n)
+	return right
 }
 
 // Transpose returns the c x r transpose of the r x c row-major a (W, Out x In, and the
