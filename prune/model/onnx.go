@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
-	"relutrim/dataio"
 	"google.golang.org/protobuf/proto"
+	"relutrim/dataio"
 )
 
 // ONNX support: a model exported by torch.onnx.export (opset 13 or later, eval mode) whose
