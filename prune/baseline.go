@@ -16,13 +16,10 @@ func Magnitude(m model.Model, keep []int) model.Model {
 
 // Wanda keeps per output row the weights of largest |W_ij| * ||X_j||_2, where X_j is input
 // feature j of the layer on the calibration data as the dense network computes it (Sun et
-// al. 2023, "A simple and effective pruning approach for LLMs"). inputs[l] is layer l's input
-// matrix (N x In).
-func Wanda(m model.Model, keep []int, inputs [][]float64, n int) model.Model {
-	norms := make([][]float64, len(m.Layers))
-	for l, L := range m.Layers {
-		norms[l] = colNorms(inputs[l], n, L.In)
-	}
+// al. 2023, "A simple and effective pruning approach for LLMs"; for a convolution, per
+// output channel, with X_j a column of the unfolded patches). norms[l] holds layer l's
+// ||X_j|| ([Pruner.InputNorms]).
+func Wanda(m model.Model, keep []int, norms [][]float64) model.Model {
 	return pruneRows(m, keep, func(l, o, i int) float64 {
 		return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) * norms[l][i]
 	})
@@ -72,29 +69,23 @@ func MagnitudeNM(m model.Model, pat NM) model.Model {
 }
 
 // WandaNM is Wanda's score (|W_ij| ||X_j||) applied per group of an N:M pattern, the
-// semi-structured variant of Sun et al. 2023.
-func WandaNM(m model.Model, pat NM, inputs [][]float64, n int) model.Model {
-	norms := make([][]float64, len(m.Layers))
-	for l, L := range m.Layers {
-		norms[l] = colNorms(inputs[l], n, L.In)
-	}
+// semi-structured variant of Sun et al. 2023; norms as for Wanda.
+func WandaNM(m model.Model, pat NM, norms [][]float64) model.Model {
 	return pruneGroups(m, pat, func(l, o, i int) float64 {
 		return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) * norms[l][i]
 	})
 }
 
-// pruneGroups keeps, in every row o of every layer and every group of pat.M consecutive
-// inputs, the pat.N highest-scoring weights.
+// pruneGroups keeps, in every row o of every layer and every group of the pattern
+// (nmGroups), the pat.N highest-scoring weights.
 func pruneGroups(m model.Model, pat NM, score func(l, o, i int) float64) model.Model {
 	out := m.Clone()
 	idx := make([]int, 0, pat.M)
 	for l, L := range out.Layers {
+		groups := nmGroups(L, pat.M)
 		for o := 0; o < L.Out; o++ {
-			for g := 0; g < L.In; g += pat.M {
-				idx = idx[:0]
-				for i := g; i < min(g+pat.M, L.In); i++ {
-					idx = append(idx, i)
-				}
+			for _, g := range groups {
+				idx = append(idx[:0], g...)
 				sort.SliceStable(idx, func(a, b int) bool { return score(l, o, idx[a]) > score(l, o, idx[b]) })
 				for _, i := range idx[min(pat.N, len(idx)):] {
 					L.W[o*L.In+i] = 0

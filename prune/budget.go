@@ -16,7 +16,8 @@ import (
 // number of kept weights grows with In + Out rather than with In * Out. Wide layers (an
 // MNIST 784-input layer) are pruned hardest and small ones (a 10-output classifier) stay
 // nearly dense. Layers whose density would exceed 1 are kept dense and the remainder is
-// re-spread over the others.
+// re-spread over the others. For a convolution the rule is its extension ERK (Evci et al.
+// 2020): density proportional to (C_in + C_out + KH + KW) / (C_in * C_out * KH * KW).
 func Budget(m model.Model, s float64) ([]int, error) {
 	if !(s >= 0 && s < 1) {
 		return nil, fmt.Errorf("sparsity %v is outside [0, 1)", s)
@@ -38,7 +39,7 @@ func Budget(m model.Model, s float64) ([]int, error) {
 			if dense[i] {
 				rest -= size[i]
 			} else {
-				weight += float64(l.In + l.Out)
+				weight += erWeight(l)
 			}
 		}
 		c := rest / weight
@@ -48,7 +49,7 @@ func Budget(m model.Model, s float64) ([]int, error) {
 				dens[i] = 1
 				continue
 			}
-			dens[i] = c * float64(l.In+l.Out) / size[i]
+			dens[i] = c * erWeight(l) / size[i]
 			if dens[i] > 1 {
 				dense[i], capped = true, true
 			}
@@ -58,6 +59,14 @@ func Budget(m model.Model, s float64) ([]int, error) {
 		}
 	}
 	return roundCounts(dens, size, int(keep)), nil
+}
+
+// erWeight is the numerator of the Erdos-Renyi density: In + Out, or C_in + C_out + KH + KW.
+func erWeight(l model.Layer) float64 {
+	if c := l.Conv; c != nil {
+		return float64(c.In.C + l.Out + c.KH + c.KW)
+	}
+	return float64(l.In + l.Out)
 }
 
 // PerLayerBudget converts per-layer sparsities (one per layer, each in [0, 1)) into kept

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"time"
@@ -31,9 +32,22 @@ type Options struct {
 	Log func(string)
 	// NM, if N > 0, imposes N:M semi-structured sparsity: in every output row, at most N
 	// non-zero weights in each group of M consecutive inputs (2:4 is what sparse tensor
-	// cores execute). The keep counts given to Prune should then be NMKeep's.
+	// cores execute; for a convolution, M consecutive input channels at one kernel
+	// position, as NVIDIA's kernels expect). The keep counts given to Prune should then be
+	// NMKeep's.
 	NM NM
+	// MaxXBytes bounds the unfolded input (patch matrix) a convolution is fitted on: when
+	// all output positions of all calibration samples would take more, a seeded sample of
+	// positions is drawn (the same for every sparsity level). Default DefaultMaxXBytes.
+	// Dense layers always use every calibration row.
+	MaxXBytes int
+	// Seed seeds the position sample (0 is a valid seed).
+	Seed uint64
 }
+
+// DefaultMaxXBytes is the default bound on a convolution's unfolded input: 256 MiB of
+// float64 values (for a 3x3 convolution with 64 input channels, 58,254 positions).
+const DefaultMaxXBytes = 256 << 20
 
 // NM is an N:M sparsity pattern: at most N non-zeros in every M consecutive inputs of a row.
 type NM struct{ N, M int }
@@ -45,9 +59,32 @@ func (p NM) Valid() bool { return p.N >= 1 && p.M > p.N }
 func NMKeep(m model.Model, p NM) []int {
 	keep := make([]int, len(m.Layers))
 	for l, L := range m.Layers {
-		keep[l] = L.Out * (p.N*(L.In/p.M) + min(p.N, L.In%p.M))
+		for _, g := range nmGroups(L, p.M) {
+			keep[l] += L.Out * min(p.N, len(g))
+		}
 	}
 	return keep
+}
+
+// nmGroups lists the groups of an N:M pattern in a layer's inputs: runs of M consecutive
+// inputs of a dense layer, or of M consecutive input channels at one kernel position of a
+// convolution (input (c*KH + i)*KW + j: channels are KH*KW apart).
+func nmGroups(L model.Layer, M int) [][]int {
+	kk, ch := 1, L.In
+	if L.Conv != nil {
+		kk, ch = L.Conv.KH*L.Conv.KW, L.Conv.In.C
+	}
+	var out [][]int
+	for k := 0; k < kk; k++ {
+		for c0 := 0; c0 < ch; c0 += M {
+			var g []int
+			for c := c0; c < min(c0+M, ch); c++ {
+				g = append(g, c*kk+k)
+			}
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // LayerReport describes one refitted layer.
@@ -68,18 +105,28 @@ type LayerReport struct {
 	PathPoints      int     `json:"path_points"`
 	Iters           int     `json:"solver_iterations"`
 	Seconds         float64 `json:"seconds"`
+	// Rows is the number of rows the layer was fitted on: calibration samples for a
+	// dense layer; for a convolution, output positions (sampled from Positions, all output
+	// positions of all calibration samples, when their patches exceed Options.MaxXBytes).
+	// XBytes is the memory of the fitted input matrix (Rows x In float64 values).
+	Rows      int   `json:"rows"`
+	Positions int   `json:"positions"`
+	XBytes    int64 `json:"x_bytes"`
 }
 
 // Pruner prunes one model on one calibration set; it keeps the lambda paths of layers whose
 // inputs do not depend on earlier pruning (the first layer, or all layers in parallel mode),
 // so pruning the same model at several sparsities reuses them.
 type Pruner struct {
-	M       model.Model
-	n       int
-	dense   [][]float64 // dense inputs of each layer, then the logits
-	densePr [][]float64 // dense pre-activations of each layer
-	opt     Options
-	cache   map[int]*lamPath
+	M     model.Model
+	n     int
+	dense [][]float64 // dense inputs of each layer (channel-last), then the output
+	// pos[l] lists the output positions layer l is fitted on (nil: all); yPost[l] and
+	// yPre[l] are the dense layer's outputs after and before the activation there.
+	pos         [][]int
+	yPost, yPre [][]float64
+	opt         Options
+	cache       map[int]*lamPath
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the
@@ -90,10 +137,11 @@ type lamPath struct {
 	pts  []fit.Point
 }
 
-// NewPruner runs the dense network on the calibration inputs X (n x In of the first layer).
+// NewPruner runs the dense network on the calibration inputs X: n samples in the model's
+// input layout (n x In of an MLP's first layer; n x C x H x W, channel-first, for images).
 func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) {
-	if n == 0 || len(X) != n*m.Layers[0].In {
-		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
+	if in := m.InShape().Size(); n == 0 || len(X) != n*in {
+		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input size %s)", len(X), in, m.InShape())
 	}
 	if opt.PathIters == 0 {
 		opt.PathIters = DefaultPathIters
@@ -101,18 +149,71 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 	if opt.RefitIters == 0 {
 		opt.RefitIters = DefaultRefitIters
 	}
+	if opt.MaxXBytes == 0 {
+		opt.MaxXBytes = DefaultMaxXBytes
+	}
 	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
-	p.dense = [][]float64{X}
-	for l := range m.Layers {
+	p.dense = [][]float64{m.Input(X, n)}
+	for l, L := range m.Layers {
 		post, pre := m.Apply(l, p.dense[l], n)
-		p.dense = append(p.dense, post)
-		p.densePr = append(p.densePr, pre)
+		p.dense = append(p.dense, m.Next(l, post, n))
+		pos := p.positions(L, l)
+		p.pos = append(p.pos, pos)
+		p.yPost = append(p.yPost, pickRows(post, pos, L.Out))
+		p.yPre = append(p.yPre, pickRows(pre, pos, L.Out))
 	}
 	return p, nil
 }
 
-// DenseInputs returns the dense network's input to every layer on the calibration data.
-func (p *Pruner) DenseInputs() [][]float64 { return p.dense[:len(p.M.Layers)] }
+// positions draws the output positions a convolution is fitted on: all of them when their
+// patches fit in MaxXBytes, else a seeded sample without replacement, sorted.
+func (p *Pruner) positions(L model.Layer, l int) []int {
+	total := p.n * L.Positions()
+	rows := p.opt.MaxXBytes / (8 * L.In)
+	if L.Conv == nil || total <= rows {
+		return nil
+	}
+	r := rand.New(rand.NewPCG(p.opt.Seed, uint64(l)))
+	pos := r.Perm(total)[:max(rows, 1)]
+	sort.Ints(pos)
+	return pos
+}
+
+// pickRows returns the rows pos of the k-column row-major a (all of a if pos is nil).
+func pickRows(a []float64, pos []int, k int) []float64 {
+	if pos == nil {
+		return a
+	}
+	out := make([]float64, len(pos)*k)
+	for r, i := range pos {
+		copy(out[r*k:(r+1)*k], a[i*k:(i+1)*k])
+	}
+	return out
+}
+
+// fitRows returns layer l's fit input for the layer input in (channel-last, n samples):
+// in itself for a dense layer, the unfolded patches at the layer's positions for a
+// convolution; and the number of rows.
+func (p *Pruner) fitRows(l int, in []float64) ([]float64, int) {
+	L := p.M.Layers[l]
+	if L.Conv == nil {
+		return in, p.n
+	}
+	X := L.Conv.Patches(in, p.n, p.pos[l])
+	return X, len(X) / L.In
+}
+
+// InputNorms returns, per layer, the Euclidean norm of each input column over the rows the
+// dense network's layer is fitted on (Wanda's ||X_j||; for a convolution, over the patch
+// rows).
+func (p *Pruner) InputNorms() [][]float64 {
+	out := make([][]float64, len(p.M.Layers))
+	for l, L := range p.M.Layers {
+		X, r := p.fitRows(l, p.dense[l])
+		out[l] = colNorms(X, r, L.In)
+	}
+	return out
+}
 
 // Prune refits every layer l to keep exactly keep[l] weights and returns the pruned model.
 func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
@@ -132,7 +233,8 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerRep
 			p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f (%.4f without the refit), %d path points, %d solver iterations, %.1fs",
 				rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.PostErrNoDebias, rep.PathPoints, rep.Iters, rep.Seconds))
 		}
-		in, _ = out.Apply(l, in, p.n)
+		post, _ := out.Apply(l, in, p.n)
+		in = out.Next(l, post, p.n)
 	}
 	return out, reps, nil
 }
@@ -140,15 +242,16 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerRep
 func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64, k int) (LayerReport, error) {
 	start := time.Now()
 	L := m.Layers[l]
-	last := l == len(m.Layers)-1
-	link := solver.ReLU
-	if last {
-		link = solver.Identity
+	relu := m.Relu(l)
+	link := solver.Identity
+	if relu {
+		link = solver.ReLU
 	}
-	X := solver.Matrix{Rows: p.n, Cols: L.In, F64: in}
-	Y := solver.Matrix{Rows: p.n, Cols: L.Out, F64: p.dense[l+1]}
-	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out}
-	base := solver.Settings{Link: link, Threads: p.opt.Threads}
+	xs, rows := p.fitRows(l, in)
+	X := solver.Matrix{Rows: rows, Cols: L.In, F64: xs}
+	Y := solver.Matrix{Rows: rows, Cols: L.Out, F64: p.yPost[l]}
+	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out, Rows: rows, Positions: p.n * L.Positions(), XBytes: int64(len(xs)) * 8}
+	base := solver.Settings{Link: link, Threads: p.opt.Threads, NoBias: L.NoBias}
 	var U, B []float64
 	if k >= L.In*L.Out {
 		// Nothing to prune: keep the dense layer.
@@ -178,10 +281,10 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		}
 		rep.Lambda, rep.PathPoints, rep.Iters = pt.Lambda, len(lp.pts), iters
 		// 2. Exactly k weights: the largest |U_ij| * ||x_i|| (scale-free, as Wanda scores).
-		norms := colNorms(in, p.n, L.In)
+		norms := colNorms(xs, rows, L.In)
 		var mask []bool
 		if p.opt.NM.N > 0 {
-			mask = topNM(pt.U, norms, L.In, L.Out, p.opt.NM)
+			mask = topNM(pt.U, norms, L, p.opt.NM)
 		} else {
 			mask = topK(pt.U, norms, L.Out, k)
 		}
@@ -192,7 +295,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 			}
 		}
 		B = append([]float64(nil), pt.B...)
-		rep.PostErrNoDebias = p.postErr(l, in, U, B, last)
+		rep.PostErrNoDebias = p.postErr(l, xs, U, B, relu)
 		// 3. Refit the kept weights with the support fixed (lambda = 0): undoes the L1 shrinkage.
 		if !p.opt.NoDebias {
 			s := base
@@ -202,7 +305,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 				return rep, err
 			}
 			rep.Iters += res.Iters
-			if e := p.postErr(l, in, res.U, res.B, last); e < rep.PostErrNoDebias {
+			if e := p.postErr(l, xs, res.U, res.B, relu); e < rep.PostErrNoDebias {
 				U, B, rep.Debiased = res.U, res.B, true
 			}
 		}
@@ -211,9 +314,9 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	m.Layers[l].B = B
 	rep.NonZeros = m.NonZeros()[l]
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(L.In*L.Out)
-	post, pre := m.Apply(l, in, p.n)
-	rep.PreErr = relErr(pre, p.densePr[l])
-	rep.PostErr = relErr(post, p.dense[l+1])
+	post, pre := model.Layer{In: L.In, Out: L.Out, W: m.Layers[l].W, B: B}.Apply(xs, rows, relu)
+	rep.PreErr = relErr(pre, p.yPre[l])
+	rep.PostErr = relErr(post, p.yPost[l])
 	if rep.PostErrNoDebias == 0 {
 		rep.PostErrNoDebias = rep.PostErr
 	}
@@ -376,16 +479,18 @@ func topK(U, norms []float64, out, k int) []bool {
 	return mask
 }
 
-// topNM keeps, in every output column o of U (In x Out) and every group of pat.M
-// consecutive inputs, the pat.N non-zero weights of largest |U_io| * ||x_i|| (the scores of
-// topK, within each group).
-func topNM(U, norms []float64, in, out int, pat NM) []bool {
+// topNM keeps, in every output column o of U (In x Out) and every group of the pattern
+// (nmGroups), the pat.N non-zero weights of largest |U_io| * ||x_i|| (the scores of topK,
+// within each group).
+func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
+	out := L.Out
 	mask := make([]bool, len(U))
 	idx := make([]int, 0, pat.M)
+	groups := nmGroups(L, pat.M)
 	for o := 0; o < out; o++ {
-		for g := 0; g < in; g += pat.M {
+		for _, g := range groups {
 			idx = idx[:0]
-			for i := g; i < min(g+pat.M, in); i++ {
+			for _, i := range g {
 				if U[i*out+o] != 0 {
 					idx = append(idx, i)
 				}
@@ -400,10 +505,11 @@ func topNM(U, norms []float64, in, out int, pat NM) []bool {
 	return mask
 }
 
-func (p *Pruner) postErr(l int, in, U, B []float64, last bool) float64 {
+// postErr is the relative error of layer l's output on its fit rows X with weights U, B.
+func (p *Pruner) postErr(l int, X, U, B []float64, relu bool) float64 {
 	L := p.M.Layers[l]
-	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(in, p.n, !last)
-	return relErr(post, p.dense[l+1])
+	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(X, len(X)/L.In, relu)
+	return relErr(post, p.yPost[l])
 }
 
 func relErr(a, ref []float64) float64 {

@@ -188,7 +188,7 @@ func TestMagnitudeAndWanda(t *testing.T) {
 	}
 	// Input norms 10, 0.1, 1, 1: scores row0 10, 0.3, 2, 0.5; row1 1, 0.02, 4, 5.
 	X := []float64{10, 0.1, 1, 1}
-	wan := Wanda(m, []int{4}, [][]float64{X}, 1)
+	wan := Wanda(m, []int{4}, [][]float64{colNorms(X, 1, 4)})
 	want = []float64{1, 0, 2, 0, 0, 0, 4, -5}
 	for i, w := range wan.Layers[0].W {
 		if w != want[i] {
@@ -234,7 +234,7 @@ func TestNM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mag, wan := MagnitudeNM(s.m, pat), WandaNM(s.m, pat, p.DenseInputs(), s.nCal)
+	mag, wan := MagnitudeNM(s.m, pat), WandaNM(s.m, pat, p.InputNorms())
 	checkNM(t, "relutrim", pm, pat)
 	checkNM(t, "magnitude", mag, pat)
 	checkNM(t, "wanda", wan, pat)

@@ -179,6 +179,12 @@ func warnf(cmd *cobra.Command, format string, args ...any) {
 // loadMatrix reads the matrix given by flag (a dataio.Load spec) and checks that it exists,
 // is not empty and is finite. Errors are usage errors naming the command, flag and file.
 func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
+	return loadArray(cmd, flag, spec, false)
+}
+
+// loadArray is loadMatrix; with nd, a .npy of more than two dimensions (images N x C x H
+// x W) is accepted too, its trailing dimensions flattened into the columns.
+func loadArray(cmd *cobra.Command, flag, spec string, nd bool) (dataio.Matrix, error) {
 	name := cmd.Name()
 	path, _ := splitNPZ(spec)
 	st, err := os.Stat(path)
@@ -190,7 +196,12 @@ func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 	case st.IsDir():
 		return dataio.Matrix{}, usageErrorf("%s: %s %s: is a directory, not a file", name, flag, path)
 	}
-	m, err := dataio.Load(spec)
+	var m dataio.Matrix
+	if nd && strings.EqualFold(filepath.Ext(spec), ".npy") {
+		m, err = dataio.ReadNPYFileND(spec)
+	} else {
+		m, err = dataio.Load(spec)
+	}
 	if err != nil {
 		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,14 +31,24 @@ var pruneFlags struct {
 }
 
 var pruneCmd = &cobra.Command{
-	Use:   "prune --model mlp.safetensors --calib X.npy --sparsity 0.9 --out pruned.safetensors",
-	Short: "Prune a trained ReLU MLP layer by layer, refitting each layer to the dense activations",
-	Long: `prune takes a PyTorch nn.Sequential of Linear layers with ReLU between them (its state_dict
-saved as safetensors: keys 0.weight, 0.bias, 2.weight, ...) and calibration inputs, and refits
-every layer with relutrim's solver to reproduce the dense network's activations (post-ReLU for
-hidden layers, the outputs for the last, linear layer) with as few weights as the budget
-allows: an L1 path selects the support, the largest weights are kept to the exact count, and
-the kept weights are refitted with the support fixed.
+	Use:   "prune --model net.onnx|mlp.safetensors --calib X.npy --sparsity 0.9 --out pruned.onnx|pruned.safetensors",
+	Short: "Prune a trained ReLU network (MLP or CNN) layer by layer, refitting each layer to the dense activations",
+	Long: `prune takes a trained ReLU network and calibration inputs, and refits every layer with
+relutrim's solver to reproduce the dense network's activations (post-ReLU for layers followed
+by a ReLU, the outputs for the last, linear layer) with as few weights as the budget allows:
+an L1 path selects the support, the largest weights are kept to the exact count, and the kept
+weights are refitted with the support fixed.
+
+Models: a PyTorch nn.Sequential of Linear layers with ReLU between them (its state_dict saved
+as safetensors: keys 0.weight, 0.bias, 2.weight, ...), or an ONNX file as torch.onnx.export
+writes it (opset 13+, eval mode) holding one chain of Conv (groups 1), Gemm or MatMul (+Add),
+BatchNormalization (folded into the layer before it), Relu, MaxPool, AveragePool,
+GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. The pruned
+model is written in the model's own format; an ONNX output is the same graph with only the
+layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
+ReLU layer on its unfolded input patches (one row per image and output position; a seeded
+sample of positions when they exceed 256 MiB, reported per layer). Calibration inputs of an
+image model are a .npy of shape (N, C, H, W) like the model's input.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. It is
 spread over the layers by the Erdos-Renyi rule (a layer keeps weights in proportion to
@@ -53,8 +64,8 @@ fits it on the dense network's own inputs (Net-Trim's two schemes).`,
 func init() {
 	f := pruneCmd.Flags()
 	fl := &pruneFlags
-	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP")
-	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in): .npy, file.npz:name or .csv")
+	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP, or .onnx")
+	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in, or N x C x H x W for an image model): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
 	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row)")
@@ -64,7 +75,7 @@ func init() {
 	f.StringVar(&fl.testY, "test-y", "", "test labels")
 	f.BoolVar(&fl.compare, "compare", false, "also evaluate magnitude and Wanda-style pruning at the same per-layer sparsities")
 	f.StringVar(&fl.plot, "plot", "", "write a PNG of test accuracy against sparsity (relutrim, magnitude, Wanda; needs --test-x)")
-	f.StringVar(&fl.out, "out", "", "pruned model (safetensors, same keys, shapes and dtype)")
+	f.StringVar(&fl.out, "out", "", "pruned model, in the model's format (safetensors: same keys, shapes and dtype; ONNX: same graph)")
 	f.StringVar(&fl.report, "report", "", "JSON report")
 	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
 	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
@@ -160,13 +171,19 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usageErrorf("prune: --model %s", cleanErr(err))
 	}
-	in := m.Layers[0].In
-	cal, err := loadMatrix(cmd, "--calib", fl.calib)
+	if m.IsONNX() {
+		if !strings.EqualFold(filepath.Ext(fl.out), ".onnx") {
+			return usageErrorf("prune: --out %s: the model is ONNX, so the pruned model is written as ONNX: give a path ending in .onnx", fl.out)
+		}
+		if fl.masks {
+			return usageErrorf("prune: --masks writes <key>.weight.mask tensors, which only safetensors output holds; the ONNX output has exact zeros instead")
+		}
+	} else if strings.EqualFold(filepath.Ext(fl.out), ".onnx") {
+		return usageErrorf("prune: --out %s: the model is a safetensors state_dict, so the output is safetensors too, not ONNX", fl.out)
+	}
+	cal, err := loadInputs(cmd, "--calib", fl.calib, m)
 	if err != nil {
 		return err
-	}
-	if cal.Cols != in {
-		return usageErrorf("prune: --calib %s has %d columns but the model's first layer (%s.weight) takes %d inputs", fl.calib, cal.Cols, m.Layers[0].Key, in)
 	}
 	var keep []int
 	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
@@ -190,12 +207,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		calLab.X, calLab.n = cal.Float64(), cal.Rows
 	}
 	if fl.testX != "" {
-		tx, err := loadMatrix(cmd, "--test-x", fl.testX)
+		tx, err := loadInputs(cmd, "--test-x", fl.testX, m)
 		if err != nil {
 			return err
-		}
-		if tx.Cols != in {
-			return usageErrorf("prune: --test-x %s has %d columns but the model takes %d inputs", fl.testX, tx.Cols, in)
 		}
 		if test, err = loadLabels(cmd, "--test-y", fl.testY, tx.Rows, m); err != nil {
 			return err
@@ -229,10 +243,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.compare {
 		if pat.N > 0 {
 			mag = prune.MagnitudeNM(m, pat)
-			wan = prune.WandaNM(m, pat, pr.DenseInputs(), cal.Rows)
+			wan = prune.WandaNM(m, pat, pr.InputNorms())
 		} else {
 			mag = prune.Magnitude(m, keep)
-			wan = prune.Wanda(m, keep, pr.DenseInputs(), cal.Rows)
+			wan = prune.Wanda(m, keep, pr.InputNorms())
 		}
 	}
 	for _, d := range []struct {
@@ -257,7 +271,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	rep.Seconds = time.Since(start).Seconds()
 
 	// Outputs: everything computed; write them now, all of them or none.
-	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(fl.masks), nil) }}}
+	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, fl.masks) }}}
 	if fl.report != "" {
 		js, err := encodeJSON(cmd, "--report", fl.report, rep)
 		if err != nil {
@@ -291,6 +305,41 @@ func targetOf(m model.Model, keep []int) float64 {
 	return 1 - float64(k)/float64(m.Weights())
 }
 
+// loadInputs reads a model's inputs: rows of its input width, or for an image model a
+// .npy of shape (N, C, H, W) (or (N, C*H*W)) matching its input.
+func loadInputs(cmd *cobra.Command, flag, spec string, m model.Model) (dataio.Matrix, error) {
+	sh := m.InShape()
+	x, err := loadArray(cmd, flag, spec, !sh.Flat())
+	if err != nil {
+		return x, err
+	}
+	if sh.Flat() {
+		if x.Cols != sh.C {
+			return x, usageErrorf("prune: %s %s has %d columns but the model's first layer (%s) takes %d inputs", flag, spec, x.Cols, m.Layers[0].Key, sh.C)
+		}
+		return x, nil
+	}
+	if x.Cols != sh.Size() || len(x.Shape) > 2 && (len(x.Shape) != 4 || x.Shape[1] != sh.C || x.Shape[2] != sh.H || x.Shape[3] != sh.W) {
+		got := fmt.Sprintf("%d columns", x.Cols)
+		if len(x.Shape) > 0 {
+			got = "shape " + pyTuple(x.Shape)
+		}
+		return x, usageErrorf("prune: %s %s has %s but the model's input is (N, %d, %d, %d) (first layer %s)", flag, spec, got, sh.C, sh.H, sh.W, m.Layers[0].Key)
+	}
+	return x, nil
+}
+
+func pyTuple(s []int) string {
+	p := make([]string, len(s))
+	for i, d := range s {
+		p[i] = strconv.Itoa(d)
+	}
+	if len(p) == 1 {
+		return "(" + p[0] + ",)"
+	}
+	return "(" + strings.Join(p, ", ") + ")"
+}
+
 // loadLabels reads integer class labels (a 1-D or N x 1 array) for rows rows.
 func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) (*labeled, error) {
 	y, err := loadMatrix(cmd, flag, spec)
@@ -300,7 +349,7 @@ func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) 
 	if y.Cols != 1 || y.Rows != rows {
 		return nil, usageErrorf("prune: %s %s has shape %d x %d, want %d labels (one per input row)", flag, spec, y.Rows, y.Cols, rows)
 	}
-	classes := m.Layers[len(m.Layers)-1].Out
+	classes := m.Outputs()
 	out := &labeled{labels: make([]int, rows)}
 	for i := 0; i < rows; i++ {
 		v := y.At(i, 0)
@@ -338,7 +387,7 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 		}
 		rep.PlotAccuracy["relutrim"][i] = pm.Accuracy(test.X, test.n, test.labels)
 		rep.PlotAccuracy["magnitude"][i] = prune.Magnitude(m, keep).Accuracy(test.X, test.n, test.labels)
-		rep.PlotAccuracy["wanda"][i] = prune.Wanda(m, keep, pr.DenseInputs(), n).Accuracy(test.X, test.n, test.labels)
+		rep.PlotAccuracy["wanda"][i] = prune.Wanda(m, keep, pr.InputNorms()).Accuracy(test.X, test.n, test.labels)
 	}
 	return nil
 }
@@ -372,6 +421,11 @@ func printPrune(w io.Writer, r *pruneReport, written []string) {
 		sort.Strings(keys)
 		for _, k := range keys {
 			fmt.Fprintf(w, "  %-16s %.2f%%\n", k, 100*r.Accuracy[k])
+		}
+	}
+	for _, l := range r.Layers {
+		if l.Rows != l.Positions {
+			fmt.Fprintf(w, "\nlayer %s was fitted on %d of its %d output positions (a seeded sample; %.0f MiB of patches)", l.Key, l.Rows, l.Positions, float64(l.XBytes)/(1<<20))
 		}
 	}
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)

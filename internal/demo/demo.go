@@ -158,7 +158,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		row := Row{Sparsity: s, Layers: reps, Seconds: time.Since(t0).Seconds()}
 		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
 		row.Magnitude = prune.Magnitude(m, keep).Accuracy(test.X, test.N, test.Labels)
-		row.Wanda = prune.Wanda(m, keep, p.DenseInputs(), n).Accuracy(test.X, test.N, test.Labels)
+		row.Wanda = prune.Wanda(m, keep, p.InputNorms()).Accuracy(test.X, test.N, test.Labels)
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
@@ -180,7 +180,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		row := Row{Pattern: fmt.Sprintf("%d:%d", pat.N, pat.M), Sparsity: 1 - float64(pat.N)/float64(pat.M), Layers: reps}
 		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
 		row.Magnitude = prune.MagnitudeNM(m, pat).Accuracy(test.X, test.N, test.Labels)
-		row.Wanda = prune.WandaNM(m, pat, pn.DenseInputs(), n).Accuracy(test.X, test.N, test.Labels)
+		row.Wanda = prune.WandaNM(m, pat, pn.InputNorms()).Accuracy(test.X, test.N, test.Labels)
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
