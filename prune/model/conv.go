@@ -141,6 +141,9 @@ const (
 	GlobalAvgPool
 	// Flatten turns C x H x W into a vector of C*H*W in PyTorch's (channel-first) order.
 	Flatten
+	// Pad adds PT, PL, PB, PR rows and columns of zeros around the grid (ONNX Pad,
+	// constant mode, value 0, as torch exports before an AveragePool).
+	Pad
 )
 
 func (k OpKind) String() string {
@@ -153,6 +156,8 @@ func (k OpKind) String() string {
 		return "GlobalAveragePool"
 	case Flatten:
 		return "Flatten"
+	case Pad:
+		return "Pad"
 	}
 	return "?"
 }
@@ -164,6 +169,8 @@ func (o Op) Out() Shape {
 		return Shape{o.In.C, convOut(o.In.H, o.KH, o.SH, 1, o.PT, o.PB, o.Ceil), convOut(o.In.W, o.KW, o.SW, 1, o.PL, o.PR, o.Ceil)}
 	case GlobalAvgPool:
 		return Shape{o.In.C, 1, 1}
+	case Pad:
+		return Shape{o.In.C, o.In.H + o.PT + o.PB, o.In.W + o.PL + o.PR}
 	default:
 		return Shape{o.In.Size(), 1, 1}
 	}
@@ -175,6 +182,13 @@ func (o Op) Apply(x []float64, n int) []float64 {
 	y := make([]float64, n*out.Size())
 	C := in.C
 	switch o.Kind {
+	case Pad:
+		for s := 0; s < n; s++ {
+			xs, ys := x[s*in.Size():(s+1)*in.Size()], y[s*out.Size():(s+1)*out.Size()]
+			for h := 0; h < in.H; h++ {
+				copy(ys[((h+o.PT)*out.W+o.PL)*C:], xs[h*in.W*C:(h+1)*in.W*C])
+			}
+		}
 	case Flatten:
 		if in.Flat() {
 			copy(y, x)

@@ -119,7 +119,7 @@ func (p *onnxParser) errf(n *onnx.NodeProto, i int, format string, args ...any) 
 }
 
 // supportedOps is listed in errors about other ops.
-const supportedOps = "Conv, Gemm, MatMul, Add (a MatMul's bias), BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Identity, Dropout"
+const supportedOps = "Conv, Gemm, MatMul, Add (a MatMul's bias), BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Pad (zeros), Identity, Dropout"
 
 func (p *onnxParser) parse() (Model, error) {
 	g := p.g
@@ -307,6 +307,19 @@ func (p *onnxParser) parse() (Model, error) {
 			}
 			addOp(Op{Kind: Flatten, In: shape, Node: p.nodeName(n, i)})
 			rank = 2
+		case "Pad":
+			if rank != 4 {
+				return Model{}, p.errf(n, i, "needs a (batch, channels, height, width) input")
+			}
+			o, err := p.pad(n, i, shape)
+			if err != nil {
+				return Model{}, err
+			}
+			if o.PT+o.PL+o.PB+o.PR > 0 {
+				addOp(o)
+			} else {
+				stage = 3
+			}
 		case "Identity", "Dropout":
 			for _, o := range n.GetOutput()[1:] {
 				if p.uses[o] > 0 {
@@ -580,6 +593,36 @@ func (p *onnxParser) pool(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 		return Op{}, p.errf(n, i, "a %dx%d window does not fit the %dx%d input", o.KH, o.KW, in.H, in.W)
 	}
 	return o, nil
+}
+
+// pad accepts a constant-mode Pad with value 0 of the spatial dimensions only.
+func (p *onnxParser) pad(n *onnx.NodeProto, i int, in Shape) (Op, error) {
+	if a := attr(n, "mode"); a != nil && string(a.GetS()) != "constant" {
+		return Op{}, p.errf(n, i, "mode %s: only constant (zero) padding is supported", a.GetS())
+	}
+	if len(n.GetInput()) < 2 || p.inits[n.GetInput()[1]] == nil {
+		return Op{}, p.errf(n, i, "pads must be a constant input")
+	}
+	pads, err := int64s(p.inits[n.GetInput()[1]])
+	if err != nil {
+		return Op{}, p.errf(n, i, "pads %q: %v", n.GetInput()[1], err)
+	}
+	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
+		v, err := p.floats(n, i, n.GetInput()[2])
+		if err != nil {
+			return Op{}, err
+		}
+		if len(v) != 1 || v[0] != 0 {
+			return Op{}, p.errf(n, i, "constant_value %v: only 0 is supported", v)
+		}
+	}
+	if len(n.GetInput()) > 3 {
+		return Op{}, p.errf(n, i, "the axes input is not supported")
+	}
+	if len(pads) != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || slices.Min(pads) < 0 {
+		return Op{}, p.errf(n, i, "pads %v: only non-negative padding of height and width is supported", pads)
+	}
+	return Op{Kind: Pad, In: in, PT: int(pads[2]), PL: int(pads[3]), PB: int(pads[6]), PR: int(pads[7]), Node: p.nodeName(n, i)}, nil
 }
 
 // reshape accepts a Reshape to (batch, features): a constant shape [b, f] with b in
