@@ -1,0 +1,187 @@
+package model
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"relutrim/dataio"
+)
+
+const onnxDir = "testdata/onnx"
+
+func readNPY(t *testing.T, name string) dataio.Matrix {
+	t.Helper()
+	m, err := dataio.ReadNPYFileND(filepath.Join(onnxDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// closeTo fails unless got and want agree to 1e-5 relative to the largest |want| (at
+// least 1): the fixtures are torch's float32 results, relutrim computes in float64.
+func closeTo(t *testing.T, what string, got, want []float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	scale := 1.0
+	for _, v := range want {
+		scale = math.Max(scale, math.Abs(v))
+	}
+	if d := maxDiff(got, want); d > 1e-5*scale {
+		t.Errorf("%s: max difference %g from torch (scale %g)", what, d, scale)
+	}
+}
+
+// TestONNXForwardMatchesTorch: the fixtures of scripts/make_onnx_fixtures.py (torch
+// modules exported with torch.onnx.export, opset 13) run through relutrim's forward pass
+// give torch's activations after every ReLU and torch's logits to 1e-5.
+func TestONNXForwardMatchesTorch(t *testing.T) {
+	for _, name := range []string{"cnn", "cnn_gap", "mlp"} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(filepath.Join(onnxDir, name+".onnx"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := readNPY(t, name+"_x.npy")
+			n := x.Rows
+			in := m.Input(x.Float64(), n)
+			k := 0
+			for l := range m.Layers {
+				post, _ := m.Apply(l, in, n)
+				if m.Relu(l) {
+					act := readNPY(t, name+"_act"+string(rune('0'+k))+".npy")
+					closeTo(t, "ReLU output "+string(rune('0'+k))+" ("+m.Layers[l].Key+")", ToChannelFirst(post, n, m.Layers[l].OutShape()), act.Float64())
+					k++
+				}
+				in = m.Next(l, post, n)
+			}
+			if _, err := os.Stat(filepath.Join(onnxDir, name+"_act"+string(rune('0'+k))+".npy")); err == nil {
+				t.Errorf("torch has more ReLU outputs than the %d relutrim found", k)
+			}
+			closeTo(t, "logits", in, readNPY(t, name+"_logits.npy").Float64())
+			acts := m.Forward(x.Float64(), n)
+			closeTo(t, "Forward's logits", acts[len(acts)-1], readNPY(t, name+"_logits.npy").Float64())
+		})
+	}
+}
+
+// TestONNXMLPEqualsSafetensors: mlp.onnx holds the tensors of prune/testdata/small.
+// safetensors (meta.json); Gemm's transB layout must give the same Out x In weights.
+func TestONNXMLPEqualsSafetensors(t *testing.T) {
+	a, err := Load(filepath.Join(onnxDir, "mlp.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Load("../testdata/small.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Layers) != len(b.Layers) {
+		t.Fatalf("%d layers, want %d", len(a.Layers), len(b.Layers))
+	}
+	for l := range a.Layers {
+		if maxDiff(a.Layers[l].W, b.Layers[l].W) != 0 || maxDiff(a.Layers[l].B, b.Layers[l].B) != 0 || a.Relu(l) != b.Relu(l) {
+			t.Errorf("layer %d differs between mlp.onnx and small.safetensors", l)
+		}
+	}
+}
+
+// TestONNXRoundTrip: writing an unchanged model gives the same initializer values (a
+// folded BatchNormalization unfolded again to within float32 rounding), and a model with
+// weights zeroed reads back with exactly those zeros and the same forward pass.
+func TestONNXRoundTrip(t *testing.T) {
+	for _, name := range []string{"cnn", "cnn_gap", "mlp"} {
+		path := filepath.Join(onnxDir, name+".onnx")
+		m, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig, _ := os.ReadFile(path)
+		var buf bytes.Buffer
+		if err := m.EncodeONNX(&buf); err != nil {
+			t.Fatal(err)
+		}
+		src, _ := FromONNX(orig, path)
+		back, err := FromONNX(buf.Bytes(), "round trip")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range m.Layers {
+			if d := maxDiff(back.Layers[l].W, src.Layers[l].W); d > 1e-6 {
+				t.Errorf("%s layer %s: weights moved by %g in a round trip", name, m.Layers[l].Key, d)
+			}
+			if d := maxDiff(back.Layers[l].B, src.Layers[l].B); d > 1e-6 {
+				t.Errorf("%s layer %s: bias moved by %g in a round trip", name, m.Layers[l].Key, d)
+			}
+		}
+		// Zero every other weight of every layer (and change the biases): the file holds
+		// exact zeros there, and reading it back gives the same network.
+		p := m.Clone()
+		for l := range p.Layers {
+			for i := range p.Layers[l].W {
+				if i%2 == 0 {
+					p.Layers[l].W[i] = 0
+				}
+			}
+			if !p.Layers[l].NoBias {
+				for o := range p.Layers[l].B {
+					p.Layers[l].B[o] += 0.25
+				}
+			}
+		}
+		buf.Reset()
+		if err := p.Encode(&buf, false); err != nil {
+			t.Fatal(err)
+		}
+		q, err := FromONNX(buf.Bytes(), "pruned")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range q.Layers {
+			for i, w := range q.Layers[l].W {
+				if (i%2 == 0) != (w == 0) && !(w == 0 && p.Layers[l].W[i] == 0) {
+					t.Fatalf("%s layer %d weight %d: %v after the round trip, zero before: %v", name, l, i, w, p.Layers[l].W[i] == 0)
+				}
+			}
+		}
+		x := readNPY(t, name+"_x.npy")
+		a, b := p.Forward(x.Float64(), x.Rows), q.Forward(x.Float64(), x.Rows)
+		closeTo(t, name+" pruned model after a round trip", b[len(b)-1], a[len(a)-1])
+		if err := p.Encode(&buf, true); err == nil {
+			t.Errorf("%s: masks accepted for ONNX output", name)
+		}
+	}
+}
+
+// TestONNXRejects: each bad fixture is refused with a message naming the file, and the
+// node and op type that meta.json says are the reason.
+func TestONNXRejects(t *testing.T) {
+	cases := []struct{ file, want string }{
+		{"sigmoid.onnx", "node /1/Sigmoid (Sigmoid): op Sigmoid is not supported"},
+		{"residual.onnx", "branch or residual"},
+		{"group_conv.onnx", "node /0/Conv (Conv): group 2"},
+		{"dynamic_reshape.onnx", "node /Shape (Shape)"},
+		{"nan_weight.onnx", "node /0/Conv (Conv): tensor \"0.weight\" holds a non-finite value"},
+		{"truncated.onnx", "not an ONNX model"},
+	}
+	for _, c := range cases {
+		path := filepath.Join(onnxDir, "bad", c.file)
+		_, err := Load(path)
+		if err == nil {
+			t.Errorf("%s: loaded", c.file)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: error %q does not name the file and contain %q", c.file, err, c.want)
+		}
+	}
+	if _, err := FromONNX([]byte("not a model at all"), "junk.onnx"); err == nil || !strings.Contains(err.Error(), "junk.onnx") {
+		t.Errorf("junk bytes: %v", err)
+	}
+}
