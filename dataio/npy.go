@@ -581,7 +581,8 @@ func npyHeaderBytes(descr string, shape []int) []byte {
 }
 
 // EncodeNPY writes m to w in .npy format (version 1.0, C order, '<f4' or
-// '<f8'). A Vector matrix is written as a 1-D array.
+// '<f8'). A Vector matrix is written as a 1-D array, and one with an N-D Shape that
+// matches its rows and columns in that shape.
 func EncodeNPY(w io.Writer, m Matrix) error {
 	if err := m.Validate(); err != nil {
 		return err
@@ -589,6 +590,15 @@ func EncodeNPY(w io.Writer, m Matrix) error {
 	shape := []int{m.Rows, m.Cols}
 	if m.Vector {
 		shape = []int{m.Rows}
+	} else if len(m.Shape) > 2 && m.Shape[0] == m.Rows {
+		// An N-D array (ReadNPYFileND) keeps its shape if it still describes the data.
+		cols := 1
+		for _, d := range m.Shape[1:] {
+			cols *= d
+		}
+		if cols == m.Cols {
+			shape = m.Shape
+		}
 	}
 	descr := "<f8"
 	if m.F32 != nil {

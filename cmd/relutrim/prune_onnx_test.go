@@ -1,0 +1,218 @@
+package main
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
+	"relutrim/dataio"
+	"relutrim/prune/model"
+)
+
+// onnxDir holds the ONNX fixtures of scripts/make_onnx_fixtures.py.
+var onnxDir = filepath.Join("..", "..", "prune", "model", "testdata", "onnx")
+
+// randomImages writes n seeded standard-normal samples of shape (c, h, w) as a .npy of
+// shape (n, c, h, w) (the fixtures hold only 16 samples, too few to fit a Gemm of 48
+// inputs to a given sparsity: a Lasso keeps at most as many weights per output as rows).
+func randomImages(t *testing.T, n, c, h, w int) string {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 8))
+	m := dataio.NewMatrix32("calib", n, c*h*w)
+	m.Shape = []int{n, c, h, w}
+	for i := range m.F32 {
+		m.F32[i] = float32(r.NormFloat64())
+	}
+	path := filepath.Join(t.TempDir(), "calib.npy")
+	if err := dataio.WriteNPY(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func readProto(t *testing.T, path string) *onnx.ModelProto {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(b, m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestPruneONNX: pruning the fixture CNN (Conv + BatchNormalization, dilated and strided
+// convs, pools, Gemm + BatchNormalization) writes an ONNX file with the same nodes, inputs
+// and outputs, the same initializers except the layers' weights, biases and BN shifts, and
+// non-zero counts equal to the report's.
+func TestPruneONNX(t *testing.T) {
+	out := t.TempDir()
+	src := filepath.Join(onnxDir, "cnn.onnx")
+	pruned, rep := filepath.Join(out, "p.onnx"), filepath.Join(out, "r.json")
+	r := run(t, ".", "prune", "--model", src, "--calib", randomImages(t, 300, 3, 12, 16), "--sparsity", "0.6", "--out", pruned, "--report", rep, "--compare")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var report pruneReport
+	readJSON(t, rep, &report)
+	m, err := model.Load(pruned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for l, nz := range m.NonZeros() {
+		total += nz
+		if nz != report.Layers[l].NonZeros {
+			t.Errorf("layer %s: file has %d non-zeros, report %d", m.Layers[l].Key, nz, report.Layers[l].NonZeros)
+		}
+		if report.Layers[l].Rows == 0 || report.Layers[l].XBytes != int64(report.Layers[l].Rows*m.Layers[l].In*8) {
+			t.Errorf("layer %s: report rows %d, x_bytes %d", m.Layers[l].Key, report.Layers[l].Rows, report.Layers[l].XBytes)
+		}
+	}
+	// Later layers can keep fewer weights than their budget (inputs that the pruned network
+	// leaves always zero on the calibration data: their weights have no effect and stay
+	// zero), never more; the first layer reads the random calibration data and keeps
+	// exactly its budget.
+	if sp := 1 - float64(total)/float64(m.Weights()); sp < 0.595 {
+		t.Errorf("sparsity %.4f, want at least 0.60 - 0.005", sp)
+	}
+	if first := report.Layers[0]; first.Sparsity < 0.59 || first.Sparsity > 0.61 {
+		t.Errorf("first layer sparsity %.4f, want the Erdos-Renyi share (0.60 here, as all layers get the same density until capped)", first.Sparsity)
+	}
+	a, b := readProto(t, src), readProto(t, pruned)
+	if len(a.Graph.Node) != len(b.Graph.Node) {
+		t.Fatalf("%d nodes, want %d", len(b.Graph.Node), len(a.Graph.Node))
+	}
+	for i := range a.Graph.Node {
+		if !proto.Equal(a.Graph.Node[i], b.Graph.Node[i]) {
+			t.Errorf("node %d changed: %v -> %v", i, a.Graph.Node[i], b.Graph.Node[i])
+		}
+	}
+	if !proto.Equal(a.Graph.Input[0], b.Graph.Input[0]) || !proto.Equal(a.Graph.Output[0], b.Graph.Output[0]) {
+		t.Errorf("graph input or output changed")
+	}
+	// The parameters relutrim may change: each layer's weight and bias, and a folded
+	// BatchNormalization's shift (its input B); everything else byte for byte the same.
+	changeable := map[string]bool{"0.weight": true, "0.bias": true, "1.bias": true, "4.weight": true, "7.weight": true, "7.bias": true,
+		"11.weight": true, "11.bias": true, "12.bias": true, "14.weight": true, "14.bias": true}
+	bi := map[string]*onnx.TensorProto{}
+	for _, x := range b.Graph.Initializer {
+		bi[x.Name] = x
+	}
+	for _, x := range a.Graph.Initializer {
+		y := bi[x.Name]
+		if y == nil {
+			t.Errorf("initializer %s missing", x.Name)
+			continue
+		}
+		if !changeable[x.Name] && !proto.Equal(x, y) {
+			t.Errorf("initializer %s changed", x.Name)
+		}
+		if changeable[x.Name] && (y.DataType != x.DataType || len(y.RawData) != len(x.RawData) || !equalInts(x.Dims, y.Dims)) {
+			t.Errorf("initializer %s: type, size or shape changed", x.Name)
+		}
+	}
+}
+
+func equalInts(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestPruneONNXNM: --nm 2:4 on a CNN keeps at most 2 non-zeros in every 4 consecutive input
+// channels at each kernel position of every convolution (the layout of NVIDIA's 2:4
+// kernels), checked on the written file, and in every 4 consecutive inputs of a Gemm.
+func TestPruneONNXNM(t *testing.T) {
+	out := t.TempDir()
+	pruned := filepath.Join(out, "p.onnx")
+	r := run(t, ".", "prune", "--model", filepath.Join(onnxDir, "cnn_gap.onnx"), "--calib", randomImages(t, 300, 3, 12, 12), "--nm", "2:4", "--out", pruned, "--compare")
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	m, err := model.Load(pruned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, L := range m.Layers {
+		kk, cin := 1, L.In
+		if L.Conv != nil {
+			kk, cin = L.Conv.KH*L.Conv.KW, L.Conv.In.C
+		}
+		kept := 0
+		for o := 0; o < L.Out; o++ {
+			for k := 0; k < kk; k++ {
+				for c0 := 0; c0 < cin; c0 += 4 {
+					nz := 0
+					for c := c0; c < min(c0+4, cin); c++ {
+						if L.W[o*L.In+c*kk+k] != 0 {
+							nz++
+						}
+					}
+					if nz > 2 {
+						t.Fatalf("layer %s output %d kernel position %d channels %d..: %d non-zeros", L.Key, o, k, c0, nz)
+					}
+					kept += nz
+				}
+			}
+		}
+		if L.Key == m.Layers[0].Key && kept != L.Out*kk*2 { // 3 input channels: 2 of each 3 kept
+			t.Errorf("first layer keeps %d of %d weights, want %d", kept, L.In*L.Out, L.Out*kk*2)
+		}
+	}
+}
+
+// TestPruneONNXBadInput: bad ONNX models and mismatched calibration data exit 2 with a
+// message naming the file (and node) and write nothing.
+func TestPruneONNXBadInput(t *testing.T) {
+	bad := filepath.Join(onnxDir, "bad")
+	cnn, calib := filepath.Join(onnxDir, "cnn.onnx"), filepath.Join(onnxDir, "cnn_x.npy")
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"truncated", []string{"--model", filepath.Join(bad, "truncated.onnx"), "--calib", calib}, []string{"--model", "truncated.onnx", "not an ONNX model"}},
+		{"unsupported op", []string{"--model", filepath.Join(bad, "sigmoid.onnx"), "--calib", calib}, []string{"sigmoid.onnx", "/1/Sigmoid", "Sigmoid is not supported"}},
+		{"residual", []string{"--model", filepath.Join(bad, "residual.onnx"), "--calib", calib}, []string{"residual.onnx", "residual"}},
+		{"grouped conv", []string{"--model", filepath.Join(bad, "group_conv.onnx"), "--calib", calib}, []string{"group_conv.onnx", "/0/Conv", "group 2"}},
+		{"dynamic reshape", []string{"--model", filepath.Join(bad, "dynamic_reshape.onnx"), "--calib", calib}, []string{"dynamic_reshape.onnx", "Shape"}},
+		{"NaN weight", []string{"--model", filepath.Join(bad, "nan_weight.onnx"), "--calib", calib}, []string{"nan_weight.onnx", "/0/Conv", "non-finite"}},
+		{"calibration shape", []string{"--model", cnn, "--calib", filepath.Join(onnxDir, "cnn_gap_x.npy")}, []string{"--calib", "(16, 3, 12, 12)", "(N, 3, 12, 16)"}},
+		{"flat calibration", []string{"--model", cnn, "--calib", filepath.Join(onnxDir, "mlp_x.npy")}, []string{"--calib", "(16, 20)", "(N, 3, 12, 16)"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := append([]string{"prune"}, c.args...)
+			args = append(args, "--sparsity", "0.5", "--out", filepath.Join(out, "p.onnx"), "--report", filepath.Join(out, "r.json"))
+			expectUsageError(t, run(t, ".", args...), c.want, out)
+		})
+	}
+	for _, c := range []struct {
+		name, out string
+		extra     []string
+		want      []string
+	}{
+		{"safetensors out for ONNX", "p.safetensors", nil, []string{"--out", ".onnx"}},
+		{"masks with ONNX", "p.onnx", []string{"--masks"}, []string{"--masks", "safetensors"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			args := append([]string{"prune", "--model", cnn, "--calib", calib, "--sparsity", "0.5", "--out", filepath.Join(out, c.out)}, c.extra...)
+			expectUsageError(t, run(t, ".", args...), c.want, out)
+		})
+	}
+}
