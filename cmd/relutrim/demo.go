@@ -17,6 +17,8 @@ var demoFlags struct {
 	parallel bool
 	threads  int
 	verbose  bool
+	cnn      bool
+	maxX     int
 }
 
 var demoCmd = &cobra.Command{
@@ -43,6 +45,8 @@ func init() {
 	f.StringSliceVar(&demoFlags.nm, "nm", nil, "N:M patterns to run instead (e.g. 2:4,1:4); with --levels, both")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
+	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
+	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 32)")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	root.AddCommand(demoCmd)
 }
@@ -63,8 +67,14 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			return usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
 		}
 	}
+	if demoFlags.maxX < 0 {
+		return usageErrorf("--max-patch-mib must be >= 0, got %d", demoFlags.maxX)
+	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
-		Parallel: demoFlags.parallel, Threads: demoFlags.threads}
+		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20}
+	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
+		cfg.CalibRows = 0 // the CNN demo's own default
+	}
 	for _, v := range demoFlags.nm {
 		pat, err := parseNM(v)
 		if err != nil {
@@ -83,6 +93,9 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		cfg.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	default:
 		prog.Describe("pruning LeNet-300-100")
+		if demoFlags.cnn {
+			prog.Describe("pruning the MNIST CNN")
+		}
 		cfg.Log = prog.Step
 	}
 	res, err := demo.Run(ctx, cfg, nil)

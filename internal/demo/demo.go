@@ -14,6 +14,7 @@ import (
 	"relutrim/internal/mnist"
 	"relutrim/internal/models"
 	"relutrim/prune"
+	"relutrim/prune/model"
 )
 
 // Config sets the size of the run. The zero value is the full demo.
@@ -37,7 +38,18 @@ type Config struct {
 	// NM lists N:M patterns to run after the levels (one row each; magnitude and Wanda at
 	// the same pattern).
 	NM []prune.NM
+	// CNN prunes the bundled all-conv MNIST network (internal/models/cnn_mnist.onnx)
+	// instead of LeNet-300-100; CalibRows then defaults to DefaultCNNCalibRows and the
+	// convolutions are fitted on at most MaxXBytes of patches (default DefaultCNNMaxXBytes).
+	CNN       bool
+	MaxXBytes int
 }
+
+// Defaults of the CNN demo: see Config.CNN.
+const (
+	DefaultCNNCalibRows = 1000
+	DefaultCNNMaxXBytes = 32 << 20
+)
 
 // Row is one line of the table.
 type Row struct {
@@ -52,6 +64,8 @@ type Row struct {
 
 // Result is the demo's outcome.
 type Result struct {
+	// Model names the network; Layers describes its layers for the table's header.
+	Model, Layers       string
 	Dense               float64
 	Rows                []Row
 	Seconds             float64
@@ -67,10 +81,10 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 		mode = "parallel"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "relutrim demo: LeNet-300-100 (784-300-100-10) on MNIST, %d test images\n", r.TestRows)
+	fmt.Fprintf(&b, "relutrim demo: %s on MNIST, %d test images\n", r.Model, r.TestRows)
 	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: Erdos-Renyi (keeps ~ in+out per layer); refit of kept weights: on\n", r.CalibRows, mode)
 	fmt.Fprintf(&b, "dense test accuracy: %.2f%%\n\n", 100*r.Dense)
-	hdr := "| sparsity | per-layer sparsity (784-300 / 300-100 / 100-10) | relutrim | magnitude | Wanda |"
+	hdr := "| sparsity | per-layer sparsity (" + r.Layers + ") | relutrim | magnitude | Wanda |"
 	sep := "|---|---|---|---|---|"
 	if times {
 		hdr += " time |"
@@ -100,6 +114,22 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 	io.WriteString(w, b.String())
 }
 
+// describe names a CNN and its layers for the table: "conv 1-16 3x3 / ... / fc 64-10".
+func describe(m model.Model) (name, layers string) {
+	var ls []string
+	weights, conv := 0, 0
+	for _, L := range m.Layers {
+		weights += L.In * L.Out
+		if c := L.Conv; c != nil {
+			conv += L.In * L.Out
+			ls = append(ls, fmt.Sprintf("conv %d-%d", c.In.C, L.Out))
+		} else {
+			ls = append(ls, fmt.Sprintf("fc %d-%d", L.In, L.Out))
+		}
+	}
+	return fmt.Sprintf("all-conv CNN (%d weights, %.0f%% in convolutions)", weights, 100*float64(conv)/float64(weights)), strings.Join(ls, " / ")
+}
+
 // Run executes the demo; progress goes to cfg.Log, and when the demo has finished its whole
 // table is written to w (if non-nil), so that progress printed meanwhile cannot split it.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
@@ -109,6 +139,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	if cfg.CalibRows == 0 {
 		cfg.CalibRows = 2000
+		if cfg.CNN {
+			cfg.CalibRows = DefaultCNNCalibRows
+		}
+	}
+	if cfg.MaxXBytes == 0 && cfg.CNN {
+		cfg.MaxXBytes = DefaultCNNMaxXBytes
 	}
 	dir, err := mnist.Dir()
 	if err != nil {
@@ -125,17 +161,26 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if cfg.TestRows > 0 && cfg.TestRows < test.N {
 		test.N, test.X, test.Labels = cfg.TestRows, test.X[:cfg.TestRows*784], test.Labels[:cfg.TestRows]
 	}
-	m, err := models.LeNet300100()
+	res := &Result{Model: "LeNet-300-100 (784-300-100-10)", Layers: "784-300 / 300-100 / 100-10"}
+	load := models.LeNet300100
+	if cfg.CNN {
+		load = models.CNNMNIST
+	}
+	m, err := load()
 	if err != nil {
 		return nil, err
+	}
+	if cfg.CNN {
+		res.Model, res.Layers = describe(m)
 	}
 	n := cfg.CalibRows
 	calib := train.X[:n*784]
-	p, err := prune.NewPruner(m, calib, n, prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log})
+	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes}
+	p, err := prune.NewPruner(m, calib, n, opt)
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Dense: m.Accuracy(test.X, test.N, test.Labels), TestRows: test.N, CalibRows: n, Parallel: cfg.Parallel}
+	res.Dense, res.TestRows, res.CalibRows, res.Parallel = m.Accuracy(test.X, test.N, test.Labels), test.N, n, cfg.Parallel
 	// Prune from the sparsest level down: the first layer's lambda path (shared by all
 	// levels, its input never changes) then descends once instead of jumping.
 	order := make([]int, len(cfg.Levels))
@@ -169,7 +214,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	for _, pat := range cfg.NM {
 		t0 := time.Now()
-		pn, err := prune.NewPruner(m, calib, n, prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, NM: pat})
+		o := opt
+		o.NM = pat
+		pn, err := prune.NewPruner(m, calib, n, o)
 		if err != nil {
 			return nil, err
 		}

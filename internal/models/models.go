@@ -25,3 +25,14 @@ func LeNet300100() (model.Model, error) {
 	}
 	return model.FromTensors(ts, lenetName)
 }
+
+// cnn is the all-conv MNIST network of scripts/train_cnn.py, exported to ONNX (inputs
+// pixel/255 as (N, 1, 28, 28)); internal/models/cnn_mnist.json records its accuracy.
+//
+//go:embed cnn_mnist.onnx
+var cnn []byte
+
+// CNNMNIST returns the bundled dense all-conv MNIST model.
+func CNNMNIST() (model.Model, error) {
+	return model.FromONNX(cnn, "internal/models/cnn_mnist.onnx")
+}
