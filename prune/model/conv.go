@@ -116,6 +116,28 @@ func (c *Conv) patch(dst, in []float64, p int) {
 	}
 }
 
+// patchLast writes the unfolded input of output position p into dst in channel-last
+// order: column (i*KW + j)*C_in + c (the forward pass's layout; Patches uses PyTorch's).
+func (c *Conv) patchLast(dst, in []float64, p int) {
+	ow := p % c.OutW
+	oh := (p / c.OutW) % c.OutH
+	s := p / (c.OutW * c.OutH)
+	C, H, W := c.In.C, c.In.H, c.In.W
+	base := s * H * W * C
+	for i := 0; i < c.KH; i++ {
+		h := oh*c.SH - c.PT + i*c.DH
+		for j := 0; j < c.KW; j++ {
+			w := ow*c.SW - c.PL + j*c.DW
+			d := dst[(i*c.KW+j)*C : (i*c.KW+j+1)*C]
+			if h < 0 || h >= H || w < 0 || w >= W {
+				clear(d)
+				continue
+			}
+			copy(d, in[base+(h*W+w)*C:])
+		}
+	}
+}
+
 // Op is a parameter-free operation between layers: pooling, global average pooling or
 // flattening. It maps n samples of shape In (channel-last) to n samples of shape Out().
 type Op struct {

@@ -16,10 +16,13 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+
+	"gonum.org/v1/gonum/floats"
 
 	"relutrim/dataio"
 	"relutrim/internal/kern"
@@ -361,17 +364,119 @@ func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 	per := L.Positions()
 	rows := n * per
 	post, pre = make([]float64, rows*L.Out), make([]float64, rows*L.Out)
-	dense := Layer{In: L.In, Out: L.Out, W: L.W, B: L.B}
-	block := max(1, convBlockRows/per)
-	inSize := c.In.Size()
-	for s := 0; s < n; s += block {
-		b := min(block, n-s)
-		x := c.Patches(in[s*inSize:(s+b)*inSize], b, nil)
-		po, pr := dense.Apply(x, b*per, relu)
-		copy(post[s*per*L.Out:], po)
-		copy(pre[s*per*L.Out:], pr)
+	// The forward pass unfolds patches channel-last ((i*KW + j)*C_in + c: each kernel
+	// offset copies C_in contiguous values), a chunk of kern.ChunkRows output positions at
+	// a time per goroutine, and multiplies them by the weight with its columns permuted to
+	// match: dense dot products, or, for a sparse weight, sums over each output's non-zeros
+	// only (a pruned network's forward pass costs its non-zeros). Every output value is
+	// computed by one goroutine in a fixed order: the result does not depend on the
+	// number of threads.
+	kk, C := c.KH*c.KW, c.In.C
+	wp := make([]float64, len(L.W))
+	nnz := 0
+	for o := 0; o < L.Out; o++ {
+		for ch := 0; ch < C; ch++ {
+			for k := 0; k < kk; k++ {
+				v := L.W[o*L.In+ch*kk+k]
+				wp[o*L.In+k*C+ch] = v
+				if v != 0 {
+					nnz++
+				}
+			}
+		}
 	}
+	var sp *sparseRows
+	if float64(nnz) < sparseWeights*float64(len(wp)) {
+		sp = newSparseRows(wp, L.Out, L.In)
+	}
+	kern.ForChunks(rows, runtime.GOMAXPROCS(0), func(_, lo, hi int) {
+		x := make([]float64, 4*L.In)
+		for p := lo; p < hi; p += 4 {
+			q := min(4, hi-p) // rows p..p+q-1
+			for r := 0; r < q; r++ {
+				c.patchLast(x[r*L.In:(r+1)*L.In], in, p+r)
+			}
+			dst := pre[p*L.Out : (p+q)*L.Out]
+			if sp != nil && q == 4 {
+				sp.mul4(dst, x, L.Out, L.In)
+			} else {
+				for r := 0; r < q; r++ {
+					xr := x[r*L.In : (r+1)*L.In]
+					for o := 0; o < L.Out; o++ {
+						if sp != nil {
+							dst[r*L.Out+o] = sp.dot(o, xr)
+						} else {
+							dst[r*L.Out+o] = floats.Dot(xr, wp[o*L.In:(o+1)*L.In])
+						}
+					}
+				}
+			}
+			for r := 0; r < q; r++ {
+				d, po := dst[r*L.Out:(r+1)*L.Out], post[(p+r)*L.Out:(p+r+1)*L.Out]
+				for o, bo := range L.B {
+					v := d[o] + bo
+					d[o] = v
+					if relu && v < 0 {
+						v = 0
+					}
+					po[o] = v
+				}
+			}
+		}
+	})
 	return post, pre
+}
+
+// sparseWeights: a convolution whose weight has fewer non-zeros than this fraction runs
+// its forward pass on the non-zeros only (a sum over a list costs about three times a
+// dense dot product's multiply-add).
+const sparseWeights = 0.3
+
+// sparseRows is a row-major matrix as lists of each row's non-zeros.
+type sparseRows struct {
+	ptr []int
+	idx []int32
+	val []float64
+}
+
+func newSparseRows(a []float64, r, c int) *sparseRows {
+	s := &sparseRows{ptr: make([]int, r+1)}
+	for i := 0; i < r; i++ {
+		for j, v := range a[i*c : (i+1)*c] {
+			if v != 0 {
+				s.idx = append(s.idx, int32(j))
+				s.val = append(s.val, v)
+			}
+		}
+		s.ptr[i+1] = len(s.idx)
+	}
+	return s
+}
+
+// dot returns row i . x.
+func (s *sparseRows) dot(i int, x []float64) float64 {
+	v := 0.0
+	for k := s.ptr[i]; k < s.ptr[i+1]; k++ {
+		v += s.val[k] * x[s.idx[k]]
+	}
+	return v
+}
+
+// mul4 sets dst[r*rows + i] = row i . x_r for the four vectors x_r = x[r*n : (r+1)*n]
+// (each non-zero loaded once for four products; each sum in the order of dot).
+func (s *sparseRows) mul4(dst, x []float64, rows, n int) {
+	x0, x1, x2, x3 := x[:n], x[n:2*n], x[2*n:3*n], x[3*n:4*n]
+	for i := 0; i < rows; i++ {
+		var v0, v1, v2, v3 float64
+		for k := s.ptr[i]; k < s.ptr[i+1]; k++ {
+			a, j := s.val[k], s.idx[k]
+			v0 += a * x0[j]
+			v1 += a * x1[j]
+			v2 += a * x2[j]
+			v3 += a * x3[j]
+		}
+		dst[i], dst[rows+i], dst[2*rows+i], dst[3*rows+i] = v0, v1, v2, v3
+	}
 }
 
 // convBlockRows bounds the unfolded rows a convolution's forward pass holds at once.
@@ -433,8 +538,9 @@ func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
 	return float64(right) / float64(n)
 }
 
-// accuracyBlock is the number of samples Accuracy runs at once.
-const accuracyBlock = 2048
+// accuracyBlock is the number of samples Accuracy runs at once (for a CNN, each sample's
+// activations are tens of thousands of values).
+const accuracyBlock = 256
 
 func countRight(out []float64, n, k int, labels []int) int {
 	right := 0
