@@ -70,14 +70,23 @@ func TestConvMatchesDefinition(t *testing.T) {
 		in := c.In.C * c.KH * c.KW
 		w, b := randVec(r, cout*in), randVec(r, cout)
 		x := randVec(r, n*c.In.Size())
-		want := naiveConv(x, n, c, w, b, cout)
 		cc := c
-		m := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActIdentity}}}
-		_, pre := m.Apply(0, m.Input(x, n), n)
-		got := ToChannelFirst(pre, n, m.Layers[0].OutShape())
-		if d := maxDiff(got, want); d > 1e-12 {
-			t.Errorf("case %d (%+v): max difference %g from the definition", k, c, d)
+		// Dense weights, then 85% zeros (the forward pass's sparse-weight path).
+		for _, zero := range []float64{0, 0.85} {
+			for i := range w {
+				if r.Float64() < zero {
+					w[i] = 0
+				}
+			}
+			want := naiveConv(x, n, c, w, b, cout)
+			m := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActIdentity}}}
+			_, pre := m.Apply(0, m.Input(x, n), n)
+			got := ToChannelFirst(pre, n, m.Layers[0].OutShape())
+			if d := maxDiff(got, want); d > 1e-12 {
+				t.Errorf("case %d (%+v), %.0f%% zeros: max difference %g from the definition", k, c, 100*zero, d)
+			}
 		}
+		m := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActIdentity}}}
 		// Patches at sampled positions are the rows of the full unfolding.
 		all := c.Patches(m.Input(x, n), n, nil)
 		pos := []int{0, min(5, n*c.OutH*c.OutW-2), n*c.OutH*c.OutW - 1}
