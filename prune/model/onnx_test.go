@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/advancedclimatesystems/gonnx/onnx"
+	"google.golang.org/protobuf/proto"
+
 	"relutrim/dataio"
 )
 
@@ -183,5 +186,29 @@ func TestONNXRejects(t *testing.T) {
 	}
 	if _, err := FromONNX([]byte("not a model at all"), "junk.onnx"); err == nil || !strings.Contains(err.Error(), "junk.onnx") {
 		t.Errorf("junk bytes: %v", err)
+	}
+}
+
+// TestONNXShapesMustChain: a Gemm whose weight does not take the previous layer's width is
+// refused with the node's name (mlp.onnx with 2.weight cut from 8x16 to 8x15).
+func TestONNXShapesMustChain(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(onnxDir, "mlp.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &onnx.ModelProto{}
+	if err := proto.Unmarshal(data, m); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range m.Graph.Initializer {
+		if x.Name == "2.weight" {
+			x.Dims = []int64{8, 15}
+			x.RawData = x.RawData[:4*8*15]
+		}
+	}
+	bad, _ := proto.Marshal(m)
+	_, err = FromONNX(bad, "cut.onnx")
+	if err == nil || !strings.Contains(err.Error(), "cut.onnx: node /2/Gemm (Gemm)") || !strings.Contains(err.Error(), "takes 15 inputs but its input has 16 features") {
+		t.Errorf("error %v", err)
 	}
 }
