@@ -194,18 +194,28 @@ func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
 	if err != nil {
 		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
+	if err := checkLoaded(cmd, flag, spec, m); err != nil {
+		return dataio.Matrix{}, err
+	}
+	return m, nil
+}
+
+// checkLoaded checks that a loaded matrix is not empty, is finite and not too large to
+// square (two passes over it).
+func checkLoaded(cmd *cobra.Command, flag, spec string, m dataio.Matrix) error {
+	name := cmd.Name()
 	if m.Rows == 0 || m.Cols == 0 {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: empty array (%d x %d)", name, flag, spec, m.Rows, m.Cols)
+		return usageErrorf("%s: %s %s: empty array (%d x %d)", name, flag, spec, m.Rows, m.Cols)
 	}
 	if err := dataio.CheckFinite(m); err != nil {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+		return usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
 	if e := log10SumSquares(m); e > maxLog10SumSquares {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
+		return usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
 			"float64 arithmetic in the solver can hold (the objective squares them); rescale the data (e.g. divide by 1e%.0f)",
 			name, flag, spec, e, maxLog10SumSquares, math.Ceil((e-maxLog10SumSquares)/2))
 	}
-	return m, nil
+	return nil
 }
 
 // requiredFlag is a flag a command cannot run without: its name, value and what it gives.
