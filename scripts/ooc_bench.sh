@@ -24,7 +24,7 @@ fi
 go build -o "$DIR/relutrim" ./cmd/relutrim
 go build -o "$DIR/oocgen" ./bench/oocgen
 cleanup() {
-  [ -n "${CG:-}" ] && [ -d "$CG" ] && rmdir "$CG" 2>/dev/null || true
+  if [ -n "${CG:-}" ] && [ -d "$CG" ]; then rmdir "$CG" 2>/dev/null || true; fi
   if [ "${KEEP:-}" != 1 ]; then rm -f "$DIR/X.npy" "$DIR/Y.npy"; fi
 }
 trap cleanup EXIT
@@ -68,44 +68,68 @@ echo "== in memory (no limit; X cached by the warm dd), uptime: $(uptime)"
   --report "$DIR/mem.json" --quiet 2>"$DIR/mem.time"
 summary "$DIR/mem.json" "$DIR/mem.time"
 
-# A memory-limited cgroup: systemd-run's scope when systemd runs, else a child of this
-# process's own memory cgroup (v1 memory.limit_in_bytes, or v2 memory.max).
+# A memory-limited cgroup: a child of this process's own memory cgroup (v1
+# memory.limit_in_bytes, or v2 memory.max), else systemd-run's scope when systemd runs.
 echo "== out of core: limit $LIMIT bytes, page cache dropped first, uptime: $(uptime)"
 drop || true
+CG= PEAKFILE= ANONKEY=
+v1=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
+v2=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
+if [ -n "$v1" ] && [ -d "/sys/fs/cgroup/memory$v1" ]; then
+  CG="/sys/fs/cgroup/memory${v1%/}/relutrim-ooc-$$"
+  mkdir "$CG" && echo "$LIMIT" >"$CG/memory.limit_in_bytes"
+  PEAKFILE=memory.max_usage_in_bytes ANONKEY=rss
+elif [ -n "$v2" ] && [ -f "/sys/fs/cgroup${v2%/}/cgroup.controllers" ] && mkdir "/sys/fs/cgroup${v2%/}/relutrim-ooc-$$" 2>/dev/null; then
+  CG="/sys/fs/cgroup${v2%/}/relutrim-ooc-$$"
+  echo "$LIMIT" >"$CG/memory.max"
+  echo 0 >"$CG/memory.swap.max" 2>/dev/null || true
+  PEAKFILE=memory.peak ANONKEY=anon
+fi
 run_limited() {
-  if systemd-run --scope -q -p MemoryMax=1G true >/dev/null 2>&1; then
+  if [ -n "$CG" ]; then
+    echo "(cgroup $CG)"
+    sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CG" "$@"
+  elif systemd-run --scope -q -p MemoryMax=1G true >/dev/null 2>&1; then
     echo "(systemd-run --scope -p MemoryMax=$LIMIT)"
     systemd-run --scope -q -p MemoryMax="$LIMIT" -p MemorySwapMax=0 "$@"
-    return
-  fi
-  local v1 v2
-  v1=$(awk -F: '$2 ~ /(^|,)memory(,|$)/ {print $3}' /proc/self/cgroup)
-  v2=$(awk -F: '$1 == "0" {print $3}' /proc/self/cgroup)
-  if [ -n "$v1" ] && [ -d "/sys/fs/cgroup/memory$v1" ]; then
-    CG="/sys/fs/cgroup/memory${v1%/}/relutrim-ooc-$$"
-    mkdir "$CG"
-    echo "$LIMIT" >"$CG/memory.limit_in_bytes"
-    PEAKFILE=memory.max_usage_in_bytes
-  elif [ -n "$v2" ] && [ -f "/sys/fs/cgroup${v2%/}/cgroup.controllers" ]; then
-    CG="/sys/fs/cgroup${v2%/}/relutrim-ooc-$$"
-    mkdir "$CG"
-    echo "$LIMIT" >"$CG/memory.max"
-    echo 0 >"$CG/memory.swap.max" 2>/dev/null || true
-    PEAKFILE=memory.peak
   else
-    echo "FAIL: no systemd and no memory cgroup to create a limited child in" >&2
+    echo "FAIL: no memory cgroup to create a limited child in, and no systemd" >&2
     return 1
   fi
-  echo "(cgroup $CG)"
-  sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' sh "$CG" "$@"
 }
-PEAKFILE=
+# The cgroup's anonymous memory (what reclaim cannot drop: the solver's arrays), sampled
+# every 0.2 s; page cache and the mapped X's pages are the rest of the cgroup's usage.
+ANONMAX="$DIR/anon.max"
+echo 0 >"$ANONMAX"
+if [ -n "$CG" ]; then
+  (
+    m=0
+    while [ -d "$CG" ]; do
+      v=$(awk -v k="$ANONKEY" '$1 == k {print $2}' "$CG/memory.stat" 2>/dev/null || echo 0)
+      if [ "${v:-0}" -gt "$m" ]; then m=$v; echo "$m" >"$ANONMAX"; fi
+      sleep 0.2
+    done
+  ) &
+  SAMPLER=$!
+fi
 run_limited /usr/bin/time -v "$DIR/relutrim" fit --x "$X" --y "$Y" --lambda "$LAMBDA" --out "$DIR/ooc.safetensors" \
   --report "$DIR/ooc.json" --quiet 2>"$DIR/ooc.time" || { cat "$DIR/ooc.time" >&2; exit 1; }
 summary "$DIR/ooc.json" "$DIR/ooc.time"
-if [ -n "$PEAKFILE" ] && [ -f "$CG/$PEAKFILE" ]; then
+if [ -n "$CG" ]; then
   echo "  cgroup peak ($PEAKFILE, page cache included) $(($(cat "$CG/$PEAKFILE") >> 20)) MiB of the $((LIMIT >> 20)) MiB limit"
+  echo "  cgroup peak anonymous memory ($ANONKEY in memory.stat, sampled every 0.2 s) $(($(cat "$ANONMAX") >> 20)) MiB"
   [ -f "$CG/memory.failcnt" ] && echo "  cgroup memory.failcnt (times the limit was reached and pages reclaimed) $(cat "$CG/memory.failcnt")"
+fi
+# The raw pass rate of the two out-of-core readers in the same limit, from a cold cache:
+# the memory map relutrim uses, and a bounded pread(2) buffer (bench/oocread).
+go build -o "$DIR/oocread" ./bench/oocread
+for mode in mmap pread; do
+  drop || true
+  run_limited "$DIR/oocread" -mode "$mode" -passes 2 "$X" | tail -1
+done
+if [ -n "$CG" ]; then
+  rmdir "$CG"
+  wait "$SAMPLER" 2>/dev/null || true
 fi
 if cmp -s "$DIR/mem.safetensors" "$DIR/ooc.safetensors"; then
   echo "== the two layer files are identical (bitwise)"

@@ -240,6 +240,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if ym.Rows != xm.Rows {
 		return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
 	}
+	if w := workBytes(xm.Rows, xm.Cols, ym.Cols); mapped != nil && w > maxMem {
+		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
+			"more than --max-memory (%.3g GB): it may run out of memory", fl.x, float64(w)/1e9, float64(maxMem)/1e9)
+	}
 	X := solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
 	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
 	n, nx, ny := X.Rows, X.Cols, Y.Cols

@@ -201,3 +201,12 @@ func peakRSS() int64 {
 	}
 	return -1
 }
+
+// workBytes estimates the memory a fit needs besides X (README, "X larger than memory"):
+// about six N x Ny float64 arrays (Y, the Newton solver's residual and forward product, the
+// bound's dual point; the ADMM's three scalar duals instead), two per-row vectors, and the
+// row sample of at most 20,000 rows of X in float64 with its gathered standardised copy.
+func workBytes(n, nx, ny int) int64 {
+	s := int64(min(n, 20000))
+	return 8*int64(n)*int64(ny)*6 + 16*int64(n) + 16*s*int64(nx+1)
+}
