@@ -138,7 +138,7 @@ type fitReport struct {
 	MaxMemory int64 `json:"max_memory_bytes"`
 	XBytes    int64 `json:"x_bytes"`
 	OutOfCore bool  `json:"out_of_core"`
-	// XPasses counts the passes over X of the whole run: the input checks (3), the
+	// XPasses counts the passes over X of the whole run: the input checks (1, rarely 3), the
 	// standardisation (1), lambda_max's correlations (2 with a bias, 1 without) and every
 	// solve's passes. BytesRead is what the process read from storage during the run
 	// (/proc/self/io read_bytes: page-cache misses, so 0 for a file already cached; -1:
@@ -218,7 +218,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 
 	// Data: X memory-mapped when it needs more than maxMem, else read.
 	var xm dataio.Matrix
-	mapped, unmap, err := mappedX(cmd, "--x", fl.x, maxMem)
+	mapped, unmap, checkPasses, err := mappedX(cmd, "--x", fl.x, maxMem)
 	switch {
 	case err != nil:
 		return err
@@ -226,7 +226,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		defer unmap()
 		xm = *mapped
 	default:
-		if xm, err = loadMatrix(cmd, "--x", fl.x); err != nil {
+		if xm, checkPasses, err = loadMatrixCounted(cmd, "--x", fl.x); err != nil {
 			return err
 		}
 	}
@@ -281,10 +281,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		rep.DType = "float32"
 		rep.XBytes /= 2
 	}
-	// Passes over X outside the solves: the input checks (CheckFinite, and log10SumSquares's
-	// two), the standardisation (solver.Prepare) and the correlations (fit.Correlations: one
-	// pass for the column means with a bias, one for the products).
-	rep.XPasses = 3 + 1 + 2
+	// Passes over X outside the solves: the input checks (checkLoaded: one, rarely three),
+	// the standardisation (solver.Prepare) and the correlations (fit.Correlations: one pass
+	// for the column means with a bias, one for the products).
+	rep.XPasses = float64(checkPasses) + 1 + 2
 	if fl.noBias {
 		rep.XPasses--
 	}

@@ -113,48 +113,49 @@ func cgroupRoom() int64 {
 	return 0
 }
 
-// mappedX decides how X is held: nil, nil when it is read into memory as before (not an
+// mappedX decides how X is held: nil, nil, 0 when it is read into memory as before (not an
 // .npy file, or it fits in maxMem), else the X memory-mapped from its .npy file with its
-// unmap function. An X above maxMem that cannot be mapped (not .npy, Fortran order, an
+// unmap function and the passes checkLoaded made over it. An X above maxMem that cannot be mapped (not .npy, Fortran order, an
 // integer dtype, ...) is a usage error naming the file and the reason.
-func mappedX(cmd *cobra.Command, flag, spec string, maxMem int64) (*dataio.Matrix, func() error, error) {
+func mappedX(cmd *cobra.Command, flag, spec string, maxMem int64) (*dataio.Matrix, func() error, int, error) {
 	name := cmd.Name()
 	path, member := splitNPZ(spec)
 	if maxMem <= 0 {
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	st, err := os.Stat(path)
 	if err != nil || !st.Mode().IsRegular() {
-		return nil, nil, nil // loadMatrix reports or reads it
+		return nil, nil, 0, nil // loadMatrix reports or reads it
 	}
 	isNPY := member == "" && strings.EqualFold(pathExt(path), ".npy")
 	if !isNPY {
 		if st.Size() > maxMem {
-			return nil, nil, usageErrorf("%s: %s %s: the file (%d bytes) is larger than --max-memory (%d bytes) and only a "+
+			return nil, nil, 0, usageErrorf("%s: %s %s: the file (%d bytes) is larger than --max-memory (%d bytes) and only a "+
 				".npy file can be used from disk without loading it; save X with numpy.save as float32 or float64 .npy", name, flag, spec, st.Size(), maxMem)
 		}
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	in, err := dataio.InspectNPYFile(path)
 	if err != nil {
-		return nil, nil, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+		return nil, nil, 0, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
 	if in.MemBytes <= maxMem {
-		return nil, nil, nil
+		return nil, nil, 0, nil
 	}
 	if !in.Mappable {
-		return nil, nil, usageErrorf("%s: %s %s: X needs %d bytes in memory, more than --max-memory (%d bytes), and cannot be "+
+		return nil, nil, 0, usageErrorf("%s: %s %s: X needs %d bytes in memory, more than --max-memory (%d bytes), and cannot be "+
 			"used from disk because %s", name, flag, spec, in.MemBytes, maxMem, in.Why)
 	}
 	m, unmap, err := dataio.MapNPYFile(path)
 	if err != nil {
-		return nil, nil, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+		return nil, nil, 0, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
-	if err := checkLoaded(cmd, flag, spec, m); err != nil {
+	passes, err := checkLoaded(cmd, flag, spec, m)
+	if err != nil {
 		unmap()
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
-	return &m, unmap, nil
+	return &m, unmap, passes, nil
 }
 
 func pathExt(p string) string {
