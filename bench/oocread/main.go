@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command oocread measures how fast passes over a float32 .npy X larger than memory can
 // go with the two ways of reading it out of core: the read-only memory map relutrim fit
 // uses (dataio.MapNPYFile; pages faulted in by the kernel's read-ahead) and a bounded
@@ -5,7 +7,7 @@
 // order and the same work per chunk (a sum of every row chunk of kern.ChunkRows rows).
 // scripts/ooc_bench.sh runs it inside the memory limit.
 //
-//	go run ./bench/oocread -mode mmap|mmap-seq|pread -passes 3 -buf 16M X.npy
+//	go run ./bench/oocread -mode mmap|mmap-seq|pread -passes 3 -buf 16 X.npy
 package main
 
 import (
