@@ -31,10 +31,11 @@ type design struct {
 	colSum   []float64 // per-chunk partial column sums
 }
 
-// newDesign scans X once (xstats) and builds K on the kernel newKern picks for it.
+// newDesign scans X once (xstats) and builds K on the kernel newKern picks for it (the
+// dense one, on X in place, when the CSR copy would exceed copyLimit bytes; 0: no limit).
 // Non-finite entries, or entries so large that a column's sum of squares overflows, are an
 // *InputError naming the first offending entry.
-func newDesign(X Matrix, bias bool, threads int) (*design, error) {
+func newDesign(X Matrix, bias bool, threads int, copyLimit int64) (*design, error) {
 	var st xstats
 	if X.F32 != nil {
 		st = scanX(X.F32, X.Rows, X.Cols, bias, threads)
@@ -48,12 +49,27 @@ func newDesign(X Matrix, bias bool, threads int) (*design, error) {
 		return nil, inputErr("X", "entries too large: a column's sum of squares overflows float64 (rescale X)")
 	}
 	n, nx := X.Rows, X.Cols
-	g := &design{X: newKern(X, threads, st.density), n: n, nx: nx, bias: bias, threads: threads,
-		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: passFrac(st.density)}
+	density := st.density // what decides the kernel
+	if copyLimit > 0 && csrBytes(X, st.density) > copyLimit {
+		density = 1 // the dense kernel: no copy of X
+	}
+	g := &design{X: newKern(X, threads, density), n: n, nx: nx, bias: bias, threads: threads,
+		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: passFrac(density)}
 	if bias {
 		g.p++
 	}
 	return g, nil
+}
+
+// csrBytes is the size of X's CSR copy (kern.NewCSR32/64) at the given density: row
+// pointers (8 bytes per row), column indices (4 bytes) and values per non-zero.
+func csrBytes(X Matrix, density float64) int64 {
+	elem := 8.0
+	if X.F32 != nil {
+		elem = 4
+	}
+	nnz := density * float64(X.Rows) * float64(X.Cols)
+	return int64(8*float64(X.Rows+1) + nnz*(4+elem))
 }
 
 // passFrac is the cost of a product with X relative to a dense one, given X's density:

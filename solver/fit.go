@@ -122,7 +122,7 @@ func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	if err := checkShape("X", X); err != nil {
 		return nil, err
 	}
-	g, err := newDesign(X, !st.NoBias, st.Threads)
+	g, err := newDesign(X, !st.NoBias, st.Threads, st.MaxCopyBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,16 @@ type Settings struct {
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).
 	Threads int
 
+	// MaxCopyBytes bounds the memory Prepare may spend on a copy of X in another layout:
+	// the compressed sparse rows (CSR) that make products with a sparse X (under 40%
+	// non-zeros, pure-Go backend) faster, 8 bytes per row plus 8 (float32) or 12 (float64)
+	// per non-zero. 0 means no bound (the default). When the CSR copy would need more, the
+	// products run on X as given, with the dense kernel, and the result differs from the
+	// CSR one in rounding only (for dense X nothing changes). Set it when X is
+	// memory-mapped from a file larger than memory (dataio.MapNPYFile, relutrim fit
+	// --max-memory), so that X is never copied; README, "X larger than memory".
+	MaxCopyBytes int64
+
 	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
 	// steps) over all CCP rounds; default 20000.
 	MaxIter int

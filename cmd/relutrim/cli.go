@@ -179,22 +179,30 @@ func warnf(cmd *cobra.Command, format string, args ...any) {
 // loadMatrix reads the matrix given by flag (a dataio.Load spec) and checks that it exists,
 // is not empty and is finite. Errors are usage errors naming the command, flag and file.
 func loadMatrix(cmd *cobra.Command, flag, spec string) (dataio.Matrix, error) {
-	return loadArray(cmd, flag, spec, false)
+	m, _, err := loadMatrixCounted(cmd, flag, spec, false)
+	return m, err
 }
 
 // loadArray is loadMatrix; with nd, a .npy of more than two dimensions (images N x C x H
 // x W) is accepted too, its trailing dimensions flattened into the columns.
 func loadArray(cmd *cobra.Command, flag, spec string, nd bool) (dataio.Matrix, error) {
+	m, _, err := loadMatrixCounted(cmd, flag, spec, nd)
+	return m, err
+}
+
+// loadMatrixCounted is loadArray that also returns the passes its checks made over the
+// matrix (checkLoaded).
+func loadMatrixCounted(cmd *cobra.Command, flag, spec string, nd bool) (dataio.Matrix, int, error) {
 	name := cmd.Name()
 	path, _ := splitNPZ(spec)
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: no such file", name, flag, path)
+		return dataio.Matrix{}, 0, usageErrorf("%s: %s %s: no such file", name, flag, path)
 	case err != nil:
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: cannot read: %v", name, flag, path, err)
+		return dataio.Matrix{}, 0, usageErrorf("%s: %s %s: cannot read: %v", name, flag, path, err)
 	case st.IsDir():
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: is a directory, not a file", name, flag, path)
+		return dataio.Matrix{}, 0, usageErrorf("%s: %s %s: is a directory, not a file", name, flag, path)
 	}
 	var m dataio.Matrix
 	if nd && strings.EqualFold(filepath.Ext(spec), ".npy") {
@@ -203,20 +211,61 @@ func loadArray(cmd *cobra.Command, flag, spec string, nd bool) (dataio.Matrix, e
 		m, err = dataio.Load(spec)
 	}
 	if err != nil {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+		return dataio.Matrix{}, 0, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 	}
+	passes, err := checkLoaded(cmd, flag, spec, m)
+	if err != nil {
+		return dataio.Matrix{}, 0, err
+	}
+	return m, passes, nil
+}
+
+// checkLoaded checks that a loaded matrix is not empty, is finite and not too large to
+// square, and returns the passes it made over the matrix: one (the largest magnitude and
+// finiteness together), or three when that largest magnitude does not already bound the
+// sum of squares below 1e300 (then the exact scaled sum, log10SumSquares). Each pass over
+// an X larger than memory is a read of its file.
+func checkLoaded(cmd *cobra.Command, flag, spec string, m dataio.Matrix) (int, error) {
+	name := cmd.Name()
 	if m.Rows == 0 || m.Cols == 0 {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: empty array (%d x %d)", name, flag, spec, m.Rows, m.Cols)
+		return 0, usageErrorf("%s: %s %s: empty array (%d x %d)", name, flag, spec, m.Rows, m.Cols)
 	}
-	if err := dataio.CheckFinite(m); err != nil {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+	var big float64
+	var finite bool
+	if m.F32 != nil {
+		big, finite = maxAbs(m.F32)
+	} else {
+		big, finite = maxAbs(m.F64)
+	}
+	if !finite {
+		if err := dataio.CheckFinite(m); err != nil {
+			return 1, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
+		}
+	}
+	// sum v^2 <= len * big^2: only when that bound is above the limit is the sum needed.
+	if big == 0 || math.Log10(float64(m.Len()))+2*math.Log10(big) <= maxLog10SumSquares {
+		return 1, nil
 	}
 	if e := log10SumSquares(m); e > maxLog10SumSquares {
-		return dataio.Matrix{}, usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
+		return 3, usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
 			"float64 arithmetic in the solver can hold (the objective squares them); rescale the data (e.g. divide by 1e%.0f)",
 			name, flag, spec, e, maxLog10SumSquares, math.Ceil((e-maxLog10SumSquares)/2))
 	}
-	return m, nil
+	return 3, nil
+}
+
+// maxAbs returns the largest magnitude in x and whether every entry is finite, in one pass.
+func maxAbs[T float32 | float64](x []T) (float64, bool) {
+	var big, bad T
+	for _, v := range x {
+		if v > big {
+			big = v
+		} else if -v > big {
+			big = -v
+		}
+		bad += v * 0 // NaN iff some entry is NaN or Inf
+	}
+	return float64(big), bad == 0
 }
 
 // requiredFlag is a flag a command cannot run without: its name, value and what it gives.

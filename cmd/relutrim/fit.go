@@ -35,7 +35,7 @@ const maxPathPoints = 1000
 
 var fitFlags struct {
 	x, y, out, report, pathOut string
-	method                     string
+	method, maxMemory          string
 	lambda, sparsity           float64
 	linear, noBias             bool
 	threads, lambdaPath        int
@@ -49,6 +49,13 @@ var fitCmd = &cobra.Command{
 Inputs: .npy (2-D float32/float64; integer arrays are converted), file.npz:name for one
 array of a .npz archive, or .csv (with or without a header row). A 1-D Y is one output.
 A float32 X stays float32 in memory and in the output file.
+
+X larger than memory: when X (an .npy file) needs more than --max-memory bytes, it is not
+read into memory but memory-mapped read-only (float32 or float64, C order), and every pass
+over X reads it from the file; the result is bitwise identical to the in-memory fit (for a
+sparse X too as long as its compressed copy fits in half of --max-memory). The default is
+the memory available (MemAvailable, or the cgroup's limit when smaller). The report gives
+the passes over X, the bytes read from disk and the read rate.
 
 Give exactly one of --lambda (the L1 weight) or --sparsity (the fraction of weights to set
 exactly to zero: relutrim searches lambda along a warm-started path from lambda_max and hits
@@ -81,6 +88,7 @@ func init() {
 	f.BoolVar(&fitFlags.linear, "linear", false, "identity activation (multi-output Lasso) instead of ReLU")
 	f.BoolVar(&fitFlags.noBias, "no-bias", false, "fix the bias at 0")
 	f.IntVar(&fitFlags.threads, "threads", 0, "worker goroutines (0: all CPUs); results do not depend on it")
+	f.StringVar(&fitFlags.maxMemory, "max-memory", "", "memory for X, e.g. 2G or 512M (default: the memory available); a larger X is read from disk on every pass")
 	f.StringVar(&fitFlags.method, "method", "auto", "inner solver: auto (Newton; ADMM on tiny problems), newton or admm")
 	f.StringVar(&fitFlags.out, "out", "", "output layer (safetensors)")
 	f.StringVar(&fitFlags.report, "report", "", "write a JSON report here")
@@ -125,6 +133,24 @@ type fitReport struct {
 	CCPIters   int     `json:"ccp_iterations"`
 	Seconds    float64 `json:"time_seconds"`
 
+	// X's memory: MaxMemory the cap (--max-memory or the memory available; 0: unknown),
+	// XBytes the bytes of X's data, OutOfCore whether X was memory-mapped from its file.
+	MaxMemory int64 `json:"max_memory_bytes"`
+	XBytes    int64 `json:"x_bytes"`
+	OutOfCore bool  `json:"out_of_core"`
+	// XPasses counts the passes over X of the whole run: the input checks (1, rarely 3), the
+	// standardisation (1), lambda_max's correlations (2 with a bias, 1 without) and every
+	// solve's passes. BytesRead is what the process read from storage during the run
+	// (/proc/self/io read_bytes: page-cache misses, so 0 for a file already cached; -1:
+	// unknown), ReadRateGBs that over the run's time (GB = 1e9 bytes), SecondsPerPass the
+	// run's time over XPasses; PeakRSS the process's peak resident set (VmHWM; a mapped
+	// X's resident pages included).
+	XPasses        float64 `json:"x_passes"`
+	BytesRead      int64   `json:"bytes_read"`
+	ReadRateGBs    float64 `json:"read_rate_gb_per_s"`
+	SecondsPerPass float64 `json:"seconds_per_pass"`
+	PeakRSS        int64   `json:"peak_rss_bytes"`
+
 	Nonzeros          int     `json:"nonzeros"`
 	NonzerosPerOutput []int   `json:"nonzeros_per_output"`
 	Weights           int     `json:"weights"`
@@ -137,6 +163,7 @@ type fitReport struct {
 
 func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	start := time.Now()
+	read0 := ioReadBytes()
 	fl := &fitFlags
 	changed := cmd.Flags().Changed
 
@@ -163,6 +190,14 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	case changed("path-out") && !changed("lambda-path"):
 		return usageErrorf("fit: --path-out needs --lambda-path")
 	}
+	maxMem := availableMemory()
+	if changed("max-memory") {
+		v, err := parseSize(fl.maxMemory)
+		if err != nil {
+			return usageErrorf("fit: --max-memory: %v", err)
+		}
+		maxMem = v
+	}
 	method, ok := map[string]solver.Method{"auto": solver.Auto, "newton": solver.Newton, "admm": solver.ADMM}[fl.method]
 	if !ok {
 		return usageErrorf("fit: --method must be auto, newton or admm, got %q", fl.method)
@@ -181,10 +216,19 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 
-	// Data.
-	xm, err := loadMatrix(cmd, "--x", fl.x)
-	if err != nil {
+	// Data: X memory-mapped when it needs more than maxMem, else read.
+	var xm dataio.Matrix
+	mapped, unmap, checkPasses, err := mappedX(cmd, "--x", fl.x, maxMem)
+	switch {
+	case err != nil:
 		return err
+	case mapped != nil:
+		defer unmap()
+		xm = *mapped
+	default:
+		if xm, checkPasses, err = loadMatrixCounted(cmd, "--x", fl.x, false); err != nil {
+			return err
+		}
 	}
 	if xm.Vector {
 		return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
@@ -195,6 +239,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	if ym.Rows != xm.Rows {
 		return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
+	}
+	if w := workBytes(xm.Rows, xm.Cols, ym.Cols); mapped != nil && w > maxMem {
+		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
+			"more than --max-memory (%.3g GB): it may run out of memory", fl.x, float64(w)/1e9, float64(maxMem)/1e9)
 	}
 	X := solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
 	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
@@ -212,6 +260,9 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	prog := newProgress(cmd)
 	defer prog.Finish()
 	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder(), Method: method}
+	if mapped != nil {
+		s.MaxCopyBytes = maxMem / 2 // never copy X beyond half the cap (the sparse kernel's CSR)
+	}
 	eng, err := fit.NewEngine(X, Y, s) // X prepared once for the fit and the path
 	if err != nil {
 		return fitErr(ctx, err)
@@ -224,8 +275,18 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 
 	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
 		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
+	rep.MaxMemory, rep.OutOfCore = maxMem, mapped != nil
+	rep.XBytes = int64(n) * int64(nx) * 8
 	if X.F32 != nil {
 		rep.DType = "float32"
+		rep.XBytes /= 2
+	}
+	// Passes over X outside the solves: the input checks (checkLoaded: one, rarely three),
+	// the standardisation (solver.Prepare) and the correlations (fit.Correlations: one pass
+	// for the column means with a bias, one for the products).
+	rep.XPasses = float64(checkPasses) + 1 + 2
+	if fl.noBias {
+		rep.XPasses--
 	}
 
 	// Fit.
@@ -247,6 +308,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		rep.Solves = len(trace)
 		for _, q := range trace {
 			rep.SearchIters += q.Iters
+			rep.XPasses += q.Passes
 		}
 	} else {
 		prog.Describe(fmt.Sprintf("lambda=%.4g:", fl.lambda))
@@ -255,6 +317,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			return fitErr(ctx, err)
 		}
 		rep.Solves, rep.SearchIters = 1, pt.Iters
+		rep.XPasses += pt.Passes
 	}
 	if pt.Status == solver.NumericalFailure {
 		warnf(cmd, "the solver hit a numerical failure at lambda=%g; the last finite point is kept", pt.Lambda)
@@ -267,6 +330,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			prog.Describe(fmt.Sprintf("path %d/%d:", len(pathRows)+1, fl.lambdaPath))
 			p.U, p.B = nil, nil
 			pathRows = append(pathRows, p)
+			rep.XPasses += p.Passes
 			return nil
 		})
 		if err != nil {
@@ -287,6 +351,12 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 
 	// Outputs, only now that everything succeeded: all of them or none.
 	rep.Seconds = time.Since(start).Seconds()
+	rep.BytesRead, rep.PeakRSS = -1, peakRSS()
+	if r := ioReadBytes(); r >= 0 && read0 >= 0 {
+		rep.BytesRead = r - read0
+		rep.ReadRateGBs = float64(rep.BytesRead) / 1e9 / rep.Seconds
+	}
+	rep.SecondsPerPass = rep.Seconds / rep.XPasses
 	tensors, meta := layerTensors(pt, nx, ny, X.F32 != nil, !fl.noBias, rep)
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, tensors, meta) }}}
 	if pathRows != nil {
@@ -405,6 +475,10 @@ func printSummary(w io.Writer, r *fitReport, written []string) {
 	}
 	fmt.Fprintf(w, "  wrote         %s\n", strings.Join(written, ", "))
 	fmt.Fprintf(w, "  time          %.3fs (%s, %d threads)\n", r.Seconds, r.Backend, r.Threads)
+	if r.OutOfCore {
+		fmt.Fprintf(w, "  X from disk   %.3g GB (over --max-memory %.3g GB): %.1f passes, %.3g GB read at %.3g GB/s, %.3gs per pass\n",
+			float64(r.XBytes)/1e9, float64(r.MaxMemory)/1e9, r.XPasses, float64(r.BytesRead)/1e9, r.ReadRateGBs, r.SecondsPerPass)
+	}
 }
 
 // perOutput lists the nonzeros per output, or summarises them when there are many.

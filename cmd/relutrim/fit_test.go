@@ -161,6 +161,11 @@ func normJSON(t *testing.T, b []byte, outDir string) string {
 		t.Fatalf("report is not JSON: %v\n%s", err, b)
 	}
 	m["time_seconds"], m["backend"] = 0, "<volatile>"
+	for _, k := range []string{"max_memory_bytes", "bytes_read", "read_rate_gb_per_s", "seconds_per_pass", "peak_rss_bytes"} {
+		if _, ok := m[k]; ok {
+			m[k] = "<volatile>"
+		}
+	}
 	var walk func(v any) any
 	walk = func(v any) any {
 		switch v := v.(type) {
