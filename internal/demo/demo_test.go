@@ -75,3 +75,32 @@ func TestDemoNM(t *testing.T) {
 		t.Errorf("relutrim %.4f not above magnitude %.4f and Wanda %.4f", r.Relutrim, r.Magnitude, r.Wanda)
 	}
 }
+
+// TestDemoCNN: the CNN demo on a reduced configuration (100 calibration images, 1000 test
+// images, 2 MiB of patches per convolution, 90% sparsity). The dense accuracy is the ONNX
+// model's own through relutrim's forward pass (torch's is in internal/models/
+// cnn_mnist.json, on all 10000 images), the table names the CNN's layers, every layer is
+// fitted on a sampled set of positions no larger than the cap, and relutrim beats both
+// baselines by a wide margin.
+func TestDemoCNN(t *testing.T) {
+	var buf bytes.Buffer
+	res, err := Run(context.Background(), Config{CNN: true, Levels: []float64{0.9}, CalibRows: 100, TestRows: 1000, MaxXBytes: 2 << 20, NoTimes: true}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("conv 1-16 / conv 16-32 / conv 32-64 / conv 64-64 / fc 64-10")) {
+		t.Errorf("table does not name the CNN's layers:\n%s", buf.String())
+	}
+	if res.Dense < 0.95 {
+		t.Errorf("dense CNN accuracy %.4f on 1000 test images", res.Dense)
+	}
+	r := res.Rows[0]
+	for _, l := range r.Layers {
+		if l.XBytes > 2<<20 || l.Rows > l.Positions {
+			t.Errorf("layer %s fitted on %d rows (%d bytes) of %d positions", l.Key, l.Rows, l.XBytes, l.Positions)
+		}
+	}
+	if r.Relutrim < r.Magnitude+0.1 || r.Relutrim < r.Wanda+0.1 || r.Relutrim < res.Dense-0.05 {
+		t.Errorf("at 90%%: relutrim %.3f, magnitude %.3f, Wanda %.3f, dense %.3f", r.Relutrim, r.Magnitude, r.Wanda, res.Dense)
+	}
+}
