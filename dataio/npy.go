@@ -182,6 +182,9 @@ func readNPYHeader(r io.Reader, nd bool) (npyHeader, int64, error) {
 	return h, consumed, nil
 }
 
+// FormatShape formats a shape the way Python prints a tuple: "(3,)", "(16, 3, 12, 12)".
+func FormatShape(shape []int) string { return pyShape(shape) }
+
 // pyShape formats a shape the way Python prints a tuple.
 func pyShape(shape []int) string {
 	dims := make([]any, len(shape))

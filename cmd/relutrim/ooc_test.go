@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -189,23 +190,11 @@ func TestOutOfCoreLibrary(t *testing.T) {
 				}
 				return out
 			}
-			if math.Float64bits(a.F) != math.Float64bits(b.F) || !equalU64(bits(a.U), bits(b.U)) || !equalU64(bits(a.B), bits(b.B)) {
+			if math.Float64bits(a.F) != math.Float64bits(b.F) || !slices.Equal(bits(a.U), bits(b.U)) || !slices.Equal(bits(a.B), bits(b.B)) {
 				t.Errorf("f32 %v link %v: in memory F %v, mapped F %v (U or b differ)", f32, link, a.F, b.F)
 			}
 		}
 	}
-}
-
-func equalU64(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestOutOfCoreBadInput: inputs above --max-memory that cannot be mapped, and bad

@@ -322,22 +322,11 @@ func loadInputs(cmd *cobra.Command, flag, spec string, m model.Model) (dataio.Ma
 	if x.Cols != sh.Size() || len(x.Shape) > 2 && (len(x.Shape) != 4 || x.Shape[1] != sh.C || x.Shape[2] != sh.H || x.Shape[3] != sh.W) {
 		got := fmt.Sprintf("%d columns", x.Cols)
 		if len(x.Shape) > 0 {
-			got = "shape " + pyTuple(x.Shape)
+			got = "shape " + dataio.FormatShape(x.Shape)
 		}
 		return x, usageErrorf("prune: %s %s has %s but the model's input is (N, %d, %d, %d) (first layer %s)", flag, spec, got, sh.C, sh.H, sh.W, m.Layers[0].Key)
 	}
 	return x, nil
-}
-
-func pyTuple(s []int) string {
-	p := make([]string, len(s))
-	for i, d := range s {
-		p[i] = strconv.Itoa(d)
-	}
-	if len(p) == 1 {
-		return "(" + p[0] + ",)"
-	}
-	return "(" + strings.Join(p, ", ") + ")"
 }
 
 // loadLabels reads integer class labels (a 1-D or N x 1 array) for rows rows.

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -114,22 +115,10 @@ func TestPruneONNX(t *testing.T) {
 		if !changeable[x.Name] && !proto.Equal(x, y) {
 			t.Errorf("initializer %s changed", x.Name)
 		}
-		if changeable[x.Name] && (y.DataType != x.DataType || len(y.RawData) != len(x.RawData) || !equalInts(x.Dims, y.Dims)) {
+		if changeable[x.Name] && (y.DataType != x.DataType || len(y.RawData) != len(x.RawData) || !slices.Equal(x.Dims, y.Dims)) {
 			t.Errorf("initializer %s: type, size or shape changed", x.Name)
 		}
 	}
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestPruneONNXNM: --nm 2:4 on a CNN keeps at most 2 non-zeros in every 4 consecutive input
