@@ -48,7 +48,7 @@ type Config struct {
 // Defaults of the CNN demo: see Config.CNN.
 const (
 	DefaultCNNCalibRows = 1000
-	DefaultCNNMaxXBytes = 32 << 20
+	DefaultCNNMaxXBytes = 4 << 20
 )
 
 // Row is one line of the table.
