@@ -52,6 +52,7 @@ import sys
 import numpy as np
 import onnx
 from onnx import numpy_helper
+from google.protobuf.message import DecodeError
 import torch
 from torch import nn
 
@@ -100,7 +101,10 @@ def load(path):
     (dims, batch dim as a string if symbolic), initializers ({name: {shape, dtype, raw_data}}),
     tensors ({name: numpy array}), weights (names of the Conv/Gemm weight tensors), relu_index
     (module indices of the ReLUs in the returned Sequential)."""
-    model = onnx.load(path)
+    try:
+        model = onnx.load(path)
+    except DecodeError as e:
+        raise ChainError("not a parseable ONNX protobuf: %s" % e)
     onnx.checker.check_model(model)
     g = model.graph
     inits = {}
@@ -109,9 +113,6 @@ def load(path):
         a = numpy_helper.to_array(t)
         if a.dtype != np.float32:
             raise ChainError("initializer %r has dtype %s, want float32" % (t.name, a.dtype))
-        if not np.all(np.isfinite(a)):
-            raise ChainError("initializer %r has %d non-finite values"
-                             % (t.name, int(np.count_nonzero(~np.isfinite(a)))))
         inits[t.name] = a
         init_info[t.name] = {"shape": list(a.shape), "dtype": "float32", "raw_data": bool(t.raw_data)}
     real_inputs = [v for v in g.input if v.name not in inits]
@@ -139,6 +140,9 @@ def load(path):
         if name not in inits:
             raise ChainError("%s: input %r is not an initializer (not a chain)" % (_where(i, node), name))
         used.add(name)
+        bad = int(np.count_nonzero(~np.isfinite(inits[name])))
+        if bad:
+            raise ChainError("%s: initializer %r has %d non-finite values" % (_where(i, node), name, bad))
         return torch.from_numpy(inits[name].copy())
 
     for i, node in enumerate(g.node):
