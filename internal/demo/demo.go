@@ -37,6 +37,9 @@ type Config struct {
 	// NM lists N:M patterns to run after the levels (one row each; magnitude and Wanda at
 	// the same pattern).
 	NM []prune.NM
+	// Neurons, if > 0, adds one line under the table: that fraction of each hidden layer's
+	// units removed (structured pruning, neurons.go).
+	Neurons float64
 }
 
 // Row is one line of the table.
@@ -57,6 +60,7 @@ type Result struct {
 	Seconds             float64
 	TestRows, CalibRows int
 	Parallel            bool
+	Neurons             *NeuronRow // Config.Neurons's line, nil without it
 }
 
 // WriteTable writes the demo's table, whole: a header, one row per level in the order of
@@ -93,6 +97,9 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 			line += fmt.Sprintf(" %.1f s |", row.Seconds)
 		}
 		fmt.Fprintln(&b, line)
+	}
+	if r.Neurons != nil {
+		fmt.Fprintf(&b, "\n%s\n", r.Neurons.line(times))
 	}
 	if times {
 		fmt.Fprintf(&b, "\ntotal time %.1f s\n", r.Seconds)
@@ -191,6 +198,11 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		}
 	}
 	res.Rows = rows
+	if cfg.Neurons > 0 {
+		if res.Neurons, err = runNeurons(ctx, cfg, m, calib, n, test); err != nil {
+			return nil, err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if w != nil {
 		res.WriteTable(w, !cfg.NoTimes)
