@@ -36,6 +36,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -158,6 +159,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix="bench_neurons.")
+    try:
+        bench(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the data and the binary (--keep holds the results)
+
+
+def bench(args, tmp):
     work = args.keep or tmp
     os.makedirs(work, exist_ok=True)
     before = uptime()
