@@ -95,8 +95,6 @@ const (
 	// left the path under-solved (38 points, errors 0.0658 / 0.0734).
 	DefaultNeuronPathIters = 30
 	// neuronSelectFactor: units are selected at the first path point where layer h+1 still
-	// reads at least this many times the wanted number (capped at all units).
-	// neuronSelectFactor: units are selected at the first path point where layer h+1 still
 	// reads at least this many times the wanted number (capped at all units), as the
 	// weight pruner selects at 3k (selectFactor): the group shrinkage distorts the ranking
 	// near the point that reads exactly k. Measured on the demo (2000 calibration images,
@@ -193,13 +191,11 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 		// reproduces Y better.
 		if !opt.NoRefit && len(ks) < U {
 			init := model.Transpose(Wr, next.Out, len(ks))
-			initB := Br
-
 			link := solver.ReLU
 			if last {
 				link = solver.Identity
 			}
-			s := solver.Settings{Link: link, Threads: opt.Threads, InitU: init, InitB: initB,
+			s := solver.Settings{Link: link, Threads: opt.Threads, InitU: init, InitB: Br,
 				EpsRel: refitEpsRel, MaxIter: opt.RefitIters}
 			res, err := solver.Fit(ctx, solver.Matrix{Rows: n, Cols: len(ks), F64: Xk}, solver.Matrix{Rows: n, Cols: next.Out, F64: Y}, 0, &s)
 			if err != nil {
@@ -276,7 +272,10 @@ func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, 
 			g[i] = math.Sqrt(s) / rms[i]
 		}
 	}
-	target := min(u, int(math.Ceil(neuronSelectFactor*float64(k))))
+	// Units whose activation is constant on the calibration data (dead units, or degenerate
+	// data) are never read with a bias (their effect is the bias's): the path cannot reach
+	// more read units than there are others.
+	target := min(u, int(math.Ceil(neuronSelectFactor*float64(k))), varying(act, n, u))
 	sorted := slices.Clone(g)
 	sort.Sort(sort.Reverse(sort.Float64Slice(sorted)))
 	lmax := sorted[0]
@@ -302,12 +301,34 @@ func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, 
 			}
 		}
 		best = pt
-		if read >= target || pts >= neuronMaxPoints || lam < 1e-6*lmax {
+		if read >= target || pts >= neuronMaxPoints || lam <= 1e-6*lmax { // lmax = 0: dead data
 			return best, pts, iters, nil
 		}
 		prev = &best
 		lam *= neuronStep
 	}
+}
+
+// varying returns the number of columns of X (n x d) that are not constant (spread above
+// 1e-12 of the mean's size, the solver's rule).
+func varying(X []float64, n, d int) int {
+	cnt := 0
+	for j := 0; j < d; j++ {
+		mean := 0.0
+		for p := 0; p < n; p++ {
+			mean += X[p*d+j]
+		}
+		mean /= float64(n)
+		v := 0.0
+		for p := 0; p < n; p++ {
+			e := X[p*d+j] - mean
+			v += e * e
+		}
+		if math.Sqrt(v/float64(n)) > 1e-12*math.Abs(mean) && v > 0 {
+			cnt++
+		}
+	}
+	return cnt
 }
 
 // topUnits returns, in increasing order, the k units with the largest gn[i]*norms[i]

@@ -135,3 +135,27 @@ func TestNeuronsSelectReadUnits(t *testing.T) {
 		t.Errorf("L2 baseline kept %v, want the large unread units 6-11 (the planted trap)", l2kept[0])
 	}
 }
+
+// TestPruneNeuronsDegenerate: all-zero calibration data (every correlation 0, every unit of
+// the first layer constant) ends at once with the requested shapes, and a single row too.
+func TestPruneNeuronsDegenerate(t *testing.T) {
+	s := loadSmall(t)
+	for _, n := range []int{1, 20} {
+		X := make([]float64, n*20)
+		if n == 1 {
+			copy(X, s.calib[:20])
+		}
+		pm, _, reps, err := PruneNeurons(context.Background(), s.m, X, n, []int{5, 3}, NeuronOptions{Threads: 1})
+		if err != nil {
+			t.Fatalf("n = %d: %v", n, err)
+		}
+		if !slices.Equal(pm.Units(), []int{5, 3}) {
+			t.Errorf("n = %d: units %v", n, pm.Units())
+		}
+		for _, r := range reps {
+			if r.PathPoints > 3 {
+				t.Errorf("n = %d: layer %s: %d path points on degenerate data", n, r.Key, r.PathPoints)
+			}
+		}
+	}
+}
