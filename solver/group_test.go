@@ -402,3 +402,56 @@ func TestGroupFitUnequalRho(t *testing.T) {
 		t.Errorf("F %.12g, reference %.12g (rel %.2e)", f, fRef, rel)
 	}
 }
+
+// TestGroupFitMask: masking whole rows of U under the group penalty is the same problem as
+// dropping those inputs: the fit with the mask matches the fit on X without the columns
+// (identity link, convex), and the masked rows are exactly zero.
+func TestGroupFitMask(t *testing.T) {
+	pp := makePlanted(31, 120, 7, 3, 0.6, 0.5, 0.2, Identity)
+	drop := map[int]bool{1: true, 4: true}
+	mask := make([]bool, pp.Nx*pp.Ny)
+	var keep []int
+	for k := 0; k < pp.Nx; k++ {
+		for j := 0; j < pp.Ny; j++ {
+			mask[k*pp.Ny+j] = !drop[k]
+		}
+		if !drop[k] {
+			keep = append(keep, k)
+		}
+	}
+	Xr := Matrix{Rows: pp.N, Cols: len(keep)}
+	for i := 0; i < pp.N; i++ {
+		for _, k := range keep {
+			Xr.F64 = append(Xr.F64, pp.X.F64[i*pp.Nx+k])
+		}
+	}
+	lam := 0.1
+	a, err := Fit(context.Background(), pp.X, pp.Y, lam, &Settings{Link: Identity, GroupL1: true, Mask: mask})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Fit(context.Background(), Xr, pp.Y, lam, &Settings{Link: Identity, GroupL1: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rel := math.Abs(a.F-b.F) / b.F; rel > 1e-6 {
+		t.Errorf("masked F %.12g, reduced-X F %.12g (rel %.2e)", a.F, b.F, rel)
+	}
+	if a.LowerBound > a.F {
+		t.Errorf("lower bound %g above F %g", a.LowerBound, a.F)
+	}
+	for k := range drop {
+		for j := 0; j < pp.Ny; j++ {
+			if a.U[k*pp.Ny+j] != 0 {
+				t.Errorf("masked U[%d][%d] = %g", k, j, a.U[k*pp.Ny+j])
+			}
+		}
+	}
+	for r, k := range keep {
+		for j := 0; j < pp.Ny; j++ {
+			if d := math.Abs(a.U[k*pp.Ny+j] - b.U[r*pp.Ny+j]); d > 1e-4 {
+				t.Errorf("U[%d][%d]: masked %g, reduced %g", k, j, a.U[k*pp.Ny+j], b.U[r*pp.Ny+j])
+			}
+		}
+	}
+}
