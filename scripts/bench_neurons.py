@@ -25,8 +25,9 @@ Steps:
      and (2): per setting, `rounds` rounds, each timing every model in turn over
      about `budget` seconds of calls (round-robin, so that load changes on a
      shared machine hit all models alike); the table gives the median over rounds
-     of the mean time per call, and the speedups from the medians and from the
-     minima (the least disturbed round).
+     of the mean time per call, and the speedups from the medians, from the
+     minima (the least disturbed round) and from the median process CPU time per
+     call (which leaves out time spent waiting for a core on a shared machine).
 
 Prints a markdown table (with date, CPU, torch version and `uptime` before and
 after) on stdout; relutrim's own output goes to stderr.
@@ -125,10 +126,13 @@ def cpu_name():
 
 
 def time_models(models, x, budget, rounds):
-    """Per model, the median and the minimum over rounds of the mean seconds per forward call.
-    Each round times every model in turn (round-robin) over as many calls as fill about
-    `budget` seconds (estimated from a warm-up), at least 5."""
+    """Per model, the median and the minimum over rounds of the mean wall seconds per forward
+    call, and the median of the mean process CPU seconds per call (all threads; on a shared
+    machine it leaves out the time the process waits for a core). Each round times every
+    model in turn (round-robin) over as many calls as fill about `budget` seconds (estimated
+    from a warm-up), at least 5."""
     per = {name: [] for name in models}
+    cpu = {name: [] for name in models}
     calls = {}
     with torch.no_grad():
         for name, m in models.items():  # warm-up and call count
@@ -140,12 +144,14 @@ def time_models(models, x, budget, rounds):
             calls[name] = max(5, int(budget / ((time.perf_counter() - t0) / 10)))
         for _ in range(rounds):
             for name, m in models.items():
-                t0 = time.perf_counter()
+                c0, t0 = time.process_time(), time.perf_counter()
                 for _ in range(calls[name]):
                     m(x)
                 per[name].append((time.perf_counter() - t0) / calls[name])
+                cpu[name].append((time.process_time() - c0) / calls[name])
     return ({name: statistics.median(v) for name, v in per.items()},
-            {name: min(v) for name, v in per.items()})
+            {name: min(v) for name, v in per.items()},
+            {name: statistics.median(v) for name, v in cpu.items()})
 
 
 def main(argv=None):
@@ -220,12 +226,13 @@ def bench(args, tmp):
 
     g = torch.Generator().manual_seed(0)
     idx = torch.randint(0, xt.shape[0], (256,), generator=g)
-    times, mins = {}, {}
+    times, mins, cpus = {}, {}, {}
     for threads in (1, 2):
         torch.set_num_threads(threads)
         for batch in (1, 256):
             x = xt[idx[:batch]].contiguous()
-            times[(threads, batch)], mins[(threads, batch)] = time_models(models, x, args.budget, args.rounds)
+            times[(threads, batch)], mins[(threads, batch)], cpus[(threads, batch)] = time_models(
+                models, x, args.budget, args.rounds)
     after = uptime()
 
     out = []
@@ -235,16 +242,17 @@ def bench(args, tmp):
     out.append("uptime before: " + before)
     out.append("uptime after:  " + after)
     out.append("")
-    out.append("| model | layers (in x out) | non-zero weights | test acc. (torch) | b=1, 1 thr | b=1, 2 thr | b=256, 1 thr | b=256, 2 thr | speedup b=256, 1 / 2 thr (median) | (min) |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("| model | layers (in x out) | non-zero weights | test acc. (torch) | b=1, 1 thr | b=1, 2 thr | b=256, 1 thr | b=256, 2 thr | speedup b=256, 1 / 2 thr (median) | (min) | (CPU time) |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     d = "dense"
     for name in models:
         t = tensors[src[name]]
         us = lambda th, b: "%.1f us" % (1e6 * times[(th, b)][name])  # noqa: E731
         sp = "%.2fx / %.2fx" % (times[(1, 256)][d] / times[(1, 256)][name], times[(2, 256)][d] / times[(2, 256)][name])
         spm = "%.2fx / %.2fx" % (mins[(1, 256)][d] / mins[(1, 256)][name], mins[(2, 256)][d] / mins[(2, 256)][name])
-        out.append("| %s | %s | %d | %.2f%% | %s | %s | %s | %s | %s | %s |" % (
-            name, shapes(t), nonzeros(t), 100 * acc[name], us(1, 1), us(2, 1), us(1, 256), us(2, 256), sp, spm))
+        spc = "%.2fx / %.2fx" % (cpus[(1, 256)][d] / cpus[(1, 256)][name], cpus[(2, 256)][d] / cpus[(2, 256)][name])
+        out.append("| %s | %s | %d | %.2f%% | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, shapes(t), nonzeros(t), 100 * acc[name], us(1, 1), us(2, 1), us(1, 256), us(2, 256), sp, spm, spc))
     a = nrep.get("accuracy", {})
     out.append("")
     out.append("relutrim's reports (Go forward pass, 10000 test images): dense %.2f%%; unstructured %s: %.2f%%; "
