@@ -9,7 +9,8 @@ MODEL must hold the keys and shapes of one of the reference models:
 LeNet-300-100 (internal/models/lenet300100.safetensors: 0.weight 300x784, 2.weight
 100x300, 4.weight 10x100 and biases) or the small 20-16-8-3 MLP
 (prune/testdata/small.safetensors); in general any Sequential(Linear, ReLU,
-Linear, ReLU, Linear) whose sizes are read from the file.  The tensors are
+Linear, ReLU, Linear) whose sizes are read from the file (so the smaller
+models of `relutrim prune --structure neurons` load too).  The tensors are
 read with scripts/st.py and put into a torch.nn.Sequential with
 load_state_dict(strict=True), so a file that loads here loads into PyTorch.
 

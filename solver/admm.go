@@ -38,6 +38,7 @@ type admm struct {
 	link   Link
 	y      []float64 // n x ny targets
 	mask   []bool    // p x ny, nil = no mask; false = coordinate fixed at 0
+	group  []float64 // nx weights of the group-L1 penalty (group.go), nil = L1
 	m      []float64 // per-row metric
 	rho    []float64 // per output
 	omega  float64
@@ -68,7 +69,10 @@ func (a *admm) iterate() {
 	p, ny, n := a.g.p, a.ny, a.n
 	N := float64(n)
 	// zh = S(z - tau G), tau_j = 1/(N rho_j); threshold tau_j * 2 N lambda / d_k = 2 lambda/(rho_j d_k)
-	for k := 0; k < p; k++ {
+	if a.group != nil {
+		a.zUpdateGroup()
+	}
+	for k := 0; k < p && a.group == nil; k++ {
 		for j := 0; j < ny; j++ {
 			i := k*ny + j
 			if a.mask != nil && !a.mask[i] {
@@ -232,9 +236,12 @@ func (a *admm) objective(z, Q []float64) []float64 {
 	reduceChunks(f, part, ny)
 	for j := range f {
 		f[j] /= 2 * float64(a.n)
-		for k := 0; k < a.g.nx; k++ {
+		for k := 0; k < a.g.nx && a.group == nil; k++ {
 			f[j] += a.lambda * math.Abs(z[k*ny+j]) / a.g.d[k]
 		}
+	}
+	if a.group != nil {
+		groupPenaltyOut(f, a.g, z, ny, a.lambda, a.group)
 	}
 	return f
 }

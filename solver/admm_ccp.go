@@ -13,7 +13,7 @@ import (
 func newADMM(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) *admm {
 	g := pr.g
 	n, nx := g.n, g.nx
-	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y,
+	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y, group: groupWeights(st, nx),
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
 	pr.admmMetric()
@@ -120,8 +120,12 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 			status = NumericalFailure
 			break
 		}
+		if a.group != nil && sum(fOut) < sum(bestOut) { // coupled outputs: best point as a whole
+			copy(best, a.zh)
+			copy(bestOut, fOut)
+		}
 		for j, fj := range fOut { // the outputs are separate problems: best point per output
-			if fj < bestOut[j] {
+			if a.group == nil && fj < bestOut[j] {
 				bestOut[j] = fj
 				for k := 0; k < a.g.p; k++ {
 					best[k*a.ny+j] = a.zh[k*a.ny+j]

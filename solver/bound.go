@@ -17,7 +17,10 @@ import "math"
 // h* is finite only for nu >= 0), scale it by s in [0, s_max], and maximise the concave
 // D(s nu) over s by golden section. Masked (fixed-zero) coordinates carry no constraint.
 // The bound in F's units is D / (2N).
-func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool) []float64 {
+//
+// With the group penalty (gw non-nil, group.go) the constraint is ||(K^T nu)_k,:|| <= gamma_k
+// w_k per row, and every output's scale is limited to the common groupScale.
+func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw []float64) []float64 {
 	n := g.n
 	if g.bias && link == ReLU {
 		// Only nu = 0 is feasible (see above): D(0) = -sum_p h_p*(0) = sum_{y_p <= 0} y_p^2,
@@ -56,9 +59,16 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 	out := make([]float64, ny)
 	col := make([]float64, n)
 	yc := make([]float64, n)
+	var sGroup float64
+	if gw != nil {
+		sGroup = groupScale(g, kt, ny, lambda, gw, mask)
+	}
 	for j := 0; j < ny; j++ {
 		sMax := math.Inf(1)
-		for k := 0; k < g.nx; k++ {
+		if gw != nil {
+			sMax = sGroup
+		}
+		for k := 0; k < g.nx && gw == nil; k++ {
 			if mask != nil && !mask[k*ny+j] {
 				continue
 			}

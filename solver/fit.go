@@ -228,7 +228,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.U, res.B = g.fromStd(best, ny)
 	res.FOut = bestOut
 	res.F = sum(bestOut)
-	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best, mask)
+	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best, mask, groupWeights(&st, g.nx))
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
@@ -248,6 +248,9 @@ func (pr *Prepared) chooseMethod(st *Settings, ny int) Method {
 	if st.Method != Auto {
 		return st.Method
 	}
+	if st.GroupL1 {
+		return ADMM // group.go: the penalty couples the outputs
+	}
 	if pr.g.n*pr.g.p*ny <= autoStartsSize {
 		return ADMM
 	}
@@ -258,6 +261,9 @@ func (pr *Prepared) chooseMethod(st *Settings, ny int) Method {
 func (pr *Prepared) starts(st *Settings, ny int) int {
 	if st.Starts > 0 {
 		return st.Starts
+	}
+	if st.GroupL1 {
+		return 1 // group.go: a per-output choice among starts would break the coupling
 	}
 	if pr.g.n*pr.g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
 		return autoStarts

@@ -79,6 +79,13 @@ type Settings struct {
 	// Mask (Nx x Ny row-major), if non-nil, fixes U[k][j] = 0 wherever Mask is false: the fit
 	// runs on the given support only (used for debiasing after support selection).
 	Mask []bool
+	// GroupL1 replaces the L1 penalty by the group penalty lambda sum_k w_k ||U_k,:||_2 (one
+	// group per input feature k, across all outputs; group.go): whole rows of U become
+	// exactly zero. Solved by the ADMM (Auto picks it; Method Newton is an input error) with
+	// one start.
+	GroupL1 bool
+	// GroupWeights (Nx) are the weights w_k >= 0 of the group penalty; nil means all 1.
+	GroupWeights []float64
 
 	// Threads is the number of goroutines for products and elementwise passes;
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).

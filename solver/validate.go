@@ -64,6 +64,9 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 			return inputErr("InitB", "entry %d is not finite (%v)", j, v)
 		}
 	}
+	if err := validateGroup(nx, s); err != nil {
+		return err
+	}
 	if s.Link != ReLU && s.Link != Identity {
 		return inputErr("Link", "unknown link %d", int(s.Link))
 	}

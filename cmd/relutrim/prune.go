@@ -24,6 +24,7 @@ import (
 var pruneFlags struct {
 	model, calib, mode, out, report, plot string
 	labels, testX, testY, nm              string
+	structure                             string
 	sparsity                              float64
 	perLayer                              []float64
 	compare, masks, noRefit               bool
@@ -56,7 +57,11 @@ in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer i
 --nm N:M (e.g. 2:4) prunes to semi-structured sparsity instead: at most N non-zeros in every
 M consecutive inputs of each row, in every layer.
 --mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel
-fits it on the dense network's own inputs (Net-Trim's two schemes).`,
+fits it on the dense network's own inputs (Net-Trim's two schemes).
+--structure neurons removes whole hidden units instead and writes a smaller dense model
+(same keys, smaller shapes): --sparsity is then the fraction of every hidden layer's units
+removed; the units are chosen by a group-L1 path on the next layer, which is then refitted
+on the kept units (cascade, first hidden layer first); --compare adds the L2-norm baseline.`,
 	Args: cobra.NoArgs,
 	RunE: runE(runPrune),
 }
@@ -80,6 +85,7 @@ func init() {
 	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
 	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
 	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
+	f.StringVar(&fl.structure, "structure", "weights", "weights (unstructured) or neurons (remove whole hidden units; --sparsity is then the fraction of each hidden layer's units removed)")
 	root.AddCommand(pruneCmd)
 }
 
@@ -115,6 +121,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err := requireFlags(cmd, []requiredFlag{
 		{"--model", fl.model, "the dense model"}, {"--calib", fl.calib, "the calibration inputs"}, {"--out", fl.out, "the output file"},
 	}); err != nil {
+		return err
+	}
+	if err := checkStructureFlags(cmd); err != nil {
 		return err
 	}
 	given := 0
@@ -217,6 +226,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		test.X, test.n = tx.Float64(), tx.Rows
 	}
 
+	if fl.structure == "neurons" {
+		return runPruneNeurons(ctx, cmd, m, cal, calLab, test, start)
+	}
 	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads, NM: pat}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }

@@ -43,6 +43,9 @@ type Config struct {
 	// convolutions are fitted on at most MaxXBytes of patches (default DefaultCNNMaxXBytes).
 	CNN       bool
 	MaxXBytes int
+	// Neurons, if > 0, adds one line under the table: that fraction of each hidden layer's
+	// units removed (structured pruning, neurons.go).
+	Neurons float64
 }
 
 // Defaults of the CNN demo: see Config.CNN.
@@ -71,6 +74,7 @@ type Result struct {
 	Seconds             float64
 	TestRows, CalibRows int
 	Parallel            bool
+	Neurons             *NeuronRow // Config.Neurons's line, nil without it
 }
 
 // WriteTable writes the demo's table, whole: a header, one row per level in the order of
@@ -107,6 +111,9 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 			line += fmt.Sprintf(" %.1f s |", row.Seconds)
 		}
 		fmt.Fprintln(&b, line)
+	}
+	if r.Neurons != nil {
+		fmt.Fprintf(&b, "\n%s\n", r.Neurons.line(times))
 	}
 	if times {
 		fmt.Fprintf(&b, "\ntotal time %.1f s\n", r.Seconds)
@@ -238,6 +245,11 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		}
 	}
 	res.Rows = rows
+	if cfg.Neurons > 0 && !cfg.CNN { // neuron pruning is for the MLP
+		if res.Neurons, err = runNeurons(ctx, cfg, m, calib, n, test); err != nil {
+			return nil, err
+		}
+	}
 	res.Seconds = time.Since(start).Seconds()
 	if w != nil {
 		res.WriteTable(w, !cfg.NoTimes)

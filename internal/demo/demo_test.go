@@ -26,7 +26,7 @@ func TestDemoGolden(t *testing.T) {
 		t.Skip("golden table is for the pure-Go kernels")
 	}
 	var buf bytes.Buffer
-	res, err := Run(context.Background(), Config{Levels: []float64{0.8, 0.9}, CalibRows: 300, TestRows: 1000, NoTimes: true}, &buf)
+	res, err := Run(context.Background(), Config{Levels: []float64{0.8, 0.9}, CalibRows: 300, TestRows: 1000, NoTimes: true, Neurons: 0.5}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,9 @@ func TestDemoGolden(t *testing.T) {
 	r := res.Rows[1]
 	if r.Relutrim <= r.Magnitude {
 		t.Errorf("at 90%%: relutrim %.3f <= magnitude %.3f", r.Relutrim, r.Magnitude)
+	}
+	if nr := res.Neurons; nr == nil || nr.Relutrim <= nr.L2 {
+		t.Errorf("neurons row %+v: relutrim not above the L2-norm baseline", nr)
 	}
 }
 

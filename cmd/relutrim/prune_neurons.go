@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"relutrim/dataio"
+	"relutrim/internal/kern"
+	"relutrim/prune"
+	"relutrim/prune/model"
+)
+
+// relutrim prune --structure neurons: structured pruning of hidden units (prune/neurons.go).
+
+// checkStructureFlags checks --structure and the flags that do not go with neurons.
+func checkStructureFlags(cmd *cobra.Command) error {
+	fl := &pruneFlags
+	switch fl.structure {
+	case "weights":
+		return nil
+	case "neurons":
+	default:
+		return usageErrorf("prune: --structure must be weights or neurons, got %q", fl.structure)
+	}
+	changed := cmd.Flags().Changed
+	if !changed("sparsity") {
+		return usageErrorf("prune: --structure neurons needs --sparsity (the fraction of each hidden layer's units removed)")
+	}
+	for _, c := range []struct {
+		flag string
+		set  bool
+	}{{"--per-layer", fl.perLayer != nil}, {"--nm", changed("nm")}, {"--plot", fl.plot != ""}, {"--masks", fl.masks},
+		{"--mode parallel", fl.mode == "parallel"}} {
+		if c.set {
+			return usageErrorf("prune: %s does not go with --structure neurons", c.flag)
+		}
+	}
+	return nil
+}
+
+// neuronReport is the JSON report of relutrim prune --structure neurons.
+type neuronReport struct {
+	Model     string `json:"model"`
+	Calib     string `json:"calib"`
+	N         int    `json:"calibration_rows"`
+	Structure string `json:"structure"`
+	// Removed is the requested fraction of each hidden layer's units removed.
+	Removed float64 `json:"units_removed_fraction"`
+	// Units and Kept are the units of each hidden layer before and after; KeptUnits the
+	// indices of the kept units in the dense model.
+	Units     []int              `json:"units"`
+	Kept      []int              `json:"units_kept"`
+	KeptUnits [][]int            `json:"kept_unit_indices"`
+	Shapes    [][2]int           `json:"shapes"` // [out, in] of every layer of the written model
+	Weights   int                `json:"weights"`
+	Dense     int                `json:"weights_dense"`
+	Layers    []prune.UnitReport `json:"layers"`
+	Accuracy  map[string]float64 `json:"accuracy,omitempty"`
+	Backend   string             `json:"backend"`
+	Seconds   float64            `json:"seconds"`
+}
+
+func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
+	fl := &pruneFlags
+	if len(m.Layers) < 2 {
+		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d Linear layer)", len(m.Layers))
+	}
+	keep, err := prune.UnitsKeep(m, fl.sparsity)
+	if err != nil {
+		return usageErrorf("prune: --sparsity: %v", err)
+	}
+	opt := prune.NeuronOptions{NoRefit: fl.noRefit, Threads: fl.threads}
+	if !quiet {
+		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
+	}
+	X := cal.Float64()
+	pm, kept, reps, err := prune.PruneNeurons(ctx, m, X, cal.Rows, keep, opt)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	rep := &neuronReport{Model: fl.model, Calib: fl.calib, N: cal.Rows, Structure: "neurons", Removed: fl.sparsity,
+		Units: m.Units(), Kept: pm.Units(), KeptUnits: kept, Layers: reps, Weights: pm.Weights(), Dense: m.Weights(),
+		Backend: kern.BackendInfo()}
+	for _, L := range pm.Layers {
+		rep.Shapes = append(rep.Shapes, [2]int{L.Out, L.In})
+	}
+	var l2, l2r model.Model
+	if fl.compare {
+		if l2, _, err = prune.L2Neurons(m, keep); err != nil {
+			return err
+		}
+		o := opt
+		o.Select, o.Log = prune.SelectL2, nil
+		if l2r, _, _, err = prune.PruneNeurons(ctx, m, X, cal.Rows, keep, o); err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return err
+		}
+	}
+	rep.Accuracy = map[string]float64{}
+	for _, d := range []struct {
+		name string
+		set  *labeled
+	}{{"calib", calLab}, {"test", test}} {
+		if d.set == nil {
+			continue
+		}
+		rep.Accuracy["dense_"+d.name] = m.Accuracy(d.set.X, d.set.n, d.set.labels)
+		rep.Accuracy["relutrim_"+d.name] = pm.Accuracy(d.set.X, d.set.n, d.set.labels)
+		if fl.compare {
+			rep.Accuracy["l2norm_"+d.name] = l2.Accuracy(d.set.X, d.set.n, d.set.labels)
+			rep.Accuracy["l2norm_refit_"+d.name] = l2r.Accuracy(d.set.X, d.set.n, d.set.labels)
+		}
+	}
+	rep.Seconds = time.Since(start).Seconds()
+
+	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(false), nil) }}}
+	if fl.report != "" {
+		js, err := encodeJSON(cmd, "--report", fl.report, rep)
+		if err != nil {
+			return err
+		}
+		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
+	}
+	written, err := writeOutputs(ctx, cmd, outs)
+	if err != nil {
+		return err
+	}
+	if !quiet {
+		printNeurons(cmd.OutOrStdout(), rep, written)
+	}
+	return nil
+}
+
+func printNeurons(w io.Writer, r *neuronReport, written []string) {
+	fmt.Fprintf(w, "relutrim prune --structure neurons: %s, %d calibration rows\n", r.Model, r.N)
+	fmt.Fprintf(w, "removed: %.0f%% of each hidden layer's units; weights %d of %d (%.1f%%)\n\n", 100*r.Removed, r.Weights, r.Dense, 100*float64(r.Weights)/float64(r.Dense))
+	fmt.Fprintln(w, "| layer | units kept | refitted layer | its rel. error | without refit | group lambda | time |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	for _, l := range r.Layers {
+		fmt.Fprintf(w, "| %s | %d / %d | %s | %.4f | %.4f | %.3g | %.1f s |\n", l.Key, l.Kept, l.Units, l.Next, l.PostErr, l.PostErrNoRefit, l.Lambda, l.Seconds)
+	}
+	var shapes []string
+	for _, s := range r.Shapes {
+		shapes = append(shapes, fmt.Sprintf("%dx%d", s[0], s[1]))
+	}
+	fmt.Fprintf(w, "\nwritten shapes (out x in): %s\n", strings.Join(shapes, ", "))
+	if len(r.Accuracy) > 0 {
+		fmt.Fprintln(w, "\naccuracy:")
+		var keys []string
+		for k := range r.Accuracy {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "  %-20s %.2f%%\n", k, 100*r.Accuracy[k])
+		}
+	}
+	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
+}
