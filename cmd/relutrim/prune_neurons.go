@@ -68,6 +68,9 @@ type neuronReport struct {
 
 func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
 	fl := &pruneFlags
+	if m.IsONNX() {
+		return usageErrorf("prune: --structure neurons removes units from safetensors MLPs; it does not rewrite ONNX graphs (%s) yet", fl.model)
+	}
 	if len(m.Layers) < 2 {
 		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d Linear layer)", len(m.Layers))
 	}

@@ -197,6 +197,7 @@ func TestPruneONNXBadInput(t *testing.T) {
 	}{
 		{"safetensors out for ONNX", "p.safetensors", nil, []string{"--out", ".onnx"}},
 		{"masks with ONNX", "p.onnx", []string{"--masks"}, []string{"--masks", "safetensors"}},
+		{"neurons on ONNX", "p.onnx", []string{"--structure", "neurons"}, []string{"--structure neurons", "ONNX"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()
