@@ -49,7 +49,7 @@ func init() {
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
-	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 4)")
+	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 8)")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	f.Float64Var(&demoFlags.neurons, "neurons", 0.5, "also remove this fraction of each hidden layer's units (structured pruning; one line under the table; 0 = off)")
 	root.AddCommand(demoCmd)

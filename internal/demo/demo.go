@@ -51,7 +51,7 @@ type Config struct {
 // Defaults of the CNN demo: see Config.CNN.
 const (
 	DefaultCNNCalibRows = 1000
-	DefaultCNNMaxXBytes = 4 << 20
+	DefaultCNNMaxXBytes = 8 << 20
 )
 
 // Row is one line of the table.
