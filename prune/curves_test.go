@@ -18,12 +18,12 @@ func bruteForce(curves [][]Knot, total int) float64 {
 		c := curves[l]
 		if l == len(curves)-1 {
 			if left >= c[0].K && left <= c[len(c)-1].K {
-				best = math.Min(best, acc+interp(c, left))
+				best = math.Min(best, acc+Interp(c, left))
 			}
 			return
 		}
 		for k := c[0].K; k <= c[len(c)-1].K && k <= left; k++ {
-			rec(l+1, left-k, acc+interp(c, k))
+			rec(l+1, left-k, acc+Interp(c, k))
 		}
 	}
 	rec(0, total, 0)
@@ -33,7 +33,7 @@ func bruteForce(curves [][]Knot, total int) float64 {
 func lossOf(curves [][]Knot, k []int) float64 {
 	s := 0.0
 	for l, c := range curves {
-		s += interp(c, k[l])
+		s += Interp(c, k[l])
 	}
 	return s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/dataio"
+	"relutrim/internal/demo"
 	"relutrim/internal/kern"
 	"relutrim/prune"
 	"relutrim/prune/model"
@@ -23,7 +24,7 @@ import (
 
 var pruneFlags struct {
 	model, calib, mode, out, report, plot string
-	labels, testX, testY, nm              string
+	labels, testX, testY, nm, budget      string
 	sparsity                              float64
 	perLayer                              []float64
 	compare, masks, noRefit               bool
@@ -67,6 +68,7 @@ func init() {
 	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP, or .onnx")
 	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in, or N x C x H x W for an image model): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
+	f.StringVar(&fl.budget, "budget", demo.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
 	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row)")
 	f.StringVar(&fl.mode, "mode", "cascade", "cascade or parallel")
@@ -85,21 +87,25 @@ func init() {
 
 // pruneReport is the JSON report of relutrim prune.
 type pruneReport struct {
-	Model          string               `json:"model"`
-	Calib          string               `json:"calib"`
-	N              int                  `json:"calibration_rows"`
-	Mode           string               `json:"mode"`
-	Budget         string               `json:"budget"`
-	TargetSparsity float64              `json:"target_sparsity"`
-	Sparsity       float64              `json:"sparsity"`
-	Weights        int                  `json:"weights"`
-	NonZeros       int                  `json:"nonzeros"`
-	Layers         []prune.LayerReport  `json:"layers"`
-	Accuracy       map[string]float64   `json:"accuracy,omitempty"`
-	Backend        string               `json:"backend"`
-	Seconds        float64              `json:"seconds"`
-	PlotLevels     []float64            `json:"plot_sparsities,omitempty"`
-	PlotAccuracy   map[string][]float64 `json:"plot_test_accuracy,omitempty"`
+	Model          string              `json:"model"`
+	Calib          string              `json:"calib"`
+	N              int                 `json:"calibration_rows"`
+	Mode           string              `json:"mode"`
+	Budget         string              `json:"budget"`
+	TargetSparsity float64             `json:"target_sparsity"`
+	Sparsity       float64             `json:"sparsity"`
+	Weights        int                 `json:"weights"`
+	NonZeros       int                 `json:"nonzeros"`
+	Layers         []prune.LayerReport `json:"layers"`
+	Accuracy       map[string]float64  `json:"accuracy,omitempty"`
+	Backend        string              `json:"backend"`
+	Seconds        float64             `json:"seconds"`
+	// BudgetKeep is the per-layer split of --sparsity (weights each layer was given);
+	// BudgetCurves the error curves it was chosen from (--budget curves).
+	BudgetKeep   []int                `json:"budget_keep,omitempty"`
+	BudgetCurves []prune.Curve        `json:"budget_curves,omitempty"`
+	PlotLevels   []float64            `json:"plot_sparsities,omitempty"`
+	PlotAccuracy map[string][]float64 `json:"plot_test_accuracy,omitempty"`
 }
 
 type labeled struct {
@@ -138,6 +144,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	if changed("sparsity") && !(fl.sparsity >= 0 && fl.sparsity < 1) {
 		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	}
+	if fl.budget != demo.BudgetCurves && fl.budget != demo.BudgetErdosRenyi {
+		return usageErrorf("prune: --budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, fl.budget)
+	}
+	if changed("budget") && !changed("sparsity") {
+		return usageErrorf("prune: --budget splits --sparsity over the layers; it does not go with --per-layer or --nm")
 	}
 	if fl.mode != "cascade" && fl.mode != "parallel" {
 		return usageErrorf("prune: --mode must be cascade or parallel, got %q", fl.mode)
@@ -196,8 +208,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return usageErrorf("prune: --per-layer: %v", err)
 		}
-	} else if keep, err = prune.Budget(m, fl.sparsity); err != nil {
-		return usageErrorf("prune: --sparsity: %v", err)
+	} else if fl.budget == demo.BudgetErdosRenyi {
+		if keep, err = prune.Budget(m, fl.sparsity); err != nil {
+			return usageErrorf("prune: --sparsity: %v", err)
+		}
+	} else {
+		budget = curvesBudgetText // keep: from the curves, once the Pruner exists
 	}
 	var calLab, test *labeled
 	if fl.labels != "" {
@@ -225,6 +241,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usageErrorf("prune: %v", err)
 	}
+	var curves []prune.Curve
+	if keep == nil {
+		if keep, curves, err = curveKeep(ctx, pr, fl.sparsity); err != nil {
+			return err
+		}
+	}
 	pm, reps, err := pr.Prune(ctx, keep)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -233,7 +255,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	rep := &pruneReport{Model: fl.model, Calib: fl.calib, N: cal.Rows, Mode: fl.mode, Budget: budget,
-		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights()}
+		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights(), BudgetCurves: curves}
+	if changed("sparsity") {
+		rep.BudgetKeep = keep
+	}
 	for _, nz := range pm.NonZeros() {
 		rep.NonZeros += nz
 	}
@@ -264,7 +289,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		}
 	}
 	if fl.plot != "" {
-		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, cal.Rows); err != nil {
+		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, fl.budget); err != nil {
 			return err
 		}
 	}
@@ -363,7 +388,7 @@ func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) 
 
 // sweep prunes at the plot's sparsities (the target and 0.5, 0.8, 0.9, 0.95), sparsest first
 // so the first layer's lambda path is walked once, and records test accuracies.
-func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, n int) error {
+func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, budget string) error {
 	levels := []float64{0.5, 0.8, 0.9, 0.95}
 	if target > 0 {
 		levels = append(levels, target)
@@ -374,7 +399,13 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
 		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels))}
 	for i := len(levels) - 1; i >= 0; i-- {
-		keep, err := prune.Budget(m, levels[i])
+		var keep []int
+		var err error
+		if budget == demo.BudgetCurves {
+			keep, _, err = curveKeep(ctx, pr, levels[i])
+		} else {
+			keep, err = prune.Budget(m, levels[i])
+		}
 		if err != nil {
 			return err
 		}
@@ -402,9 +433,35 @@ func dedup(v []float64) []float64 {
 	return out
 }
 
+// curvesBudgetText is the report's budget for --budget curves.
+const curvesBudgetText = "curves: per-layer counts minimising the sum over layers of the network's output error with that layer alone pruned (error curves measured on the calibration data, dense inputs)"
+
+// curveKeep is --budget curves' split of sparsity s, with the curves.
+func curveKeep(ctx context.Context, pr *prune.Pruner, s float64) ([]int, []prune.Curve, error) {
+	cs, err := pr.Curves(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, errInterrupted
+		}
+		return nil, nil, err
+	}
+	keep, err := pr.CurveBudget(ctx, s)
+	if err != nil {
+		return nil, nil, usageErrorf("prune: --budget curves: %v; use --budget erdos-renyi or --per-layer", err)
+	}
+	return keep, cs, nil
+}
+
 func printPrune(w io.Writer, r *pruneReport, written []string) {
 	fmt.Fprintf(w, "relutrim prune: %s, %d calibration rows, mode %s\n", r.Model, r.N, r.Mode)
 	fmt.Fprintf(w, "budget: %s\n", r.Budget)
+	if r.BudgetKeep != nil {
+		var ks []string
+		for i, k := range r.BudgetKeep {
+			ks = append(ks, fmt.Sprintf("%s %d", r.Layers[i].Key, k))
+		}
+		fmt.Fprintf(w, "split: %s weights kept\n", strings.Join(ks, ", "))
+	}
 	fmt.Fprintf(w, "sparsity: %.2f%% (%d of %d weights non-zero; target %.2f%%)\n\n", 100*r.Sparsity, r.NonZeros, r.Weights, 100*r.TargetSparsity)
 	fmt.Fprintln(w, "| layer | shape | non-zeros | sparsity | lambda | rel. error pre-ReLU | rel. error post-ReLU | refit | time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
