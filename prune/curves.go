@@ -37,8 +37,9 @@ type Curve struct {
 }
 
 // curveDensities are the densities at which each layer's curve is measured (then the dense
-// layer). The curve is interpolated linearly in between; above the last density only the
-// 50% level of a small network reaches, where accuracy is close to dense anyway.
+// layer, at zero error); Allocate interpolates linearly in between. Densities whose support
+// is too large (curveMaxSupport) are skipped: the demo's 784-300 layer is measured up to
+// 30% density, its 300-100 and 100-10 layers up to 75%.
 var curveDensities = []float64{0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.055, 0.075, 0.1, 0.13, 0.17, 0.22, 0.3, 0.4, 0.55, 0.75}
 
 // Bounds on the curves' cost: densities whose supports average more than curveMaxSupport
@@ -49,10 +50,6 @@ const (
 	curveMaxSupport = 256
 	curveRows       = 1000
 )
-
-// CurveKL, if set, measures OutErr as the mean KL divergence of the softmax outputs instead
-// (experiment).
-var CurveKL bool
 
 // Curves measures every layer's error curve on the calibration data, once per Pruner (the
 // curves do not depend on the sparsity level): layer l is pruned alone, on the dense
@@ -205,12 +202,8 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 			post, _ := m.Apply(j, in, nr)
 			in = m.Next(j, post, nr)
 		}
-		if CurveKL {
-			pt.OutErr = meanKL(ref, in, nr)
-		} else {
-			e := relErr(in, ref)
-			pt.OutErr = e * e
-		}
+		e := relErr(in, ref)
+		pt.OutErr = e * e
 		c.Points = append(c.Points, pt)
 	}
 	c.Points = append(c.Points, CurvePoint{NonZeros: size})
@@ -394,33 +387,4 @@ func allocateCurves(m model.Model, cs []Curve, s float64) ([]int, error) {
 		return nil, fmt.Errorf("sparsity %v: %v (the error curves start at %.1f%% density per layer)", s, err, 100*curveDensities[0])
 	}
 	return k, nil
-}
-
-// meanKL is the mean over n rows of KL(softmax(a_r) || softmax(b_r)).
-func meanKL(a, b []float64, n int) float64 {
-	k := len(a) / n
-	s := 0.0
-	for r := 0; r < n; r++ {
-		pa, pb := logSoftmax(a[r*k:(r+1)*k]), logSoftmax(b[r*k:(r+1)*k])
-		for j := range pa {
-			s += math.Exp(pa[j]) * (pa[j] - pb[j])
-		}
-	}
-	return s / float64(n)
-}
-
-func logSoftmax(z []float64) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range z {
-		mx = math.Max(mx, v)
-	}
-	s := 0.0
-	for _, v := range z {
-		s += math.Exp(v - mx)
-	}
-	out := make([]float64, len(z))
-	for i, v := range z {
-		out[i] = v - mx - math.Log(s)
-	}
-	return out
 }
