@@ -49,6 +49,9 @@ var curveDensities = []float64{0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.055, 0.07
 const (
 	curveMaxSupport = 256
 	curveRows       = 1000
+	// curveNoise: output errors below it are rounding and count as 0, so that a flat curve
+	// ties and Allocate does not make its layer dense for nothing.
+	curveNoise = 1e-12
 )
 
 // Curves measures every layer's error curve on the calibration data, once per Pruner (the
@@ -203,7 +206,9 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 			in = m.Next(j, post, nr)
 		}
 		e := relErr(in, ref)
-		pt.OutErr = e * e
+		if pt.OutErr = e * e; pt.OutErr < curveNoise {
+			pt.OutErr = 0 // rounding (a layer whose inputs are dead on the calibration data)
+		}
 		c.Points = append(c.Points, pt)
 	}
 	c.Points = append(c.Points, CurvePoint{NonZeros: size})
@@ -301,7 +306,10 @@ func Allocate(curves [][]Knot, total int) ([]int, error) {
 		for t := 0; t <= T; t++ {
 			nb[t] = inf
 			for j := 0; j <= min(J, t); j++ {
-				if v := best[t-j] + f[j]; v < nb[t] {
+				// On a tie, a layer is not made dense (a layer kept dense keeps the weights
+				// of inputs that are dead on the calibration data, where its curve is flat).
+				v := best[t-j] + f[j]
+				if v < nb[t] || v == nb[t] && count(l, int(ch[t])) == hi[l] && count(l, j) < hi[l] {
 					nb[t], ch[t] = v, int32(j)
 				}
 			}

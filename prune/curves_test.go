@@ -168,3 +168,16 @@ func TestCurveBudgetSums(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocateFlatNotDense: a layer whose curve is flat (its inputs dead on the calibration
+// data) is not made dense on a tie: the weights go where they are free too, short of dense.
+func TestAllocateFlatNotDense(t *testing.T) {
+	cs := [][]Knot{{{2, 0}, {320, 0}}, {{1, 0}, {128, 0}}, {{1, 0}, {24, 0}}}
+	k, err := Allocate(cs, 236)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k[0]+k[1]+k[2] != 236 || k[1] == 128 || k[2] == 24 {
+		t.Errorf("split %v", k)
+	}
+}
