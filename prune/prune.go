@@ -127,6 +127,7 @@ type Pruner struct {
 	yPost, yPre [][]float64
 	opt         Options
 	cache       map[int]*lamPath
+	curves      []Curve // Curves, once measured
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the

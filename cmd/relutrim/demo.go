@@ -20,6 +20,7 @@ var demoFlags struct {
 	cnn      bool
 	maxX     int
 	neurons  float64
+	budget   string
 }
 
 var demoCmd = &cobra.Command{
@@ -50,6 +51,7 @@ func init() {
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
 	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 8)")
+	f.StringVar(&demoFlags.budget, "budget", demo.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	f.Float64Var(&demoFlags.neurons, "neurons", 0.5, "also remove this fraction of each hidden layer's units (structured pruning; one line under the table; 0 = off)")
 	root.AddCommand(demoCmd)
@@ -74,12 +76,15 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			return usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
 		}
 	}
+	if demoFlags.budget != demo.BudgetCurves && demoFlags.budget != demo.BudgetErdosRenyi {
+		return usageErrorf("--budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, demoFlags.budget)
+	}
 	if demoFlags.maxX < 0 {
 		return usageErrorf("--max-patch-mib must be >= 0, got %d", demoFlags.maxX)
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
 		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20,
-		Neurons: demoFlags.neurons}
+		Neurons: demoFlags.neurons, Budget: demoFlags.budget}
 	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
 		cfg.CalibRows = 0 // the CNN demo's own default
 	}

@@ -11,7 +11,8 @@ import (
 )
 
 // renderPlot renders test accuracy against sparsity for relutrim and the baselines and
-// returns a function writing it as a PNG.
+// returns a function writing it as a PNG; with --budget curves, the layers' error curves
+// and the chosen split are a second panel on the right.
 func renderPlot(r *pruneReport) (func(io.Writer) error, error) {
 	p := plot.New()
 	p.Title.Text = "Test accuracy after pruning (no fine-tuning)"
@@ -36,6 +37,13 @@ func renderPlot(r *pruneReport) (func(io.Writer) error, error) {
 		p.Title.Text += fmt.Sprintf(", dense %.2f%%", 100*d)
 	}
 	p.Legend.Left, p.Legend.Top = true, false
+	if len(r.BudgetCurves) > 0 {
+		cp, err := curvesPlot(r)
+		if err != nil {
+			return nil, err
+		}
+		return sideBySide(6*vg.Inch, 4*vg.Inch, p, cp)
+	}
 	wt, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
 	if err != nil {
 		return nil, err

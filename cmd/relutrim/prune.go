@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/dataio"
+	"relutrim/internal/demo"
 	"relutrim/internal/kern"
 	"relutrim/prune"
 	"relutrim/prune/model"
@@ -23,7 +24,7 @@ import (
 
 var pruneFlags struct {
 	model, calib, mode, out, report, plot string
-	labels, testX, testY, nm              string
+	labels, testX, testY, nm, budget      string
 	structure                             string
 	sparsity                              float64
 	perLayer                              []float64
@@ -51,9 +52,11 @@ ReLU layer on its unfolded input patches (one row per image and output position;
 sample of positions when they exceed 256 MiB, reported per layer). Calibration inputs of an
 image model are a .npy of shape (N, C, H, W) like the model's input.
 
---sparsity is the fraction of all weights (biases excluded) that end exactly zero. It is
-spread over the layers by the Erdos-Renyi rule (a layer keeps weights in proportion to
-in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead;
+--sparsity is the fraction of all weights (biases excluded) that end exactly zero. --budget
+says how it is spread over the layers: erdos-renyi (default; a layer keeps weights in
+proportion to in+out, so wide layers are pruned hardest) or curves (each layer's error curve
+is measured on the calibration data, the layer pruned alone, and the counts minimising the
+sum of the network's output errors are chosen); --per-layer sets it layer by layer instead;
 --nm N:M (e.g. 2:4) prunes to semi-structured sparsity instead: at most N non-zeros in every
 M consecutive inputs of each row, in every layer.
 --mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel
@@ -72,6 +75,7 @@ func init() {
 	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP, or .onnx")
 	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in, or N x C x H x W for an image model): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
+	f.StringVar(&fl.budget, "budget", demo.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
 	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row)")
 	f.StringVar(&fl.mode, "mode", "cascade", "cascade or parallel")
@@ -91,21 +95,25 @@ func init() {
 
 // pruneReport is the JSON report of relutrim prune.
 type pruneReport struct {
-	Model          string               `json:"model"`
-	Calib          string               `json:"calib"`
-	N              int                  `json:"calibration_rows"`
-	Mode           string               `json:"mode"`
-	Budget         string               `json:"budget"`
-	TargetSparsity float64              `json:"target_sparsity"`
-	Sparsity       float64              `json:"sparsity"`
-	Weights        int                  `json:"weights"`
-	NonZeros       int                  `json:"nonzeros"`
-	Layers         []prune.LayerReport  `json:"layers"`
-	Accuracy       map[string]float64   `json:"accuracy,omitempty"`
-	Backend        string               `json:"backend"`
-	Seconds        float64              `json:"seconds"`
-	PlotLevels     []float64            `json:"plot_sparsities,omitempty"`
-	PlotAccuracy   map[string][]float64 `json:"plot_test_accuracy,omitempty"`
+	Model          string              `json:"model"`
+	Calib          string              `json:"calib"`
+	N              int                 `json:"calibration_rows"`
+	Mode           string              `json:"mode"`
+	Budget         string              `json:"budget"`
+	TargetSparsity float64             `json:"target_sparsity"`
+	Sparsity       float64             `json:"sparsity"`
+	Weights        int                 `json:"weights"`
+	NonZeros       int                 `json:"nonzeros"`
+	Layers         []prune.LayerReport `json:"layers"`
+	Accuracy       map[string]float64  `json:"accuracy,omitempty"`
+	Backend        string              `json:"backend"`
+	Seconds        float64             `json:"seconds"`
+	// BudgetKeep is the per-layer split of --sparsity (weights each layer was given);
+	// BudgetCurves the error curves it was chosen from (--budget curves).
+	BudgetKeep   []int                `json:"budget_keep,omitempty"`
+	BudgetCurves []prune.Curve        `json:"budget_curves,omitempty"`
+	PlotLevels   []float64            `json:"plot_sparsities,omitempty"`
+	PlotAccuracy map[string][]float64 `json:"plot_test_accuracy,omitempty"`
 }
 
 type labeled struct {
@@ -147,6 +155,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	if changed("sparsity") && !(fl.sparsity >= 0 && fl.sparsity < 1) {
 		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	}
+	if fl.budget != demo.BudgetCurves && fl.budget != demo.BudgetErdosRenyi {
+		return usageErrorf("prune: --budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, fl.budget)
+	}
+	if changed("budget") && !changed("sparsity") {
+		return usageErrorf("prune: --budget splits --sparsity over the layers; it does not go with --per-layer or --nm")
 	}
 	if fl.mode != "cascade" && fl.mode != "parallel" {
 		return usageErrorf("prune: --mode must be cascade or parallel, got %q", fl.mode)
@@ -205,8 +219,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		if err != nil {
 			return usageErrorf("prune: --per-layer: %v", err)
 		}
-	} else if keep, err = prune.Budget(m, fl.sparsity); err != nil {
-		return usageErrorf("prune: --sparsity: %v", err)
+	} else if fl.budget == demo.BudgetErdosRenyi {
+		if keep, err = prune.Budget(m, fl.sparsity); err != nil {
+			return usageErrorf("prune: --sparsity: %v", err)
+		}
+	} else {
+		budget = curvesBudgetText // keep: from the curves, once the Pruner exists
 	}
 	var calLab, test *labeled
 	if fl.labels != "" {
@@ -237,6 +255,12 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usageErrorf("prune: %v", err)
 	}
+	var curves []prune.Curve
+	if keep == nil {
+		if keep, curves, err = curveKeep(ctx, pr, fl.sparsity); err != nil {
+			return err
+		}
+	}
 	pm, reps, err := pr.Prune(ctx, keep)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -245,7 +269,10 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	rep := &pruneReport{Model: fl.model, Calib: fl.calib, N: cal.Rows, Mode: fl.mode, Budget: budget,
-		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights()}
+		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights(), BudgetCurves: curves}
+	if changed("sparsity") {
+		rep.BudgetKeep = keep
+	}
 	for _, nz := range pm.NonZeros() {
 		rep.NonZeros += nz
 	}
@@ -276,7 +303,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		}
 	}
 	if fl.plot != "" {
-		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, cal.Rows); err != nil {
+		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, fl.budget); err != nil {
 			return err
 		}
 	}
@@ -364,7 +391,7 @@ func loadLabels(cmd *cobra.Command, flag, spec string, rows int, m model.Model) 
 
 // sweep prunes at the plot's sparsities (the target and 0.5, 0.8, 0.9, 0.95), sparsest first
 // so the first layer's lambda path is walked once, and records test accuracies.
-func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, n int) error {
+func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Model, target float64, test *labeled, budget string) error {
 	levels := []float64{0.5, 0.8, 0.9, 0.95}
 	if target > 0 {
 		levels = append(levels, target)
@@ -375,7 +402,13 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
 		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels))}
 	for i := len(levels) - 1; i >= 0; i-- {
-		keep, err := prune.Budget(m, levels[i])
+		var keep []int
+		var err error
+		if budget == demo.BudgetCurves {
+			keep, _, err = curveKeep(ctx, pr, levels[i])
+		} else {
+			keep, err = prune.Budget(m, levels[i])
+		}
 		if err != nil {
 			return err
 		}
@@ -403,9 +436,35 @@ func dedup(v []float64) []float64 {
 	return out
 }
 
+// curvesBudgetText is the report's budget for --budget curves.
+const curvesBudgetText = "curves: per-layer counts minimising the sum over layers of the network's output error with that layer alone pruned (error curves measured on the calibration data, dense inputs)"
+
+// curveKeep is --budget curves' split of sparsity s, with the curves.
+func curveKeep(ctx context.Context, pr *prune.Pruner, s float64) ([]int, []prune.Curve, error) {
+	cs, err := pr.Curves(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, errInterrupted
+		}
+		return nil, nil, err
+	}
+	keep, err := pr.CurveBudget(ctx, s)
+	if err != nil {
+		return nil, nil, usageErrorf("prune: --budget curves: %v; use --budget erdos-renyi or --per-layer", err)
+	}
+	return keep, cs, nil
+}
+
 func printPrune(w io.Writer, r *pruneReport, written []string) {
 	fmt.Fprintf(w, "relutrim prune: %s, %d calibration rows, mode %s\n", r.Model, r.N, r.Mode)
 	fmt.Fprintf(w, "budget: %s\n", r.Budget)
+	if r.BudgetKeep != nil {
+		var ks []string
+		for i, k := range r.BudgetKeep {
+			ks = append(ks, fmt.Sprintf("%s %d", r.Layers[i].Key, k))
+		}
+		fmt.Fprintf(w, "split: %s weights kept\n", strings.Join(ks, ", "))
+	}
 	fmt.Fprintf(w, "sparsity: %.2f%% (%d of %d weights non-zero; target %.2f%%)\n\n", 100*r.Sparsity, r.NonZeros, r.Weights, 100*r.TargetSparsity)
 	fmt.Fprintln(w, "| layer | shape | non-zeros | sparsity | lambda | rel. error pre-ReLU | rel. error post-ReLU | refit | time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")

@@ -31,7 +31,7 @@ func writeNPY(t *testing.T, path string, rows, cols int, fill func(i, j int) flo
 // TestPruneDegenerateData: all-zero calibration inputs, a single calibration row, and a model
 // whose first layer is dead on the calibration data all end quickly with a pruned model
 // (exit 0), not a hang; every weight of a unit that is dead on the calibration data is zero
-// in the output, and each layer keeps at most its budget.
+// in the output, and each layer keeps at most its budget; with either --budget.
 func TestPruneDegenerateData(t *testing.T) {
 	dir := t.TempDir()
 	calib := filepath.Join(smallDir, "calib_x.npy")
@@ -62,36 +62,38 @@ func TestPruneDegenerateData(t *testing.T) {
 		{"one calibration row", small, one},
 		{"dead first layer", dead, calib},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "p.safetensors")
-			rep := filepath.Join(filepath.Dir(out), "r.json")
-			r := runIn(t, ".", degenerateTimeout, "prune", "--model", c.model, "--calib", c.calib, "--sparsity", "0.5", "--out", out, "--report", rep, "--quiet")
-			if r.code != 0 {
-				t.Fatalf("exit %d: %s", r.code, r.stderr)
-			}
-			pm, err := model.Load(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var report pruneReport
-			readJSON(t, rep, &report)
-			if report.Sparsity < report.TargetSparsity {
-				t.Errorf("sparsity %.4f below the target %.4f", report.Sparsity, report.TargetSparsity)
-			}
-			if c.model != dead {
-				return
-			}
-			// Layer 0's units are dead: layer 2 has no use for their outputs, so every
-			// weight reading them (all of layer 2) is zero; layer 0 itself reproduces the
-			// all-zero activations with zero weights.
-			for l := range 2 {
-				for i, w := range pm.Layers[l].W {
-					if w != 0 {
-						t.Fatalf("layer %s weight %d = %v; the units it connects are dead on the calibration data", pm.Layers[l].Key, i, w)
+		for _, budget := range []string{"erdos-renyi", "curves"} {
+			t.Run(c.name+" "+budget, func(t *testing.T) {
+				out := filepath.Join(t.TempDir(), "p.safetensors")
+				rep := filepath.Join(filepath.Dir(out), "r.json")
+				r := runIn(t, ".", degenerateTimeout, "prune", "--model", c.model, "--calib", c.calib, "--sparsity", "0.5", "--budget", budget, "--out", out, "--report", rep, "--quiet")
+				if r.code != 0 {
+					t.Fatalf("exit %d: %s", r.code, r.stderr)
+				}
+				pm, err := model.Load(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var report pruneReport
+				readJSON(t, rep, &report)
+				if report.Sparsity < report.TargetSparsity {
+					t.Errorf("sparsity %.4f below the target %.4f", report.Sparsity, report.TargetSparsity)
+				}
+				if c.model != dead {
+					return
+				}
+				// Layer 0's units are dead: layer 2 has no use for their outputs, so every
+				// weight reading them (all of layer 2) is zero; layer 0 itself reproduces the
+				// all-zero activations with zero weights.
+				for l := range 2 {
+					for i, w := range pm.Layers[l].W {
+						if w != 0 {
+							t.Fatalf("layer %s weight %d = %v; the units it connects are dead on the calibration data (split %v, curves %+v)", pm.Layers[l].Key, i, w, report.BudgetKeep, report.BudgetCurves)
+						}
 					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

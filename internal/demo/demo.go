@@ -46,6 +46,9 @@ type Config struct {
 	// Neurons, if > 0, adds one line under the table: that fraction of each hidden layer's
 	// units removed (structured pruning, neurons.go).
 	Neurons float64
+	// Budget names the split of each level over the layers: BudgetCurves or
+	// BudgetErdosRenyi ("" = DefaultBudget).
+	Budget string
 }
 
 // Defaults of the CNN demo: see Config.CNN.
@@ -75,6 +78,7 @@ type Result struct {
 	TestRows, CalibRows int
 	Parallel            bool
 	Neurons             *NeuronRow // Config.Neurons's line, nil without it
+	Budget              string
 }
 
 // WriteTable writes the demo's table, whole: a header, one row per level in the order of
@@ -86,7 +90,7 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "relutrim demo: %s on MNIST, %d test images\n", r.Model, r.TestRows)
-	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: Erdos-Renyi (keeps ~ in+out per layer); refit of kept weights: on\n", r.CalibRows, mode)
+	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: %s; refit of kept weights: on\n", r.CalibRows, mode, budgetLine(r.Budget))
 	fmt.Fprintf(&b, "dense test accuracy: %.2f%%\n\n", 100*r.Dense)
 	hdr := "| sparsity | per-layer sparsity (" + r.Layers + ") | relutrim | magnitude | Wanda |"
 	sep := "|---|---|---|---|---|"
@@ -150,6 +154,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			cfg.CalibRows = DefaultCNNCalibRows
 		}
 	}
+	if cfg.Budget == "" {
+		cfg.Budget = DefaultBudget
+	}
 	if cfg.MaxXBytes == 0 && cfg.CNN {
 		cfg.MaxXBytes = DefaultCNNMaxXBytes
 	}
@@ -187,7 +194,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Dense, res.TestRows, res.CalibRows, res.Parallel = m.Accuracy(test.X, test.N, test.Labels), test.N, n, cfg.Parallel
+	res.Dense, res.TestRows, res.CalibRows, res.Parallel, res.Budget = m.Accuracy(test.X, test.N, test.Labels), test.N, n, cfg.Parallel, cfg.Budget
 	// Prune from the sparsest level down: the first layer's lambda path (shared by all
 	// levels, its input never changes) then descends once instead of jumping.
 	order := make([]int, len(cfg.Levels))
@@ -199,7 +206,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	for done, li := range order {
 		s := cfg.Levels[li]
 		t0 := time.Now()
-		keep, err := prune.Budget(m, s)
+		keep, err := levelBudget(ctx, p, m, s, cfg.Budget)
 		if err != nil {
 			return nil, err
 		}
