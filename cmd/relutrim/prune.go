@@ -288,20 +288,11 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			wan = prune.Wanda(m, keep, pr.InputNorms())
 		}
 	}
-	for _, d := range []struct {
-		name string
-		set  *labeled
-	}{{"calib", calLab}, {"test", test}} {
-		if d.set == nil {
-			continue
-		}
-		rep.Accuracy["dense_"+d.name] = m.Accuracy(d.set.X, d.set.n, d.set.labels)
-		rep.Accuracy["relutrim_"+d.name] = pm.Accuracy(d.set.X, d.set.n, d.set.labels)
-		if fl.compare {
-			rep.Accuracy["magnitude_"+d.name] = mag.Accuracy(d.set.X, d.set.n, d.set.labels)
-			rep.Accuracy["wanda_"+d.name] = wan.Accuracy(d.set.X, d.set.n, d.set.labels)
-		}
+	models := []namedModel{{"dense", m}, {"relutrim", pm}}
+	if fl.compare {
+		models = append(models, namedModel{"magnitude", mag}, namedModel{"wanda", wan})
 	}
+	recordAccuracies(rep.Accuracy, calLab, test, models)
 	if fl.plot != "" {
 		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, fl.budget); err != nil {
 			return err
@@ -333,6 +324,28 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		printPrune(cmd.OutOrStdout(), rep, written)
 	}
 	return nil
+}
+
+// namedModel is a model and the name its accuracies are reported under.
+type namedModel struct {
+	name string
+	m    model.Model
+}
+
+// recordAccuracies sets acc["<model>_calib"] and acc["<model>_test"] for every model, on the
+// labelled calibration and test sets that were given (nil: skipped).
+func recordAccuracies(acc map[string]float64, calLab, test *labeled, models []namedModel) {
+	for _, d := range []struct {
+		name string
+		set  *labeled
+	}{{"calib", calLab}, {"test", test}} {
+		if d.set == nil {
+			continue
+		}
+		for _, nm := range models {
+			acc[nm.name+"_"+d.name] = nm.m.Accuracy(d.set.X, d.set.n, d.set.labels)
+		}
+	}
 }
 
 // targetOf is the overall sparsity the kept counts give.

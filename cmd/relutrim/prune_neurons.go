@@ -111,20 +111,11 @@ func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal
 		}
 	}
 	rep.Accuracy = map[string]float64{}
-	for _, d := range []struct {
-		name string
-		set  *labeled
-	}{{"calib", calLab}, {"test", test}} {
-		if d.set == nil {
-			continue
-		}
-		rep.Accuracy["dense_"+d.name] = m.Accuracy(d.set.X, d.set.n, d.set.labels)
-		rep.Accuracy["relutrim_"+d.name] = pm.Accuracy(d.set.X, d.set.n, d.set.labels)
-		if fl.compare {
-			rep.Accuracy["l2norm_"+d.name] = l2.Accuracy(d.set.X, d.set.n, d.set.labels)
-			rep.Accuracy["l2norm_refit_"+d.name] = l2r.Accuracy(d.set.X, d.set.n, d.set.labels)
-		}
+	models := []namedModel{{"dense", m}, {"relutrim", pm}}
+	if fl.compare {
+		models = append(models, namedModel{"l2norm", l2}, namedModel{"l2norm_refit", l2r})
 	}
+	recordAccuracies(rep.Accuracy, calLab, test, models)
 	rep.Seconds = time.Since(start).Seconds()
 
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(false), nil) }}}
