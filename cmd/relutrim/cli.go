@@ -546,3 +546,13 @@ func (r *progressRecorder) Record(pr solver.Progress) error {
 	r.bar.Describe(fmt.Sprintf("%s solve %d: CCP %d, ADMM %d, F=%.6g", r.prefix, r.solves, pr.CCPIter, pr.Iter, pr.F))
 	return r.bar.Add(1)
 }
+
+// reportOutput is the --report output: rep encoded as JSON now (so that an encoding error
+// comes before any file is written), written with the other outputs.
+func reportOutput(cmd *cobra.Command, path string, rep any) (outputFile, error) {
+	js, err := encodeJSON(cmd, "--report", path, rep)
+	if err != nil {
+		return outputFile{}, err
+	}
+	return outputFile{"--report", path, func(w io.Writer) error { _, err := w.Write(js); return err }}, nil
+}

@@ -363,11 +363,11 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		outs = append(outs, outputFile{"--path-out", pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
 	}
 	if fl.report != "" {
-		js, err := encodeJSON(cmd, "--report", fl.report, rep)
+		o, err := reportOutput(cmd, fl.report, rep)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
+		outs = append(outs, o)
 	}
 	written, err := writeOutputs(ctx, cmd, outs)
 	if err != nil {

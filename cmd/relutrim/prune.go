@@ -303,11 +303,11 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	// Outputs: everything computed; write them now, all of them or none.
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, fl.masks) }}}
 	if fl.report != "" {
-		js, err := encodeJSON(cmd, "--report", fl.report, rep)
+		o, err := reportOutput(cmd, fl.report, rep)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
+		outs = append(outs, o)
 	}
 	if fl.plot != "" {
 		png, err := renderPlot(rep)

@@ -120,11 +120,11 @@ func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal
 
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(false), nil) }}}
 	if fl.report != "" {
-		js, err := encodeJSON(cmd, "--report", fl.report, rep)
+		o, err := reportOutput(cmd, fl.report, rep)
 		if err != nil {
 			return err
 		}
-		outs = append(outs, outputFile{"--report", fl.report, func(w io.Writer) error { _, err := w.Write(js); return err }})
+		outs = append(outs, o)
 	}
 	written, err := writeOutputs(ctx, cmd, outs)
 	if err != nil {
