@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -326,6 +328,18 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
+// printAccuracies prints the accuracies sorted by name, names padded to width.
+func printAccuracies(w io.Writer, acc map[string]float64, width int) {
+	if len(acc) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\naccuracy:")
+	keys := slices.Sorted(maps.Keys(acc))
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-*s %.2f%%\n", width, k, 100*acc[k])
+	}
+}
+
 // namedModel is a model and the name its accuracies are reported under.
 type namedModel struct {
 	name string
@@ -485,17 +499,7 @@ func printPrune(w io.Writer, r *pruneReport, written []string) {
 		fmt.Fprintf(w, "| %s | %d -> %d | %d | %.2f%% | %.3g | %.4f | %.4f | %v | %.1f s |\n", l.Key, l.In, l.Out, l.NonZeros,
 			100*l.Sparsity, l.Lambda, l.PreErr, l.PostErr, l.Debiased, l.Seconds)
 	}
-	if len(r.Accuracy) > 0 {
-		fmt.Fprintln(w, "\naccuracy:")
-		var keys []string
-		for k := range r.Accuracy {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %-16s %.2f%%\n", k, 100*r.Accuracy[k])
-		}
-	}
+	printAccuracies(w, r.Accuracy, 16)
 	for _, l := range r.Layers {
 		if l.Rows != l.Positions {
 			fmt.Fprintf(w, "\nlayer %s was fitted on %d of its %d output positions (a seeded sample; %.0f MiB of patches)", l.Key, l.Rows, l.Positions, float64(l.XBytes)/(1<<20))

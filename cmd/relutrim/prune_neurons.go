@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 
@@ -149,16 +148,6 @@ func printNeurons(w io.Writer, r *neuronReport, written []string) {
 		shapes = append(shapes, fmt.Sprintf("%dx%d", s[0], s[1]))
 	}
 	fmt.Fprintf(w, "\nwritten shapes (out x in): %s\n", strings.Join(shapes, ", "))
-	if len(r.Accuracy) > 0 {
-		fmt.Fprintln(w, "\naccuracy:")
-		var keys []string
-		for k := range r.Accuracy {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			fmt.Fprintf(w, "  %-20s %.2f%%\n", k, 100*r.Accuracy[k])
-		}
-	}
+	printAccuracies(w, r.Accuracy, 20)
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
 }
