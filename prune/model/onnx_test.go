@@ -212,3 +212,87 @@ func TestONNXShapesMustChain(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestONNXMatMulAndTransB: the same MLP written three ways gives the same network and
+// writes back the same weights: torch's Gemm (transB = 1), a Gemm with transB = 0 and the
+// weight stored In x Out, and MatMul + Add (mlp.onnx rewritten here).
+func TestONNXMatMulAndTransB(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(onnxDir, "mlp.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := FromONNX(data, "mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPY(t, "mlp_x.npy")
+	want := ref.Forward(x.Float64(), x.Rows)
+	for _, variant := range []string{"transB0", "matmul"} {
+		m := &onnx.ModelProto{}
+		if err := proto.Unmarshal(data, m); err != nil {
+			t.Fatal(err)
+		}
+		g := m.Graph
+		inits := map[string]*onnx.TensorProto{}
+		for _, x := range g.Initializer {
+			inits[x.Name] = x
+		}
+		var nodes []*onnx.NodeProto
+		for _, n := range g.Node {
+			if n.OpType != "Gemm" {
+				nodes = append(nodes, n)
+				continue
+			}
+			// Store the weight In x Out.
+			w := inits[n.Input[1]]
+			vals, err := tensorFloats(w)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, c := int(w.Dims[0]), int(w.Dims[1])
+			w.Dims = []int64{int64(c), int64(r)}
+			setFloats(w, Transpose(vals, r, c))
+			if variant == "transB0" {
+				for _, a := range n.Attribute {
+					if a.Name == "transB" {
+						a.I = 0
+					}
+				}
+				nodes = append(nodes, n)
+				continue
+			}
+			mid := n.Output[0] + "_mm"
+			nodes = append(nodes,
+				&onnx.NodeProto{Name: n.Name + "_mm", OpType: "MatMul", Input: []string{n.Input[0], n.Input[1]}, Output: []string{mid}},
+				&onnx.NodeProto{Name: n.Name + "_add", OpType: "Add", Input: []string{mid, n.Input[2]}, Output: n.Output})
+		}
+		g.Node = nodes
+		b, _ := proto.Marshal(m)
+		got, err := FromONNX(b, variant)
+		if err != nil {
+			t.Fatalf("%s: %v", variant, err)
+		}
+		out := got.Forward(x.Float64(), x.Rows)
+		closeTo(t, variant+" logits", out[len(out)-1], want[len(want)-1])
+		// Zero some weights, write, read back: the zeros and the network survive the
+		// transposed storage.
+		p := got.Clone()
+		p.Layers[0].W[3], p.Layers[1].W[5] = 0, 0
+		var buf bytes.Buffer
+		if err := p.EncodeONNX(&buf); err != nil {
+			t.Fatal(err)
+		}
+		q, err := FromONNX(buf.Bytes(), variant+" written")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for l := range p.Layers {
+			if d := maxDiff(q.Layers[l].W, p.Layers[l].W); d > 1e-7 {
+				t.Errorf("%s layer %d: weights moved by %g through the file", variant, l, d)
+			}
+		}
+		if q.Layers[0].W[3] != 0 || q.Layers[1].W[5] != 0 {
+			t.Errorf("%s: zeros lost through the file", variant)
+		}
+	}
+}
