@@ -482,9 +482,9 @@ func topK(U, norms []float64, out, k int) []bool {
 
 // topNM keeps, in every output column o of U (In x Out) and every group of the pattern
 // (nmGroups), the pat.N non-zero weights of largest |U_io| * ||x_i|| (the scores of topK,
-// within each group). A group where the L1 solution has fewer than pat.N non-zeros is
-// filled up with the inputs of largest |W_oi| * ||x_i|| of the dense layer L (Wanda's
-// score), so that the refit can use every slot the pattern allows.
+// within each group). A group where the L1 solution has fewer than pat.N non-zeros keeps
+// only those: filling it up by the dense layer's Wanda score was measured worse on the
+// demo (2:4: 97.60% against 98.19%, 1:4: 96.94% against 97.19%, and 2.5x slower).
 func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
 	out := L.Out
 	mask := make([]bool, len(U))
@@ -492,26 +492,16 @@ func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
 	groups := nmGroups(L, pat.M)
 	for o := 0; o < out; o++ {
 		for _, g := range groups {
-			idx = append(idx[:0], g...)
-			// Non-zeros of U first, by their score; then zeros by the dense score.
-			score := func(i int) (bool, float64) {
-				if u := U[i*out+o]; u != 0 {
-					return true, math.Abs(u) * norms[i]
+			idx = idx[:0]
+			for _, i := range g {
+				if U[i*out+o] != 0 {
+					idx = append(idx, i)
 				}
-				return false, math.Abs(L.W[o*L.In+i]) * norms[i]
 			}
-			sort.SliceStable(idx, func(a, b int) bool {
-				na, sa := score(idx[a])
-				nb, sb := score(idx[b])
-				if na != nb {
-					return na
-				}
-				return sa > sb
-			})
+			score := func(i int) float64 { return math.Abs(U[i*out+o]) * norms[i] }
+			sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
 			for _, i := range idx[:min(pat.N, len(idx))] {
-				if nz, sc := score(i); nz || sc > 0 {
-					mask[i*out+o] = true
-				}
+				mask[i*out+o] = true
 			}
 		}
 	}

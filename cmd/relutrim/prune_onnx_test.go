@@ -157,8 +157,11 @@ func TestPruneONNXNM(t *testing.T) {
 				}
 			}
 		}
-		if L.Key == m.Layers[0].Key && kept != L.Out*kk*2 { // 3 input channels: 2 of each 3 kept
-			t.Errorf("first layer keeps %d of %d weights, want %d", kept, L.In*L.Out, L.Out*kk*2)
+		// The first layer reads the random calibration data: its L1 path fills nearly every
+		// slot of the pattern (2 of each 3 input channels); a group keeps fewer only where the
+		// L1 solution has fewer non-zeros.
+		if L.Key == m.Layers[0].Key && float64(kept) < 0.9*float64(L.Out*kk*2) {
+			t.Errorf("first layer keeps %d of %d weights, want nearly %d", kept, L.In*L.Out, L.Out*kk*2)
 		}
 	}
 }
