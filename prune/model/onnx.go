@@ -50,6 +50,10 @@ type onnxParams struct {
 type bnFold struct {
 	s, mean, b0 []float64
 	beta        string // initializer name of beta (the node's input B)
+	// others are the initializer names of scale, mean and var; rows, if not nil, are the
+	// channels the layer still has after Model.Shrink (those tensors are cut to them).
+	others [3]string
+	rows   []int
 }
 
 // LoadONNX reads an ONNX model (see the package comment on ONNX for what is supported).
@@ -549,7 +553,8 @@ func (p *onnxParser) foldBN(n *onnx.NodeProto, i int, L *Layer) error {
 		eps = float64(a.GetF())
 	}
 	gamma, beta, mean, vr := v[0], v[1], v[2], v[3]
-	f := &bnFold{s: make([]float64, L.Out), mean: mean, b0: slices.Clone(L.B), beta: n.GetInput()[2]}
+	f := &bnFold{s: make([]float64, L.Out), mean: mean, b0: slices.Clone(L.B), beta: n.GetInput()[2],
+		others: [3]string{n.GetInput()[1], n.GetInput()[3], n.GetInput()[4]}}
 	for o := 0; o < L.Out; o++ {
 		if vr[o]+eps <= 0 {
 			return p.errf(n, i, "variance %v + epsilon %v of channel %d is not positive", vr[o], eps, o)
@@ -816,13 +821,45 @@ func (m Model) EncodeONNX(w io.Writer) error {
 			}
 		}
 	}
+	shrunk := false
 	for _, L := range m.Layers {
 		src := L.onnx
 		if src == nil {
 			return fmt.Errorf("layer %s has no place in the ONNX graph", L.Key)
 		}
 		W, B := slices.Clone(L.W), L.B
+		// Shapes as they are now (Model.Shrink removes units of dense layers).
+		wd := []int64{int64(L.Out), int64(L.In)}
+		if src.transW {
+			wd = []int64{int64(L.In), int64(L.Out)}
+		}
+		if w := inits[src.w]; L.Conv == nil && !slices.Equal(w.GetDims(), wd) {
+			w.Dims, shrunk = wd, true
+		}
+		if src.b != "" {
+			inits[src.b].Dims = []int64{int64(L.Out)}
+		}
 		if f := src.bn; f != nil {
+			if f.rows != nil {
+				// The BatchNormalization's other tensors keep the remaining channels.
+				for _, name := range f.others {
+					t := inits[name]
+					v, err := tensorFloats(t)
+					if err != nil {
+						return fmt.Errorf("layer %s: %s: %v", L.Key, name, err)
+					}
+					cut := make([]float64, len(f.rows))
+					for k, o := range f.rows {
+						cut[k] = v[o]
+					}
+					setFloats(t, cut)
+					t.Dims = []int64{int64(len(cut))}
+				}
+				inits[f.beta].Dims = []int64{int64(L.Out)}
+			}
+			if src.b != "" {
+				setFloats(inits[src.b], f.b0) // the layer's own bias is left as it was (cut to the rows)
+			}
 			beta := make([]float64, L.Out)
 			for o := 0; o < L.Out; o++ {
 				for j := o * L.In; j < (o+1)*L.In; j++ {
@@ -844,6 +881,10 @@ func (m Model) EncodeONNX(w io.Writer) error {
 			W = Transpose(W, L.Out, L.In)
 		}
 		setFloats(inits[src.w], W)
+	}
+	if shrunk {
+		// Intermediate shape annotations (optional in ONNX) would be stale.
+		mp.Graph.ValueInfo = nil
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
 	if err != nil {

@@ -3,8 +3,10 @@ package model
 import (
 	"bytes"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -294,5 +296,107 @@ func TestONNXMatMulAndTransB(t *testing.T) {
 		if q.Layers[0].W[3] != 0 || q.Layers[1].W[5] != 0 {
 			t.Errorf("%s: zeros lost through the file", variant)
 		}
+	}
+}
+
+// TestONNXShrink: removing hidden units from an ONNX MLP (Model.Shrink, structured
+// pruning) writes a graph with the cut shapes whose network equals the original with those
+// units' outgoing weights zeroed (an independent construction), with and without a
+// BatchNormalization after the first Gemm (inserted here with seeded parameters, so its
+// four tensors must be cut too), and a second Shrink composes with the first.
+func TestONNXShrink(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(onnxDir, "mlp.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := readNPY(t, "mlp_x.npy")
+	for _, withBN := range []bool{false, true} {
+		src := data
+		if withBN {
+			m := &onnx.ModelProto{}
+			if err := proto.Unmarshal(data, m); err != nil {
+				t.Fatal(err)
+			}
+			g := m.Graph
+			gemm := g.Node[0]
+			out := gemm.Output[0]
+			gemm.Output[0] = out + "_pre_bn"
+			names := []string{"bn.scale", "bn.B", "bn.mean", "bn.var"}
+			r := rand.New(rand.NewPCG(5, 6))
+			for k, name := range names {
+				v := make([]float64, 16)
+				for i := range v {
+					v[i] = []float64{0.5 + r.Float64(), r.NormFloat64() * 0.2, r.NormFloat64() * 0.3, 0.5 + r.Float64()}[k]
+				}
+				tp := &onnx.TensorProto{Name: name, DataType: int32(onnx.TensorProto_FLOAT), Dims: []int64{16}, RawData: []byte{}}
+				setFloats(tp, v)
+				g.Initializer = append(g.Initializer, tp)
+			}
+			bn := &onnx.NodeProto{Name: "/bn", OpType: "BatchNormalization", Input: append([]string{gemm.Output[0]}, names...), Output: []string{out}}
+			g.Node = append([]*onnx.NodeProto{gemm, bn}, g.Node[1:]...)
+			src, _ = proto.Marshal(m)
+		}
+		m, err := FromONNX(src, "mlp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep := [][]int{{0, 2, 3, 5, 7, 8, 11, 15}, {1, 2, 6}}
+		sm, err := m.Shrink(keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref := m.Clone()
+		for h, ks := range keep {
+			next := &ref.Layers[h+1]
+			for u := 0; u < ref.Layers[h].Out; u++ {
+				if !slices.Contains(ks, u) {
+					for o := 0; o < next.Out; o++ {
+						next.W[o*next.In+u] = 0
+					}
+				}
+			}
+		}
+		want := ref.Forward(x.Float64(), x.Rows)
+		var buf bytes.Buffer
+		if err := sm.EncodeONNX(&buf); err != nil {
+			t.Fatal(err)
+		}
+		q, err := FromONNX(buf.Bytes(), "shrunk")
+		if err != nil {
+			t.Fatalf("bn %v: %v", withBN, err)
+		}
+		if q.Layers[0].Out != 8 || q.Layers[1].In != 8 || q.Layers[1].Out != 3 || q.Layers[2].In != 3 || q.Layers[2].Out != 3 {
+			t.Fatalf("bn %v: shapes %d-%d, %d-%d, %d-%d after the file", withBN, q.Layers[0].In, q.Layers[0].Out, q.Layers[1].In, q.Layers[1].Out, q.Layers[2].In, q.Layers[2].Out)
+		}
+		got := q.Forward(x.Float64(), x.Rows)
+		closeTo(t, "shrunk ONNX MLP", got[len(got)-1], want[len(want)-1])
+		// Shrink the shrunk model again (units 1, 4, 6 of the 8, and 0, 2 of the 3).
+		keep2 := [][]int{{1, 4, 6}, {0, 2}}
+		sm2, err := sm.Shrink(keep2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Reset()
+		if err := sm2.EncodeONNX(&buf); err != nil {
+			t.Fatal(err)
+		}
+		q2, err := FromONNX(buf.Bytes(), "shrunk twice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, b := sm2.Forward(x.Float64(), x.Rows), q2.Forward(x.Float64(), x.Rows)
+		closeTo(t, "twice-shrunk ONNX MLP through the file", b[len(b)-1], a[len(a)-1])
+	}
+	// Convolutions refuse.
+	cnn, err := Load(filepath.Join(onnxDir, "cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := make([][]int, len(cnn.Layers)-1)
+	for h := range keep {
+		keep[h] = allIndices(cnn.Layers[h].Out)
+	}
+	if _, err := cnn.Shrink(keep); err == nil || !strings.Contains(err.Error(), "convolution") {
+		t.Errorf("Shrink of a CNN: %v", err)
 	}
 }

@@ -1,6 +1,9 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Shrink returns a smaller dense model without the hidden units that keep does not list
 // (structured pruning): keep[h] lists, in increasing order, the outputs of layer h that
@@ -24,6 +27,16 @@ func (m Model) Shrink(keep [][]int) (Model, error) {
 			}
 		}
 	}
+	for h, L := range m.Layers {
+		if L.Conv != nil {
+			return Model{}, fmt.Errorf("model: Shrink: layer %s is a convolution; removing channels is not supported", L.Key)
+		}
+		for _, o := range L.Post {
+			if h < len(keep) && !(o.Kind == Flatten && o.In.Flat()) {
+				return Model{}, fmt.Errorf("model: Shrink: layer %s is followed by %v; only dense chains are shrunk", L.Key, o.Kind)
+			}
+		}
+	}
 	out := m.Clone()
 	for h := range out.Layers {
 		L := &out.Layers[h]
@@ -44,6 +57,13 @@ func (m Model) Shrink(keep [][]int) (Model, error) {
 			B = append(B, m.Layers[h].B[o])
 		}
 		L.W, L.B, L.Out, L.In = W, B, len(rows), len(cols)
+		if h < len(keep) {
+			L.Post = slices.Clone(L.Post)
+			for k := range L.Post {
+				L.Post[k].In = Shape{len(rows), 1, 1}
+			}
+			L.onnx = L.onnx.shrink(rows)
+		}
 	}
 	return out, nil
 }
@@ -64,4 +84,32 @@ func allIndices(n int) []int {
 		ix[i] = i
 	}
 	return ix
+}
+
+// shrink returns the ONNX placement of a layer that keeps only the output rows: a folded
+// BatchNormalization's per-channel values are cut to them, and the rows of the original
+// channels are remembered, so that EncodeONNX cuts the graph's tensors the same way.
+func (p *onnxParams) shrink(rows []int) *onnxParams {
+	if p == nil || p.bn == nil {
+		return p
+	}
+	q, f := *p, *p.bn
+	cut := func(v []float64) []float64 {
+		out := make([]float64, len(rows))
+		for k, o := range rows {
+			out[k] = v[o]
+		}
+		return out
+	}
+	f.s, f.mean, f.b0 = cut(f.s), cut(f.mean), cut(f.b0)
+	orig := make([]int, len(rows))
+	for k, o := range rows {
+		orig[k] = o
+		if p.bn.rows != nil {
+			orig[k] = p.bn.rows[o]
+		}
+	}
+	f.rows = orig
+	q.bn = &f
+	return &q
 }
