@@ -67,8 +67,10 @@ type neuronReport struct {
 
 func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
 	fl := &pruneFlags
-	if m.IsONNX() {
-		return usageErrorf("prune: --structure neurons removes units from safetensors MLPs; it does not rewrite ONNX graphs (%s) yet", fl.model)
+	for _, L := range m.Layers {
+		if L.Conv != nil {
+			return usageErrorf("prune: --structure neurons removes hidden units of MLPs (safetensors, or ONNX chains of Gemm/MatMul); %s has convolutions (%s), whose channels it does not remove yet", fl.model, L.Key)
+		}
 	}
 	if len(m.Layers) < 2 {
 		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d Linear layer)", len(m.Layers))
@@ -117,7 +119,7 @@ func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal
 	recordAccuracies(rep.Accuracy, calLab, test, models)
 	rep.Seconds = time.Since(start).Seconds()
 
-	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, pm.Tensors(false), nil) }}}
+	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, false) }}}
 	if fl.report != "" {
 		o, err := reportOutput(cmd, fl.report, rep)
 		if err != nil {

@@ -200,12 +200,46 @@ func TestPruneONNXBadInput(t *testing.T) {
 	}{
 		{"safetensors out for ONNX", "p.safetensors", nil, []string{"--out", ".onnx"}},
 		{"masks with ONNX", "p.onnx", []string{"--masks"}, []string{"--masks", "safetensors"}},
-		{"neurons on ONNX", "p.onnx", []string{"--structure", "neurons"}, []string{"--structure neurons", "ONNX"}},
+		{"neurons on a CNN", "p.onnx", []string{"--structure", "neurons"}, []string{"--structure neurons", "convolutions", "/0/Conv"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()
 			args := append([]string{"prune", "--model", cnn, "--calib", calib, "--sparsity", "0.5", "--out", filepath.Join(out, c.out)}, c.extra...)
 			expectUsageError(t, run(t, ".", args...), c.want, out)
 		})
+	}
+}
+
+// TestPruneONNXNeurons: --structure neurons on an ONNX MLP writes an ONNX file with the
+// hidden layers' shapes cut to the kept units (the report's), whose network equals the
+// written safetensors of the same run on the same weights (small.safetensors holds
+// mlp.onnx's tensors).
+func TestPruneONNXNeurons(t *testing.T) {
+	out := t.TempDir()
+	calib := filepath.Join(smallDir, "calib_x.npy")
+	po, ps := filepath.Join(out, "n.onnx"), filepath.Join(out, "n.safetensors")
+	for _, c := range [][]string{{filepath.Join(onnxDir, "mlp.onnx"), po}, {filepath.Join(smallDir, "small.safetensors"), ps}} {
+		r := run(t, ".", "prune", "--model", c[0], "--calib", calib, "--structure", "neurons", "--sparsity", "0.5", "--out", c[1], "-q")
+		if r.code != 0 {
+			t.Fatalf("%s: exit %d: %s", c[0], r.code, r.stderr)
+		}
+	}
+	a, err := model.Load(po)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Load(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.IsONNX() || len(a.Layers) != 3 || a.Layers[0].Out != 8 || a.Layers[1].In != 8 || a.Layers[1].Out != 4 || a.Layers[2].In != 4 {
+		t.Fatalf("ONNX output: %d layers, shapes %v", len(a.Layers), a.Units())
+	}
+	for l := range a.Layers {
+		for i, w := range a.Layers[l].W {
+			if d := w - b.Layers[l].W[i]; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("layer %d weight %d: ONNX %v, safetensors %v", l, i, w, b.Layers[l].W[i])
+			}
+		}
 	}
 }
