@@ -547,12 +547,16 @@ func (r *progressRecorder) Record(pr solver.Progress) error {
 	return r.bar.Add(1)
 }
 
-// reportOutput is the --report output: rep encoded as JSON now (so that an encoding error
-// comes before any file is written), written with the other outputs.
-func reportOutput(cmd *cobra.Command, path string, rep any) (outputFile, error) {
+// withReport appends the --report output to outs when path is set: rep encoded as JSON
+// now (so that an encoding error comes before any file is written), written with the
+// other outputs.
+func withReport(cmd *cobra.Command, outs []outputFile, path string, rep any) ([]outputFile, error) {
+	if path == "" {
+		return outs, nil
+	}
 	js, err := encodeJSON(cmd, "--report", path, rep)
 	if err != nil {
-		return outputFile{}, err
+		return nil, err
 	}
-	return outputFile{"--report", path, func(w io.Writer) error { _, err := w.Write(js); return err }}, nil
+	return append(outs, outputFile{"--report", path, func(w io.Writer) error { _, err := w.Write(js); return err }}), nil
 }

@@ -362,12 +362,9 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if pathRows != nil {
 		outs = append(outs, outputFile{"--path-out", pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
 	}
-	if fl.report != "" {
-		o, err := reportOutput(cmd, fl.report, rep)
-		if err != nil {
-			return err
-		}
-		outs = append(outs, o)
+	outs, err = withReport(cmd, outs, fl.report, rep)
+	if err != nil {
+		return err
 	}
 	written, err := writeOutputs(ctx, cmd, outs)
 	if err != nil {

@@ -304,12 +304,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 
 	// Outputs: everything computed; write them now, all of them or none.
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, fl.masks) }}}
-	if fl.report != "" {
-		o, err := reportOutput(cmd, fl.report, rep)
-		if err != nil {
-			return err
-		}
-		outs = append(outs, o)
+	outs, err = withReport(cmd, outs, fl.report, rep)
+	if err != nil {
+		return err
 	}
 	if fl.plot != "" {
 		png, err := renderPlot(rep)

@@ -120,12 +120,9 @@ func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal
 	rep.Seconds = time.Since(start).Seconds()
 
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, false) }}}
-	if fl.report != "" {
-		o, err := reportOutput(cmd, fl.report, rep)
-		if err != nil {
-			return err
-		}
-		outs = append(outs, o)
+	outs, err = withReport(cmd, outs, fl.report, rep)
+	if err != nil {
+		return err
 	}
 	written, err := writeOutputs(ctx, cmd, outs)
 	if err != nil {
