@@ -13,6 +13,8 @@ type workspace struct {
 	f64 []float64
 	f32 []float32
 	o32 []float32
+	xb  []float64 // Pass: the chunk's X_c B
+	a   []float64 // Pass: the chunk's rows of A
 }
 
 func grow64(b []float64, n int) []float64 {
@@ -41,9 +43,7 @@ func (m *dense[T]) Row(buf []float64, i int) []float64 {
 // per-worker workspaces.
 func (m *dense[T]) workers(nch int) int {
 	w := m.shape.workers(nch)
-	if len(m.s.work) < w {
-		m.s.work = append(m.s.work, make([]workspace, w-len(m.s.work))...)
-	}
+	m.s.ensureWork(w)
 	return w
 }
 
@@ -104,4 +104,57 @@ func (m *dense[T]) MulT(dst, A []float64, k int) {
 		return
 	}
 	m.s.reduceChunks(nw, nch, d, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
+}
+
+// Pass fuses Mul and MulT over one read of each chunk (Matrix.Pass). The chunks, their
+// kernels and the ordered reduction are those of Mul and MulT.
+func (m *dense[T]) Pass(dst, B []float64, k, kt int, f PassFunc) {
+	m.fusedArgs(dst, B, k, kt)
+	if m.rows == 0 {
+		clear(dst[:m.cols*kt])
+		return
+	}
+	if k > 0 {
+		prepMul[T](&m.s, B[:m.cols*k], m.cols, k)
+	}
+	if kt > 0 {
+		prepMulT[T](&m.s, kt)
+	}
+	nch := nChunks(m.rows)
+	nw := m.workers(nch)
+	unit := func(w, c int, p []float64) {
+		ws := &m.s.work[w]
+		x, lo, n := m.chunk(c)
+		ws.xb, ws.a = grow64(ws.xb, n*k), grow64(ws.a, n*kt)
+		if k > 0 && m.cols > 0 {
+			mulChunk(x, n, m.cols, B, k, ws.xb, &m.s, ws)
+		} else {
+			clear(ws.xb)
+		}
+		f(c, lo, lo+n, ws.xb, ws.a)
+		if kt > 0 && m.cols > 0 {
+			mulTChunk(x, n, m.cols, ws.a, kt, p, &m.s, ws)
+		}
+	}
+	if kt == 0 || m.cols == 0 {
+		if nw == 1 {
+			for c := range nch {
+				unit(0, c, nil)
+			}
+		} else {
+			m.s.runChunks(nw, nch, func(w, c int) { unit(w, c, nil) })
+		}
+		clear(dst[:m.cols*kt])
+		return
+	}
+	d := dst[:m.cols*kt]
+	if nw == 1 {
+		p := m.s.part(0, len(d))
+		for c := range nch {
+			unit(0, c, p)
+			reduce(d, p, c)
+		}
+		return
+	}
+	m.s.reduceChunks(nw, nch, d, unit)
 }
