@@ -31,12 +31,16 @@ func TestPassEqualsMulAndMulT(t *testing.T) {
 		{"csr64", func(x []float64, r, c int) Matrix { return NewCSR64(x, r, c) }},
 		{"csr32", func(x []float64, r, c int) Matrix { return NewCSR32(f32(x), r, c) }},
 	}
-	for _, sz := range []struct{ rows, cols, k, kt int }{
-		{5000, 17, 3, 4}, {3*ChunkRows + 5, 9, 1, 1}, {700, 6, 0, 2}, {2500, 5, 2, 0}, {20000, 3, 2, 3},
+	for _, sz := range []struct {
+		rows, cols, k, kt int
+		density          float64
+	}{
+		{5000, 17, 3, 4, 0.3}, {3*ChunkRows + 5, 9, 1, 1, 0.3}, {700, 6, 0, 2, 0.3}, {2500, 5, 2, 0, 0.3},
+		{20000, 3, 2, 3, 0.002}, // CSR: MulT chunks of several ChunkRows (csrMinChunkNNZPerCol)
 	} {
 		x := make([]float64, sz.rows*sz.cols)
 		for i := range x {
-			if rng.Float64() < 0.3 { // sparse enough for CSR to matter; the last case has long MulT chunks
+			if rng.Float64() < sz.density {
 				x[i] = rng.NormFloat64()
 			}
 		}
@@ -46,6 +50,9 @@ func TestPassEqualsMulAndMulT(t *testing.T) {
 			for _, threads := range []int{1, 2, 3} {
 				name := fmt.Sprintf("%s/%dx%d/k%d/kt%d/threads%d", m.name, sz.rows, sz.cols, sz.k, sz.kt, threads)
 				X := m.new(x, sz.rows, sz.cols)
+				if c, ok := X.(*csr[float64]); ok && sz.density < 0.01 && c.tChunk <= ChunkRows {
+					t.Fatalf("%s: tChunk %d, the case needs MulT chunks longer than ChunkRows", name, c.tChunk)
+				}
 				X.(Threaded).SetThreads(threads)
 				wantXB := make([]float64, sz.rows*sz.k)
 				X.Mul(wantXB, B, sz.k)
