@@ -33,7 +33,7 @@ func TestPassEqualsMulAndMulT(t *testing.T) {
 	}
 	for _, sz := range []struct {
 		rows, cols, k, kt int
-		density          float64
+		density           float64
 	}{
 		{5000, 17, 3, 4, 0.3}, {3*ChunkRows + 5, 9, 1, 1, 0.3}, {700, 6, 0, 2, 0.3}, {2500, 5, 2, 0, 0.3},
 		{20000, 3, 2, 3, 0.002}, // CSR: MulT chunks of several ChunkRows (csrMinChunkNNZPerCol)
