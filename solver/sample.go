@@ -116,12 +116,34 @@ func (s *sample) dense() bool {
 	return 2*s.nnz >= len(s.rows)*s.nx
 }
 
-// gatherK writes, for the sample rows r with use(r) in order, K's columns ws (a trailing
-// nx stands for the bias, 1) row-major into B (rows x len(ws)); B must be large enough.
-func (s *sample) gatherK(ws []int, use func(r int) bool, B []float64) {
-	m, o := len(ws), 0
-	for r := range s.rows {
-		if !use(r) {
+// gramBlockRows is the number of sample rows gathered at a time by kGram: the gathered
+// copy stays one chunk (the whole S x m copy of K's columns was as large as the sample).
+const gramBlockRows = kern.ChunkRows
+
+// kGram sets H (m x m, m = len(ws)) = sum over the sample rows r in [lo, hi) with use(r)
+// of K_{r,ws}^T K_{r,ws} (not normalised; a trailing nx in ws stands for the bias, 1). The
+// rows are gathered gramBlockRows at a time into *buf and multiplied by the blocked product
+// kernel (kern's MulT, built for this tall-thin shape; single-threaded: callers run in
+// parallel), whose block products are added in block order into H. *buf and *tmp are
+// scratch, grown as needed. Unused rows of the last block are zero and add exact zeros.
+func (s *sample) kGram(ws []int, lo, hi int, use func(r int) bool, H []float64, buf, tmp *[]float64) {
+	m := len(ws)
+	B := growF(buf, gramBlockRows*m)
+	T := growF(tmp, m*m)
+	km := kern.NewDense64(B, gramBlockRows, m)
+	km.(kern.Threaded).SetThreads(1)
+	clear(H[:m*m])
+	o := 0
+	flush := func() {
+		clear(B[o*m:])
+		km.MulT(T, B, m)
+		for i, v := range T {
+			H[i] += v
+		}
+		o = 0
+	}
+	for r := lo; r < hi; r++ {
+		if use != nil && !use(r) {
 			continue
 		}
 		row, out := s.xs[r*s.nx:(r+1)*s.nx], B[o*m:(o+1)*m]
@@ -132,7 +154,12 @@ func (s *sample) gatherK(ws []int, use func(r int) bool, B []float64) {
 				out[a] = (row[k] - s.mu[k]) * s.invD[k]
 			}
 		}
-		o++
+		if o++; o == gramBlockRows {
+			flush()
+		}
+	}
+	if o > 0 {
+		flush()
 	}
 }
 
@@ -253,32 +280,45 @@ func (s *sample) toK(ws []int, A, sum []float64, c int, H []float64) {
 // added in block order (deterministic for any thread count).
 func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 	s.gramOnce.Do(func() {
+		const blocks = 8
+		S := len(s.rows)
+		ws := make([]int, p)
+		for k := range ws {
+			ws[k] = k
+		}
 		if s.dense() {
-			ws := make([]int, p)
-			for k := range ws {
-				ws[k] = k
+			// Fixed row ranges (not per thread), each gathered by blocks (kGram), added in
+			// range order: deterministic for any thread count.
+			Hs := make([][]float64, blocks)
+			var wg sync.WaitGroup
+			type scratch struct{ buf, tmp []float64 }
+			pool := make(chan *scratch, max(1, threads)) // one gather buffer per goroutine
+			for range cap(pool) {
+				pool <- &scratch{}
 			}
-			S := len(s.rows)
-			B := make([]float64, S*p)
-			s.gatherK(ws, func(int) bool { return true }, B)
-			km := kern.NewDense64(B, S, p)
-			km.(kern.Threaded).SetThreads(threads)
-			gram := make([]float64, p*p)
-			km.MulT(gram, B, p)
+			for b := 0; b < blocks; b++ {
+				wg.Add(1)
+				sc := <-pool
+				go func(b int) {
+					defer wg.Done()
+					defer func() { pool <- sc }()
+					Hs[b] = make([]float64, p*p)
+					s.kGram(ws, b*S/blocks, (b+1)*S/blocks, nil, Hs[b], &sc.buf, &sc.tmp)
+				}(b)
+			}
+			wg.Wait()
+			gram := Hs[0]
 			inv := 1 / float64(S)
 			for i := range gram {
+				for b := 1; b < blocks; b++ {
+					gram[i] += Hs[b][i]
+				}
 				gram[i] *= inv
 			}
 			s.gram, built = gram, true
 			return
 		}
 		nx := s.nx
-		ws := make([]int, p)
-		for k := range ws {
-			ws[k] = k
-		}
-		const blocks = 8
-		S := len(s.rows)
 		As := make([][]float64, blocks)
 		sums := make([][]float64, blocks)
 		var wg sync.WaitGroup
