@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/floats"
-
 )
 
 // newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
