@@ -175,7 +175,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 					if k == nx {
 						kr[a] = 1
 					} else {
-						kr[a] = (X.F64[i*nx+k] - g.mu[k]) / g.d[k]
+						kr[a] = (float64(float32(X.F64[i*nx+k])) - g.mu[k]) / g.d[k] // the sample holds float32 rows
 					}
 				}
 				for a := range kr {
@@ -218,10 +218,10 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 					for i := 0; i < n; i++ {
 						ka, kb := 1.0, 1.0
 						if a < nx {
-							ka = (X.F64[i*nx+a] - g.mu[a]) / g.d[a]
+							ka = (float64(float32(X.F64[i*nx+a])) - g.mu[a]) / g.d[a]
 						}
 						if b < nx {
-							kb = (X.F64[i*nx+b] - g.mu[b]) / g.d[b]
+							kb = (float64(float32(X.F64[i*nx+b])) - g.mu[b]) / g.d[b]
 						}
 						d += ka * kb / float64(n)
 					}
