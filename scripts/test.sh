@@ -41,6 +41,8 @@ echo "== default build, all packages"
 go test ./...
 echo "== pure Go without cgo"
 CGO_ENABLED=0 go test ./internal/kern ./solver
+echo "== pure Go with the AVX2 micro-kernels off (the gonum Dgemv path of CPUs without AVX2/FMA)"
+RELUTRIM_NOAVX=1 go test ./internal/kern ./solver
 if [ "$openblas" = 1 ]; then
   echo "== OpenBLAS backend"
   go test -tags openblas ./internal/kern ./solver

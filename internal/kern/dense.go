@@ -15,6 +15,8 @@ type workspace struct {
 	o32 []float32
 	xb  []float64 // Pass: the chunk's X_c B
 	a   []float64 // Pass: the chunk's rows of A
+
+	pad, ap, acc, rem []float64 // the AVX2 path (gokern.go)
 }
 
 func grow64(b []float64, n int) []float64 {
