@@ -25,6 +25,9 @@ import (
 // h+1 is refitted on them with lambda 0. Layer h then loses the other rows (weights and
 // biases), layer h+1 the matching columns.
 //
+// In a CNN a unit is an output channel, and the group of channel c is every input column of
+// layer h+1 that reads it (PruneNeurons).
+//
 // Cascade: hidden layers are processed from the first to the last, each fit on the
 // calibration activations of the network as shrunk and refitted so far (layer h's kept
 // units are computed by layer h as refitted in the previous step, as the fit of layer h+1

@@ -828,7 +828,7 @@ func (m Model) EncodeONNX(w io.Writer) error {
 			return fmt.Errorf("layer %s has no place in the ONNX graph", L.Key)
 		}
 		W, B := slices.Clone(L.W), L.B
-		// Shapes as they are now (Model.Shrink removes units of dense layers).
+		// Shapes as they are now (Model.Shrink removes units and channels).
 		wd := []int64{int64(L.Out), int64(L.In)}
 		if src.transW {
 			wd = []int64{int64(L.In), int64(L.Out)}
