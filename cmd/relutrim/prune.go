@@ -51,7 +51,7 @@ GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. 
 model is written in the model's own format; an ONNX output is the same graph with only the
 layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
 ReLU layer on its unfolded input patches (one row per image and output position; a seeded
-sample of positions when they exceed 256 MiB, reported per layer). Calibration inputs of an
+sample of positions when they exceed --max-patch-mib, default 256 MiB, reported per layer). Calibration inputs of an
 image model are a .npy of shape (N, C, H, W) like the model's input.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. --budget

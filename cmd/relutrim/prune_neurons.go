@@ -159,6 +159,11 @@ func printNeurons(w io.Writer, r *neuronReport, written []string) {
 		}
 		shapes = append(shapes, strings.Join(d, "x"))
 	}
+	for _, l := range r.Layers {
+		if l.Rows < l.Positions {
+			fmt.Fprintf(w, "\nlayer %s was fitted on %d of its %d output positions (a seeded sample; --max-patch-mib)", l.Next, l.Rows, l.Positions)
+		}
+	}
 	fmt.Fprintf(w, "\nwritten weight shapes (out x in; a conv's out x in channels x kh x kw): %s\n", strings.Join(shapes, ", "))
 	printAccuracies(w, r.Accuracy, 20)
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)

@@ -253,7 +253,8 @@ func TestPruneONNXNeurons(t *testing.T) {
 // half of every hidden layer's channels (units): the written ONNX file has the report's
 // shapes (conv weights (4,3,3,5), (4,4,3,3), (6,4,3,3); Gemm 16 -> 8 reading 6*2*2 = 24
 // columns; the BN tensors cut), the printed summary names them, and the file's logits, read
-// back by relutrim, are the report's relutrim model. When /usr/bin/python3 has onnx and
+// back by relutrim, are the report's relutrim model; with --max-patch-mib 1 the summary
+// names the layers fitted on a sample of positions. When /usr/bin/python3 has onnx and
 // torch, onnx.checker (with shape inference) accepts the file and scripts/eval_onnx.py,
 // which rebuilds the torch module from the graph, gives relutrim's logits on the
 // fixture's inputs to 1e-4.
@@ -279,6 +280,15 @@ func TestPruneONNXChannels(t *testing.T) {
 	}
 	if !strings.Contains(r.stdout, "4x3x3x5, 4x4x3x3, 6x4x3x3, 8x24, 4x8") || !strings.Contains(r.stdout, "4 / 8") {
 		t.Errorf("summary lacks the shapes or units kept:\n%s", r.stdout)
+	}
+	sampled := 0
+	for _, l := range report.Layers {
+		if l.Rows < l.Positions {
+			sampled++
+		}
+	}
+	if sampled == 0 || strings.Count(r.stdout, "was fitted on") != sampled {
+		t.Errorf("%d layers fitted on a sample of positions (--max-patch-mib 1); the summary says:\n%s", sampled, r.stdout)
 	}
 	mp := readProto(t, pruned)
 	dims := map[string][]int64{}
