@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"time"
@@ -23,6 +24,9 @@ import (
 // ||U_k,:||_2 ||x_k||_2 (the size of their contribution to layer h+1) are kept, and layer
 // h+1 is refitted on them with lambda 0. Layer h then loses the other rows (weights and
 // biases), layer h+1 the matching columns.
+//
+// In a CNN a unit is an output channel, and the group of channel c is every input column of
+// layer h+1 that reads it (PruneNeurons).
 //
 // Cascade: hidden layers are processed from the first to the last, each fit on the
 // calibration activations of the network as shrunk and refitted so far (layer h's kept
@@ -62,6 +66,13 @@ type NeuronOptions struct {
 	PathIters, RefitIters int
 	// Log, if non-nil, receives one line per hidden layer.
 	Log func(string)
+	// MaxXBytes bounds the unfolded input (patch matrix) a convolution that reads the
+	// units is fitted on, as Options.MaxXBytes does for weights: when all output
+	// positions of all calibration samples would take more, a seeded sample of positions
+	// is used (the weight pruner's sample for the same Seed). Default DefaultMaxXBytes.
+	MaxXBytes int
+	// Seed seeds the position sample.
+	Seed uint64
 }
 
 // UnitReport describes the units removed from one hidden layer.
@@ -84,6 +95,14 @@ type UnitReport struct {
 	Refit          bool    `json:"refit"`
 	Iters          int     `json:"solver_iterations"`
 	Seconds        float64 `json:"seconds"`
+	// Columns is the number of layer h+1's input columns that read one unit (1 for a
+	// dense layer after a dense one; KH*KW for a convolution; H*W for a dense layer after a
+	// Flatten of C x H x W). Rows is the number of rows layer h+1 was fitted on
+	// (calibration samples, or sampled output positions of a convolution) out of
+	// Positions (all of them).
+	Columns   int `json:"columns_per_unit"`
+	Rows      int `json:"rows"`
+	Positions int `json:"positions"`
 }
 
 const (
@@ -131,14 +150,21 @@ func UnitsKeep(m model.Model, s float64) ([]int, error) {
 // PruneNeurons removes hidden units so that hidden layer h keeps keep[h] of them, refits
 // the layers that read them (module doc above), and returns the smaller dense model, the
 // kept units of each hidden layer (indices into the original layer, increasing) and a
-// report per hidden layer. m is the dense model and X (n x In) the calibration inputs.
+// report per hidden layer. m is the dense model and X the calibration inputs, n samples in
+// the model's input layout (n x In of an MLP; n x C x H x W, channel-first, for images).
+//
+// A unit of a convolution is an output channel; the layer that reads it is fitted with one
+// group per channel made of all the columns that read it (model.Model.InputColumns: its
+// KH*KW kernel positions in a convolution, its H*W flattened positions in a Gemm after a
+// Flatten, one column after a GlobalAveragePool), on its unfolded input patches when it is
+// a convolution.
 func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep []int, opt NeuronOptions) (model.Model, [][]int, []UnitReport, error) {
 	H := len(m.Layers) - 1
 	if len(keep) != H {
 		return model.Model{}, nil, nil, fmt.Errorf("%d unit counts for %d hidden layers", len(keep), H)
 	}
-	if n == 0 || len(X) != n*m.Layers[0].In {
-		return model.Model{}, nil, nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input width)", len(X), m.Layers[0].In)
+	if in := m.InShape().Size(); n == 0 || len(X) != n*in {
+		return model.Model{}, nil, nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input size %s)", len(X), in, m.InShape())
 	}
 	for h, k := range keep {
 		if k < 1 || k > m.Layers[h].Out {
@@ -151,19 +177,38 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 	if opt.RefitIters == 0 {
 		opt.RefitIters = DefaultRefitIters
 	}
-	dense := m.Forward(X, n) // dense[l] = input of layer l; dense[len] = logits
+	if opt.MaxXBytes == 0 {
+		opt.MaxXBytes = DefaultMaxXBytes
+	}
+	dense := m.Forward(X, n) // dense[l] = input of layer l (channel-last); dense[len] = logits
 	cur := m.Clone()
 	kept := make([][]int, H)
-	in := X // input of layer h in the current network
+	in := dense[0] // input of layer h in the current network
 	var reps []UnitReport
 	for h := 0; h < H; h++ {
 		start := time.Now()
-		act, _ := cur.Apply(h, in, n) // the units of layer h on the calibration data
+		post, _ := cur.Apply(h, in, n) // the units of layer h on the calibration data
+		nextIn := cur.Next(h, post, n)
 		U := cur.Layers[h].Out
 		next := cur.Layers[h+1]
-		rep := UnitReport{Key: cur.Layers[h].Key, Units: U, Kept: keep[h], Next: next.Key}
-		Y := dense[h+2]
-		last := h+1 == H
+		relu := cur.Relu(h + 1)
+		// Layer h+1's fit rows (its input, or its patches at the sampled positions) and its
+		// dense output there; the columns that read each unit of layer h.
+		pos := fitPositions(next, h+1, n, opt.MaxXBytes, opt.Seed)
+		Xf, rows := nextIn, n
+		if next.Conv != nil {
+			Xf = next.Conv.Patches(nextIn, n, pos)
+			rows = len(Xf) / next.In
+		}
+		yPost, _ := m.Apply(h+1, dense[h+1], n)
+		Y := pickRows(yPost, pos, next.Out)
+		colsOf, err := cur.InputColumns(h + 1)
+		if err != nil {
+			return model.Model{}, nil, nil, err
+		}
+		rep := UnitReport{Key: cur.Layers[h].Key, Units: U, Kept: keep[h], Next: next.Key,
+			Columns: len(colsOf[0]), Rows: rows, Positions: n * next.Positions()}
+		norms := groupColNorms(Xf, rows, next.In, colsOf)
 		var ks []int
 		switch {
 		case keep[h] == U:
@@ -171,13 +216,12 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 		case opt.Select == SelectL2:
 			ks = topL2(m.Layers[h], keep[h])
 		default:
-			pt, pts, iters, err := groupPath(ctx, act, Y, n, U, next.Out, last, keep[h], opt)
+			pt, pts, iters, err := groupPath(ctx, Xf, Y, rows, next, colsOf, relu, keep[h], opt)
 			if err != nil {
 				return model.Model{}, nil, nil, err
 			}
 			rep.Lambda, rep.PathPoints, rep.Iters = pt.Lambda, pts, iters
-			norms := colNorms(act, n, U)
-			gn := solver.GroupNorms(pt.U, U, next.Out)
+			gn := solver.GroupNormsOf(pt.U, next.In, next.Out, groupIndex(colsOf, next.In), U)
 			for _, g := range gn {
 				if g != 0 {
 					rep.Read++
@@ -185,25 +229,29 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 			}
 			ks = topUnits(gn, norms, keep[h])
 		}
+		var cols []int // layer h+1's columns that read the kept units, in Shrink's order
+		for _, c := range ks {
+			cols = append(cols, colsOf[c]...)
+		}
 		// Layer h+1 on the kept units: its current weights restricted (no refit) ...
-		Xk := columns(act, n, U, ks)
-		Wr := restrictCols(next.W, next.Out, U, ks)
+		Xk := columns(Xf, rows, next.In, cols)
+		Wr := restrictCols(next.W, next.Out, next.In, cols)
 		Br := slices.Clone(next.B)
-		rep.PostErr = layerErr(Xk, n, Wr, Br, next.Out, len(ks), Y, !last)
+		rep.PostErr = layerErr(Xk, rows, Wr, Br, next.Out, len(cols), Y, relu)
 		rep.PostErrNoRefit = rep.PostErr
 		// ... or refitted on them with lambda = 0 (a CCP started from those restricted weights;
 		// started from the group-path point restricted to the kept rows instead, the demo's
 		// errors were the same, 0.0578 / 0.0662 against 0.0578 / 0.0661), kept when it
 		// reproduces Y better.
 		if !opt.NoRefit && len(ks) < U {
-			init := model.Transpose(Wr, next.Out, len(ks))
-			link := solver.ReLU
-			if last {
-				link = solver.Identity
+			init := model.Transpose(Wr, next.Out, len(cols))
+			link := solver.Identity
+			if relu {
+				link = solver.ReLU
 			}
-			s := solver.Settings{Link: link, Threads: opt.Threads, InitU: init, InitB: Br,
+			s := solver.Settings{Link: link, Threads: opt.Threads, InitU: init, InitB: Br, NoBias: next.NoBias,
 				EpsRel: refitEpsRel, MaxIter: opt.RefitIters}
-			res, err := solver.Fit(ctx, solver.Matrix{Rows: n, Cols: len(ks), F64: Xk}, solver.Matrix{Rows: n, Cols: next.Out, F64: Y}, 0, &s)
+			res, err := solver.Fit(ctx, solver.Matrix{Rows: rows, Cols: len(cols), F64: Xk}, solver.Matrix{Rows: rows, Cols: next.Out, F64: Y}, 0, &s)
 			if err != nil {
 				return model.Model{}, nil, nil, err
 			}
@@ -211,8 +259,8 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 				return model.Model{}, nil, nil, ctx.Err()
 			}
 			rep.Iters += res.Iters
-			W := model.Transpose(res.U, len(ks), next.Out)
-			if e := layerErr(Xk, n, W, res.B, next.Out, len(ks), Y, !last); e < rep.PostErr {
+			W := model.Transpose(res.U, len(cols), next.Out)
+			if e := layerErr(Xk, rows, W, res.B, next.Out, len(cols), Y, relu); e < rep.PostErr {
 				Wr, Br, rep.PostErr, rep.Refit = W, res.B, e, true
 			}
 		}
@@ -227,9 +275,14 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 			return model.Model{}, nil, nil, err
 		}
 		shrunk.Layers[h+1].W, shrunk.Layers[h+1].B = Wr, Br
+		if next.Conv == nil && len(colsOf[0]) == 1 {
+			in = Xk // a dense layer reading the units directly: its input is the kept columns
+		} else {
+			p, _ := shrunk.Apply(h, in, n)
+			in = shrunk.Next(h, p, n)
+		}
 		cur = shrunk
 		kept[h] = ks
-		in = Xk
 		rep.Seconds = time.Since(start).Seconds()
 		reps = append(reps, rep)
 		if opt.Log != nil {
@@ -240,39 +293,96 @@ func PruneNeurons(ctx context.Context, m model.Model, X []float64, n int, keep [
 	return cur, kept, reps, nil
 }
 
-// groupPath fits the next layer (inputs act, n x u; targets Y, n x out) with the group
-// penalty along a decreasing, warm-started lambda path until at least
-// neuronSelectFactor*k of the u inputs are read (or the path ends), and returns that point,
-// the number of points solved and the iterations spent.
-func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, k int, opt NeuronOptions) (fit.Point, int, int, error) {
-	link := solver.ReLU
-	if last {
-		link = solver.Identity
+// fitPositions draws the output positions a convolution (layer l) is fitted on: all of
+// them (nil) when their patches fit in maxBytes, else a seeded sample without
+// replacement, sorted: the same sample as Pruner.positions for the same seed.
+func fitPositions(L model.Layer, l, n, maxBytes int, seed uint64) []int {
+	total := n * L.Positions()
+	rows := maxBytes / (8 * L.In)
+	if L.Conv == nil || total <= rows {
+		return nil
 	}
-	Xm := solver.Matrix{Rows: n, Cols: u, F64: act}
+	r := rand.New(rand.NewPCG(seed, uint64(l)))
+	pos := r.Perm(total)[:max(rows, 1)]
+	sort.Ints(pos)
+	return pos
+}
+
+// groupIndex returns, for each of the d columns, the unit (group) that colsOf assigns it
+// to.
+func groupIndex(colsOf [][]int, d int) []int {
+	g := make([]int, d)
+	for c, cols := range colsOf {
+		for _, k := range cols {
+			g[k] = c
+		}
+	}
+	return g
+}
+
+// groupColNorms returns, per group of columns, the Frobenius norm of X's (n x d) columns
+// in it: ||X_G||_F (for one column, its Euclidean norm).
+func groupColNorms(X []float64, n, d int, colsOf [][]int) []float64 {
+	cn := colNorms(X, n, d)
+	out := make([]float64, len(colsOf))
+	for c, cols := range colsOf {
+		if len(cols) == 1 {
+			out[c] = cn[cols[0]]
+			continue
+		}
+		s := 0.0
+		for _, k := range cols {
+			s += cn[k] * cn[k]
+		}
+		out[c] = math.Sqrt(s)
+	}
+	return out
+}
+
+// groupPath fits the next layer (fit rows X, n x next.In; targets Y, n x next.Out) with
+// the group penalty, one group per unit of the previous layer (its columns colsOf[c]),
+// along a decreasing, warm-started lambda path until at least neuronSelectFactor*k of the
+// units are read (or the path ends), and returns that point, the number of points solved
+// and the iterations spent.
+func groupPath(ctx context.Context, X, Y []float64, n int, next model.Layer, colsOf [][]int, relu bool, k int, opt NeuronOptions) (fit.Point, int, int, error) {
+	link := solver.Identity
+	if relu {
+		link = solver.ReLU
+	}
+	d, out, u := next.In, next.Out, len(colsOf)
+	Xm := solver.Matrix{Rows: n, Cols: d, F64: X}
 	Ym := solver.Matrix{Rows: n, Cols: out, F64: Y}
 	// Group weights: the RMS of each unit's activation, so that the penalty measures the
 	// size of the unit's contribution to layer h+1, sqrt(1/N sum_p (x_pk U_k,:)^2) = rms_k
 	// ||U_k,:||, as the ranking does (scale-free; a unit never active costs nothing and is
 	// never read). With weights 1 instead (penalty on ||U_k,:|| alone) the demo measured
 	// errors 0.0571 / 0.0679 and 97.95% (factor 1.0); the difference is within the noise.
-	rms := colNorms(act, n, u)
+	// For a group of columns (a channel) the same: ||X_G||_F / sqrt(N), scale-free when the
+	// channel is rescaled.
+	rms := groupColNorms(X, n, d, colsOf)
 	for i := range rms {
 		rms[i] /= math.Sqrt(float64(n))
 	}
-	base := solver.Settings{Link: link, Threads: opt.Threads, GroupL1: true, GroupWeights: rms}
+	base := solver.Settings{Link: link, Threads: opt.Threads, GroupL1: true, GroupWeights: rms, NoBias: next.NoBias}
+	var groups []int
+	if d != u {
+		groups = groupIndex(colsOf, d)
+		base.Groups = groups
+	}
 	eng, err := fit.NewEngine(Xm, Ym, &base)
 	if err != nil {
 		return fit.Point{}, 0, 0, err
 	}
-	// lambda_max of the group problem: max_k ||corr_k,:|| / w_k; the path starts at the
+	// lambda_max of the group problem: max_g ||corr_G,:||_F / w_g; the path starts at the
 	// target-th largest of these (screening guess) and descends.
 	corr := eng.Correlations()
 	g := make([]float64, u)
-	for i := 0; i < u; i++ {
+	for i, cols := range colsOf {
 		s := 0.0
-		for j := 0; j < out; j++ {
-			s += corr[i*out+j] * corr[i*out+j]
+		for _, c := range cols {
+			for j := 0; j < out; j++ {
+				s += corr[c*out+j] * corr[c*out+j]
+			}
 		}
 		if rms[i] > 0 {
 			g[i] = math.Sqrt(s) / rms[i]
@@ -281,7 +391,7 @@ func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, 
 	// Units whose activation is constant on the calibration data (dead units, or degenerate
 	// data) are never read with a bias (their effect is the bias's): the path cannot reach
 	// more read units than there are others.
-	target := min(u, int(math.Ceil(neuronSelectFactor*float64(k))), varying(act, n, u))
+	target := min(u, int(math.Ceil(neuronSelectFactor*float64(k))), varyingGroups(X, n, d, colsOf))
 	sorted := slices.Clone(g)
 	sort.Sort(sort.Reverse(sort.Float64Slice(sorted)))
 	lmax := sorted[0]
@@ -301,7 +411,7 @@ func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, 
 		}
 		iters += pt.Iters
 		read := 0
-		for _, v := range solver.GroupNorms(pt.U, u, out) {
+		for _, v := range solver.GroupNormsOf(pt.U, d, out, groups, u) {
 			if v != 0 {
 				read++
 			}
@@ -315,10 +425,37 @@ func groupPath(ctx context.Context, act, Y []float64, n, u, out int, last bool, 
 	}
 }
 
+// varyingGroups returns the number of groups of columns of X (n x d) with at least one
+// column that is not constant (varying).
+func varyingGroups(X []float64, n, d int, colsOf [][]int) int {
+	if len(colsOf) == d {
+		return varying(X, n, d)
+	}
+	v := varyingCols(X, n, d)
+	cnt := 0
+	for _, cols := range colsOf {
+		if slices.ContainsFunc(cols, func(k int) bool { return v[k] }) {
+			cnt++
+		}
+	}
+	return cnt
+}
+
 // varying returns the number of columns of X (n x d) that are not constant (spread above
 // 1e-12 of the mean's size, the solver's rule).
 func varying(X []float64, n, d int) int {
 	cnt := 0
+	for _, v := range varyingCols(X, n, d) {
+		if v {
+			cnt++
+		}
+	}
+	return cnt
+}
+
+// varyingCols reports, per column of X (n x d), whether it is not constant (varying).
+func varyingCols(X []float64, n, d int) []bool {
+	out := make([]bool, d)
 	for j := 0; j < d; j++ {
 		mean := 0.0
 		for p := 0; p < n; p++ {
@@ -330,11 +467,9 @@ func varying(X []float64, n, d int) int {
 			e := X[p*d+j] - mean
 			v += e * e
 		}
-		if math.Sqrt(v/float64(n)) > 1e-12*math.Abs(mean) && v > 0 {
-			cnt++
-		}
+		out[j] = math.Sqrt(v/float64(n)) > 1e-12*math.Abs(mean) && v > 0
 	}
-	return cnt
+	return out
 }
 
 // topUnits returns, in increasing order, the k units with the largest gn[i]*norms[i]

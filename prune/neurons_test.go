@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -156,6 +157,127 @@ func TestPruneNeuronsDegenerate(t *testing.T) {
 			if r.PathPoints > 3 {
 				t.Errorf("n = %d: layer %s: %d path points on degenerate data", n, r.Key, r.PathPoints)
 			}
+		}
+	}
+}
+
+// loadONNXFixture loads one of prune/model's ONNX fixtures and n seeded standard-normal
+// inputs of its input shape (the fixtures' own 16 samples are too few to fit on).
+func loadONNXFixture(t *testing.T, name string, n int) (model.Model, []float64) {
+	t.Helper()
+	m, err := model.Load(filepath.Join("model", "testdata", "onnx", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(12, 34))
+	X := make([]float64, n*m.InShape().Size())
+	for i := range X {
+		X[i] = r.NormFloat64()
+	}
+	return m, X
+}
+
+// TestChannelsSelectReadChannels: the CNN analogue of TestNeuronsSelectReadUnits on the
+// ONNX fixtures, one planted trap per kind of group. In cnn_gap.onnx (Conv 3-8, Conv 8-16,
+// GlobalAveragePool, Gemm 16-12, Gemm 12-5) the second conv reads only channels 0-3 of the
+// first (groups of 3x3 = 9 columns) and the first Gemm only channels 0-7 of the second
+// (one column each, after the pooling); in cnn.onnx (Conv, Conv, Conv 8-12, MaxPool,
+// Flatten of 12x2x2, Gemm 48-16 + BN, Gemm) the first Gemm reads only six channels of the
+// third conv (groups of 4 flattened columns; channels 2 and 11 are dead or nearly so on
+// these inputs and stay unread). The unread channels get three times larger filters, so
+// the L2-norm baseline keeps them. The group path must keep exactly the read channels,
+// and the network's output must stay as it was.
+func TestChannelsSelectReadChannels(t *testing.T) {
+	cases := []struct {
+		file    string
+		layer   int   // the layer whose channels are pruned
+		read    []int // the channels the next layer reads
+		channel int   // columns per channel in the next layer
+	}{{"cnn_gap.onnx", 0, []int{0, 1, 2, 3}, 9}, {"cnn_gap.onnx", 1, []int{0, 1, 2, 3, 4, 5, 6, 7}, 1}, {"cnn.onnx", 2, []int{1, 3, 4, 5, 6, 8}, 4}}
+	for _, tc := range cases {
+		m, X := loadONNXFixture(t, tc.file, 300)
+		L, next := &m.Layers[tc.layer], &m.Layers[tc.layer+1]
+		for c := 0; c < L.Out; c++ {
+			if slices.Contains(tc.read, c) {
+				continue
+			}
+			for i := c * L.In; i < (c+1)*L.In; i++ {
+				L.W[i] *= 3
+			}
+			for o := 0; o < next.Out; o++ {
+				for k := c * tc.channel; k < (c+1)*tc.channel; k++ {
+					next.W[o*next.In+k] = 0
+				}
+			}
+		}
+		keep := m.Units()
+		keep[tc.layer] = len(tc.read)
+		pm, kept, reps, err := PruneNeurons(context.Background(), m, X, 300, keep, NeuronOptions{Threads: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(kept[tc.layer], tc.read) {
+			t.Errorf("%s layer %d: kept %v, want the read channels %v", tc.file, tc.layer, kept[tc.layer], tc.read)
+		}
+		if r := reps[tc.layer]; r.Columns != tc.channel || r.PostErr > 1e-3 {
+			t.Errorf("%s layer %d: %d columns per channel (want %d), next layer's error %.3g", tc.file, tc.layer, r.Columns, tc.channel, r.PostErr)
+		}
+		a, b := m.Forward(X, 300), pm.Forward(X, 300)
+		if e := relErr(b[len(b)-1], a[len(a)-1]); e > 1e-3 {
+			t.Errorf("%s layer %d: logits changed by %.3g", tc.file, tc.layer, e)
+		}
+		_, l2kept, err := L2Neurons(m, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Equal(l2kept[tc.layer], tc.read) {
+			t.Errorf("%s layer %d: the L2 baseline kept the read channels %v (the trap is not set)", tc.file, tc.layer, l2kept[tc.layer])
+		}
+		t.Logf("%s layer %d: kept %v (L2 baseline %v), %d path points, error %.2g", tc.file, tc.layer, kept[tc.layer], l2kept[tc.layer], reps[tc.layer].PathPoints, reps[tc.layer].PostErr)
+	}
+}
+
+// TestPruneChannelsCNN: half of every hidden layer's channels (and the hidden Gemm's units)
+// of cnn.onnx removed on 400 random inputs: the model has the halved shapes, the last
+// layer's reported error equals the logits' error recomputed from the returned model, and
+// the logits are closer to the dense ones than the L2-norm baseline's (which keeps the
+// dense weights); with the convolutions' patches capped at 64 KiB the fit rows are a
+// sample of the positions (Rows < Positions) and the result still has the shapes.
+func TestPruneChannelsCNN(t *testing.T) {
+	m, X := loadONNXFixture(t, "cnn.onnx", 400)
+	keep, err := UnitsKeep(m, 0.5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(keep, []int{4, 4, 6, 8}) {
+		t.Fatalf("UnitsKeep(0.5) = %v", keep)
+	}
+	logits := func(m model.Model) []float64 { a := m.Forward(X, 400); return a[len(a)-1] }
+	dense := logits(m)
+	for _, maxX := range []int{0, 64 << 10} {
+		pm, _, reps, err := PruneNeurons(context.Background(), m, X, 400, keep, NeuronOptions{Threads: 2, MaxXBytes: maxX})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(pm.Units(), keep) {
+			t.Errorf("units %v, want %v", pm.Units(), keep)
+		}
+		last := reps[len(reps)-1]
+		if e := relErr(logits(pm), dense); math.Abs(e-last.PostErr) > 1e-9 {
+			t.Errorf("reported last-layer error %.6g, recomputed %.6g", last.PostErr, e)
+		}
+		l2, _, err := L2Neurons(m, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eR, eL := relErr(logits(pm), dense), relErr(logits(l2), dense)
+		t.Logf("max patch bytes %d: logit error relutrim %.4f, L2-norm %.4f; rows %d/%d, %d/%d", maxX, eR, eL, reps[0].Rows, reps[0].Positions, reps[1].Rows, reps[1].Positions)
+		if !(eR < eL) {
+			t.Errorf("relutrim's logit error %.4f not below the L2 baseline's %.4f", eR, eL)
+		}
+		sampled := reps[0].Rows < reps[0].Positions
+		if sampled != (maxX > 0) {
+			t.Errorf("max patch bytes %d: layer %s fitted on %d of %d positions", maxX, reps[0].Next, reps[0].Rows, reps[0].Positions)
 		}
 	}
 }

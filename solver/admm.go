@@ -38,10 +38,10 @@ type admm struct {
 	link   Link
 	y      []float64 // n x ny targets
 	mask   []bool    // p x ny, nil = no mask; false = coordinate fixed at 0
-	group  []float64 // nx weights of the group-L1 penalty (group.go), nil = L1
 	m      []float64 // per-row metric
 	rho    []float64 // per output
 	omega  float64
+	group  *groupSpec // the group-L1 penalty (group.go), nil = L1
 
 	z, zh, G, Gn []float64 // p x ny
 	Q, Qh, nu    []float64 // n x ny: Q = K z, Qh = K zh

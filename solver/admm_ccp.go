@@ -13,7 +13,7 @@ import (
 func newADMM(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) *admm {
 	g := pr.g
 	n, nx := g.n, g.nx
-	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y, group: groupWeights(st, nx),
+	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y, group: newGroupSpec(st, nx),
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
 	pr.admmMetric()

@@ -19,8 +19,9 @@ import "math"
 // The bound in F's units is D / (2N).
 //
 // With the group penalty (gw non-nil, group.go) the constraint is ||(K^T nu)_k,:|| <= gamma_k
-// w_k per row, and every output's scale is limited to the common groupScale.
-func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw []float64) []float64 {
+// w_k per row (per group of rows: groupScale), and every output's scale is limited to the
+// common groupScale.
+func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw *groupSpec) []float64 {
 	n := g.n
 	if g.bias && link == ReLU {
 		// Only nu = 0 is feasible (see above): D(0) = -sum_p h_p*(0) = sum_{y_p <= 0} y_p^2,

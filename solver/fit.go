@@ -228,7 +228,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.U, res.B = g.fromStd(best, ny)
 	res.FOut = bestOut
 	res.F = sum(bestOut)
-	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best, mask, groupWeights(&st, g.nx))
+	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best, mask, newGroupSpec(&st, g.nx))
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)

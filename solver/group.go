@@ -28,6 +28,18 @@ import (
 //
 // The outputs are no longer separate problems: the CCP keeps the best iterate as a whole
 // (not per output), and a fit makes one start (per-output multi-start would mix points).
+//
+// Groups of several features (Settings.Groups: a convolution channel is read by KH*KW
+// columns of the next layer) penalise lambda w_g ||U_G||_F over all rows k in the group G
+// and all outputs j. In standardised coordinates that is lambda w_g ||(z_kj / d_k)||, and
+// with y_kj = z_kj / d_k the z-update of the group is
+//
+//	argmin_y  sum_{k in G, j} (rho_j d_k^2 / 2) (y_kj - v_kj / d_k)^2 + 2 lambda w_g ||y||,
+//
+// the same prox (groupProx) in the metric diag(rho_j d_k^2), followed by z_kj = d_k y_kj.
+// For one feature it is the single-row update above (d_k factors out of the metric); that
+// case, and any group whose d_k are all equal, runs in the single-row form, so results
+// without Groups are unchanged to the last bit.
 
 // groupProx sets x = argmin_x sum_j (a_j/2)(x_j - v_j)^2 + c ||x||_2 for a_j > 0, c >= 0.
 //
@@ -97,19 +109,52 @@ func groupProx(x, v, a []float64, c float64) {
 	}
 }
 
-// groupWeights returns the weights w_k of the group penalty (nil when it is off).
-func groupWeights(st *Settings, nx int) []float64 {
+// groupSpec is the structure of the group penalty: each group's features (increasing)
+// and weight.
+type groupSpec struct {
+	members [][]int
+	w       []float64
+}
+
+// newGroupSpec returns the group penalty of the settings (nil when it is off); the
+// settings are valid (validateGroup).
+func newGroupSpec(st *Settings, nx int) *groupSpec {
 	if !st.GroupL1 {
 		return nil
 	}
+	var gs groupSpec
+	if st.Groups == nil {
+		gs.members = make([][]int, nx)
+		for k := range gs.members {
+			gs.members[k] = []int{k}
+		}
+	} else {
+		gs.members = make([][]int, numGroups(st))
+		for k, g := range st.Groups {
+			gs.members[g] = append(gs.members[g], k)
+		}
+	}
+	gs.w = st.GroupWeights
+	if gs.w == nil {
+		gs.w = make([]float64, len(gs.members))
+		for g := range gs.w {
+			gs.w[g] = 1
+		}
+	}
+	return &gs
+}
+
+// numGroups is the number of groups of valid settings with Groups set: len(GroupWeights),
+// or without weights the largest group index plus one.
+func numGroups(st *Settings) int {
 	if st.GroupWeights != nil {
-		return st.GroupWeights
+		return len(st.GroupWeights)
 	}
-	w := make([]float64, nx)
-	for k := range w {
-		w[k] = 1
+	ng := 0
+	for _, g := range st.Groups {
+		ng = max(ng, g+1)
 	}
-	return w
+	return ng
 }
 
 // validateGroup checks the group-penalty settings (part of validate).
@@ -117,6 +162,9 @@ func validateGroup(nx int, s *Settings) error {
 	if !s.GroupL1 {
 		if s.GroupWeights != nil {
 			return inputErr("GroupWeights", "set without GroupL1")
+		}
+		if s.Groups != nil {
+			return inputErr("Groups", "set without GroupL1")
 		}
 		return nil
 	}
@@ -126,7 +174,31 @@ func validateGroup(nx int, s *Settings) error {
 	if s.Starts > 1 {
 		return inputErr("Starts", "the group-L1 penalty couples the outputs; only one start is supported, got %d", s.Starts)
 	}
-	if s.GroupWeights != nil && len(s.GroupWeights) != nx {
+	ng := nx
+	if s.Groups != nil {
+		if len(s.Groups) != nx {
+			return inputErr("Groups", "has %d values, want Nx = %d", len(s.Groups), nx)
+		}
+		for k, g := range s.Groups {
+			if g < 0 || (s.GroupWeights != nil && g >= len(s.GroupWeights)) {
+				return inputErr("Groups", "entry %d is group %d, want 0 .. %d", k, g, len(s.GroupWeights)-1)
+			}
+		}
+		ng = numGroups(s)
+		used := make([]bool, ng)
+		for _, g := range s.Groups {
+			used[g] = true
+		}
+		for g, u := range used {
+			if !u {
+				return inputErr("Groups", "group %d has no feature (groups must be numbered 0 .. G-1 without gaps)", g)
+			}
+		}
+	}
+	if s.GroupWeights != nil && len(s.GroupWeights) != ng {
+		if s.Groups != nil {
+			return inputErr("GroupWeights", "has %d values, want one per group (%d)", len(s.GroupWeights), ng)
+		}
 		return inputErr("GroupWeights", "has %d values, want Nx = %d", len(s.GroupWeights), nx)
 	}
 	for k, w := range s.GroupWeights {
@@ -137,77 +209,150 @@ func validateGroup(nx int, s *Settings) error {
 	return nil
 }
 
-// zUpdateGroup is the z-update of the ADMM iteration under the group penalty: per feature
-// row the prox of the group norm in the metric diag(rho) (groupProx); masked coordinates
-// stay 0 and the bias is not shrunk.
+// zUpdateGroup is the z-update of the ADMM iteration under the group penalty: per group
+// the prox of the group norm in the metric diag(rho_j d_k^2) (groupProx; the header
+// comment); masked coordinates stay 0 and the bias is not shrunk.
 func (a *admm) zUpdateGroup() {
-	p, ny := a.g.p, a.ny
+	ny := a.ny
 	N := float64(a.n)
+	gs := a.group
 	v := make([]float64, 0, ny)
 	w := make([]float64, 0, ny)
 	x := make([]float64, ny)
-	for k := 0; k < p; k++ {
+	for g, ks := range gs.members {
 		v, w = v[:0], w[:0]
-		for j := 0; j < ny; j++ {
-			i := k*ny + j
-			if a.mask != nil && !a.mask[i] {
-				continue
-			}
-			v = append(v, a.z[i]-a.G[i]/(N*a.rho[j]))
-			w = append(w, a.rho[j])
+		// One scale d for the whole group (a single feature, or all d_k equal): the
+		// single-row form, threshold c = 2 lambda w_g / d in the metric diag(rho_j).
+		d := a.g.d[ks[0]]
+		same := true
+		for _, k := range ks[1:] {
+			same = same && a.g.d[k] == d
 		}
-		var c float64
-		if k < a.g.nx {
-			c = 2 * a.lambda * a.group[k] / a.g.d[k]
+		for _, k := range ks {
+			dk := a.g.d[k]
+			for j := 0; j < ny; j++ {
+				i := k*ny + j
+				if a.mask != nil && !a.mask[i] {
+					continue
+				}
+				vj := a.z[i] - a.G[i]/(N*a.rho[j])
+				if same {
+					v = append(v, vj)
+					w = append(w, a.rho[j])
+				} else {
+					v = append(v, vj/dk)
+					w = append(w, a.rho[j]*dk*dk)
+				}
+			}
+		}
+		c := 2 * a.lambda * gs.w[g]
+		if same {
+			c /= d
+		}
+		if cap(x) < len(v) {
+			x = make([]float64, len(v))
 		}
 		groupProx(x[:len(v)], v, w, c)
 		t := 0
+		for _, k := range ks {
+			dk := a.g.d[k]
+			for j := 0; j < ny; j++ {
+				i := k*ny + j
+				if a.mask != nil && !a.mask[i] {
+					a.zh[i] = 0
+					continue
+				}
+				if same {
+					a.zh[i] = x[t]
+				} else {
+					a.zh[i] = dk * x[t]
+				}
+				t++
+			}
+		}
+	}
+	for k := a.g.nx; k < a.g.p; k++ { // the bias row: not penalised
 		for j := 0; j < ny; j++ {
 			i := k*ny + j
-			if a.mask != nil && !a.mask[i] {
-				a.zh[i] = 0
-				continue
-			}
-			a.zh[i] = x[t]
-			t++
+			a.zh[i] = a.z[i] - a.G[i]/(N*a.rho[j])
 		}
 	}
 }
 
-// groupPenaltyOut adds the group penalty to f (per output): the penalty of row k,
-// lambda w_k/d_k ||z_k,:||, is split over the outputs in proportion to z_kj^2, so the
-// parts add up to the penalty (Result.FOut; only their sum is meaningful).
-func groupPenaltyOut(f []float64, g *design, z []float64, ny int, lambda float64, w []float64) {
-	for k := 0; k < g.nx; k++ {
+// groupPenaltyOut adds the group penalty to f (per output): the penalty of group g,
+// lambda w_g ||(z_kj/d_k)||, is split over the outputs in proportion to sum_k (z_kj/d_k)^2,
+// so the parts add up to the penalty (Result.FOut; only their sum is meaningful).
+func groupPenaltyOut(f []float64, g *design, z []float64, ny int, lambda float64, gs *groupSpec) {
+	for gi, ks := range gs.members {
+		if len(ks) == 1 {
+			k := ks[0]
+			s := 0.0
+			for j := 0; j < ny; j++ {
+				s += z[k*ny+j] * z[k*ny+j]
+			}
+			if s == 0 {
+				continue
+			}
+			nrm := math.Sqrt(s)
+			for j := 0; j < ny; j++ {
+				f[j] += lambda * gs.w[gi] / g.d[k] * z[k*ny+j] * z[k*ny+j] / nrm
+			}
+			continue
+		}
 		s := 0.0
-		for j := 0; j < ny; j++ {
-			s += z[k*ny+j] * z[k*ny+j]
+		for _, k := range ks {
+			for j := 0; j < ny; j++ {
+				u := z[k*ny+j] / g.d[k]
+				s += u * u
+			}
 		}
 		if s == 0 {
 			continue
 		}
 		nrm := math.Sqrt(s)
-		for j := 0; j < ny; j++ {
-			f[j] += lambda * w[k] / g.d[k] * z[k*ny+j] * z[k*ny+j] / nrm
+		for _, k := range ks {
+			for j := 0; j < ny; j++ {
+				u := z[k*ny+j] / g.d[k]
+				f[j] += lambda * gs.w[gi] * u * u / nrm
+			}
 		}
 	}
 }
 
 // groupScale is the largest s such that s nu is feasible for the dual of the group-penalised
-// relaxation: ||(K^T nu)_k,:|| <= gamma_k w_k over the unmasked outputs, gamma_k = 2 N lambda / d_k.
-// Any per-output scale in [0, s] is then feasible too (the scaled row is dominated entrywise).
-func groupScale(g *design, kt []float64, ny int, lambda float64, w []float64, mask []bool) float64 {
+// relaxation: ||(d_k (K^T nu)_kj)_{k in G, j}|| <= 2 N lambda w_g over the unmasked outputs
+// (for one feature, ||(K^T nu)_k,:|| <= gamma_k w_k, gamma_k = 2 N lambda / d_k: the dual
+// norm of the penalty in standardised coordinates). Any per-output scale in [0, s] is then
+// feasible too (the scaled rows are dominated entrywise).
+func groupScale(g *design, kt []float64, ny int, lambda float64, gs *groupSpec, mask []bool) float64 {
 	sMax := math.Inf(1)
-	for k := 0; k < g.nx; k++ {
-		s := 0.0
-		for j := 0; j < ny; j++ {
-			if mask != nil && !mask[k*ny+j] {
-				continue
+	for gi, ks := range gs.members {
+		if len(ks) == 1 {
+			k := ks[0]
+			s := 0.0
+			for j := 0; j < ny; j++ {
+				if mask != nil && !mask[k*ny+j] {
+					continue
+				}
+				s += kt[k*ny+j] * kt[k*ny+j]
 			}
-			s += kt[k*ny+j] * kt[k*ny+j]
+			if s > 0 {
+				sMax = math.Min(sMax, 2*float64(g.n)*lambda*gs.w[gi]/g.d[k]/math.Sqrt(s))
+			}
+			continue
+		}
+		s := 0.0
+		for _, k := range ks {
+			for j := 0; j < ny; j++ {
+				if mask != nil && !mask[k*ny+j] {
+					continue
+				}
+				v := g.d[k] * kt[k*ny+j]
+				s += v * v
+			}
 		}
 		if s > 0 {
-			sMax = math.Min(sMax, 2*float64(g.n)*lambda*w[k]/g.d[k]/math.Sqrt(s))
+			sMax = math.Min(sMax, 2*float64(g.n)*lambda*gs.w[gi]/math.Sqrt(s))
 		}
 	}
 	return sMax
@@ -219,34 +364,53 @@ func groupScale(g *design, kt []float64, ny int, lambda float64, w []float64, ma
 //
 // directly from the data (w nil means all 1), like Objective.
 func GroupObjective(X, Y Matrix, U, B []float64, lambda float64, w []float64, link Link) float64 {
+	return GroupObjectiveOf(X, Y, U, B, lambda, nil, w, link)
+}
+
+// GroupObjectiveOf is GroupObjective for groups of features (Settings.Groups; nil: one
+// per feature): the penalty is lambda sum_g w_g ||U_{G_g,:}||_F.
+func GroupObjectiveOf(X, Y Matrix, U, B []float64, lambda float64, groups []int, w []float64, link Link) float64 {
 	f := Objective(X, Y, U, B, 0, link)
-	ny := Y.Cols
-	for k := 0; k < X.Cols; k++ {
-		s := 0.0
-		for j := 0; j < ny; j++ {
-			s += U[k*ny+j] * U[k*ny+j]
+	ng := X.Cols
+	if groups != nil {
+		ng = 0
+		for _, g := range groups {
+			ng = max(ng, g+1)
 		}
-		wk := 1.0
+	}
+	for g, nrm := range GroupNormsOf(U, X.Cols, Y.Cols, groups, ng) {
+		wg := 1.0
 		if w != nil {
-			wk = w[k]
+			wg = w[g]
 		}
-		f += lambda * wk * math.Sqrt(s)
+		f += lambda * wg * nrm
 	}
 	return f
 }
 
 // GroupNorms returns ||U_k,:||_2 for each row k of U (Nx x Ny).
 func GroupNorms(U []float64, nx, ny int) []float64 {
-	if len(U) != nx*ny {
-		panic(fmt.Sprintf("solver.GroupNorms: %d values, want %d x %d", len(U), nx, ny))
+	return GroupNormsOf(U, nx, ny, nil, nx)
+}
+
+// GroupNormsOf returns, for each of the ng groups, the Frobenius norm of the rows of U
+// (Nx x Ny) in it: groups[k] is row k's group (nil: one group per row, ng = nx).
+func GroupNormsOf(U []float64, nx, ny int, groups []int, ng int) []float64 {
+	if len(U) != nx*ny || (groups != nil && len(groups) != nx) || (groups == nil && ng != nx) {
+		panic(fmt.Sprintf("solver.GroupNormsOf: %d values, %d group indices, %d groups for %d x %d", len(U), len(groups), ng, nx, ny))
 	}
-	out := make([]float64, nx)
-	for k := range out {
-		s := 0.0
-		for _, v := range U[k*ny : (k+1)*ny] {
-			s += v * v
+	out := make([]float64, ng)
+	for k := 0; k < nx; k++ {
+		g := k
+		if groups != nil {
+			g = groups[k]
 		}
-		out[k] = math.Sqrt(s)
+		for _, v := range U[k*ny : (k+1)*ny] {
+			out[g] += v * v
+		}
+	}
+	for g := range out {
+		out[g] = math.Sqrt(out[g])
 	}
 	return out
 }

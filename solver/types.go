@@ -80,12 +80,18 @@ type Settings struct {
 	// runs on the given support only (used for debiasing after support selection).
 	Mask []bool
 	// GroupL1 replaces the L1 penalty by the group penalty lambda sum_k w_k ||U_k,:||_2 (one
-	// group per input feature k, across all outputs; group.go): whole rows of U become
-	// exactly zero. Solved by the ADMM (Auto picks it; Method Newton is an input error) with
-	// one start.
+	// group per input feature k, across all outputs, or per set of features with Groups;
+	// group.go): whole rows of U become exactly zero. Solved by the ADMM (Auto picks it;
+	// Method Newton is an input error) with one start.
 	GroupL1 bool
-	// GroupWeights (Nx) are the weights w_k >= 0 of the group penalty; nil means all 1.
+	// GroupWeights are the weights w_g >= 0 of the group penalty, one per group (Nx of them
+	// without Groups); nil means all 1.
 	GroupWeights []float64
+	// Groups (Nx), if non-nil, puts input feature k into group Groups[k] (0 .. G-1, every
+	// group non-empty) instead of a group of its own: the penalty is then
+	// lambda sum_g w_g ||U_{G_g,:}||_F over all rows of the group and all outputs (one
+	// group per convolution channel: its KH*KW columns; group.go). Needs GroupL1.
+	Groups []int
 
 	// Threads is the number of goroutines for products and elementwise passes;
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).

@@ -31,7 +31,7 @@ var pruneFlags struct {
 	sparsity                              float64
 	perLayer                              []float64
 	compare, masks, noRefit               bool
-	threads                               int
+	threads, maxPatchMiB                  int
 }
 
 var pruneCmd = &cobra.Command{
@@ -51,7 +51,7 @@ GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. 
 model is written in the model's own format; an ONNX output is the same graph with only the
 layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
 ReLU layer on its unfolded input patches (one row per image and output position; a seeded
-sample of positions when they exceed 256 MiB, reported per layer). Calibration inputs of an
+sample of positions when they exceed --max-patch-mib, default 256 MiB, reported per layer). Calibration inputs of an
 image model are a .npy of shape (N, C, H, W) like the model's input.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. --budget
@@ -65,7 +65,9 @@ M consecutive inputs of each row, in every layer.
 fits it on the dense network's own inputs (Net-Trim's two schemes).
 --structure neurons removes whole hidden units instead and writes a smaller dense model
 (same keys, smaller shapes): --sparsity is then the fraction of every hidden layer's units
-removed; the units are chosen by a group-L1 path on the next layer, which is then refitted
+removed (the hidden units of a CNN are the output channels of every layer but the last:
+every Conv, and a Gemm before the last layer); the units are chosen by a group-L1 path on
+the next layer (one group per unit: all the columns that read it), which is then refitted
 on the kept units (cascade, first hidden layer first); --compare adds the L2-norm baseline.`,
 	Args: cobra.NoArgs,
 	RunE: runE(runPrune),
@@ -91,6 +93,7 @@ func init() {
 	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
 	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
 	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
+	f.IntVar(&fl.maxPatchMiB, "max-patch-mib", 0, "fit each convolution on at most this many MiB of unfolded input patches (a seeded sample of positions; default 256)")
 	f.StringVar(&fl.structure, "structure", "weights", "weights (unstructured) or neurons (remove whole hidden units; --sparsity is then the fraction of each hidden layer's units removed)")
 	root.AddCommand(pruneCmd)
 }
@@ -176,6 +179,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.threads < 0 {
 		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
 	}
+	if fl.maxPatchMiB < 0 {
+		return usageErrorf("prune: --max-patch-mib must be >= 0, got %d", fl.maxPatchMiB)
+	}
 	defer limitThreads(fl.threads)()
 	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}}
 	for _, c := range outputs {
@@ -249,7 +255,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.structure == "neurons" {
 		return runPruneNeurons(ctx, cmd, m, cal, calLab, test, start)
 	}
-	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads, NM: pat}
+	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}

@@ -63,23 +63,27 @@ type neuronReport struct {
 	Accuracy  map[string]float64 `json:"accuracy,omitempty"`
 	Backend   string             `json:"backend"`
 	Seconds   float64            `json:"seconds"`
+
+	// WeightShapes are the written weight tensors' shapes: [out, in], or a convolution's
+	// [out channels, in channels, kh, kw].
+	WeightShapes [][]int `json:"weight_shapes"`
 }
 
 func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
 	fl := &pruneFlags
-	for _, L := range m.Layers {
-		if L.Conv != nil {
-			return usageErrorf("prune: --structure neurons removes hidden units of MLPs (safetensors, or ONNX chains of Gemm/MatMul); %s has convolutions (%s), whose channels it does not remove yet", fl.model, L.Key)
-		}
-	}
 	if len(m.Layers) < 2 {
-		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d Linear layer)", len(m.Layers))
+		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d layer)", len(m.Layers))
+	}
+	for l := 1; l < len(m.Layers); l++ {
+		if _, err := m.InputColumns(l); err != nil {
+			return usageErrorf("prune: --structure neurons: %s: %v", fl.model, err)
+		}
 	}
 	keep, err := prune.UnitsKeep(m, fl.sparsity)
 	if err != nil {
 		return usageErrorf("prune: --sparsity: %v", err)
 	}
-	opt := prune.NeuronOptions{NoRefit: fl.noRefit, Threads: fl.threads}
+	opt := prune.NeuronOptions{NoRefit: fl.noRefit, Threads: fl.threads, MaxXBytes: fl.maxPatchMiB << 20}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}
@@ -96,6 +100,11 @@ func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal
 		Backend: kern.BackendInfo()}
 	for _, L := range pm.Layers {
 		rep.Shapes = append(rep.Shapes, [2]int{L.Out, L.In})
+		ws := []int{L.Out, L.In}
+		if L.Conv != nil {
+			ws = []int{L.Out, L.Conv.In.C, L.Conv.KH, L.Conv.KW}
+		}
+		rep.WeightShapes = append(rep.WeightShapes, ws)
 	}
 	var l2, l2r model.Model
 	if fl.compare {
@@ -143,10 +152,19 @@ func printNeurons(w io.Writer, r *neuronReport, written []string) {
 		fmt.Fprintf(w, "| %s | %d / %d | %s | %.4f | %.4f | %.3g | %.1f s |\n", l.Key, l.Kept, l.Units, l.Next, l.PostErr, l.PostErrNoRefit, l.Lambda, l.Seconds)
 	}
 	var shapes []string
-	for _, s := range r.Shapes {
-		shapes = append(shapes, fmt.Sprintf("%dx%d", s[0], s[1]))
+	for _, s := range r.WeightShapes {
+		d := make([]string, len(s))
+		for i, v := range s {
+			d[i] = fmt.Sprint(v)
+		}
+		shapes = append(shapes, strings.Join(d, "x"))
 	}
-	fmt.Fprintf(w, "\nwritten shapes (out x in): %s\n", strings.Join(shapes, ", "))
+	for _, l := range r.Layers {
+		if l.Rows < l.Positions {
+			fmt.Fprintf(w, "\nlayer %s was fitted on %d of its %d output positions (a seeded sample; --max-patch-mib)", l.Next, l.Rows, l.Positions)
+		}
+	}
+	fmt.Fprintf(w, "\nwritten weight shapes (out x in; a conv's out x in channels x kh x kw): %s\n", strings.Join(shapes, ", "))
 	printAccuracies(w, r.Accuracy, 20)
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
 }

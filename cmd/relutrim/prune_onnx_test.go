@@ -3,8 +3,10 @@ package main
 import (
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -184,6 +186,7 @@ func TestPruneONNXBadInput(t *testing.T) {
 		{"NaN weight", []string{"--model", filepath.Join(bad, "nan_weight.onnx"), "--calib", calib}, []string{"nan_weight.onnx", "/0/Conv", "non-finite"}},
 		{"calibration shape", []string{"--model", cnn, "--calib", filepath.Join(onnxDir, "cnn_gap_x.npy")}, []string{"--calib", "(16, 3, 12, 12)", "(N, 3, 12, 16)"}},
 		{"flat calibration", []string{"--model", cnn, "--calib", filepath.Join(onnxDir, "mlp_x.npy")}, []string{"--calib", "(16, 20)", "(N, 3, 12, 16)"}},
+		{"channels: calibration shape", []string{"--model", cnn, "--calib", filepath.Join(onnxDir, "cnn_gap_x.npy"), "--structure", "neurons"}, []string{"--calib", "(16, 3, 12, 12)", "(N, 3, 12, 16)"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -200,7 +203,8 @@ func TestPruneONNXBadInput(t *testing.T) {
 	}{
 		{"safetensors out for ONNX", "p.safetensors", nil, []string{"--out", ".onnx"}},
 		{"masks with ONNX", "p.onnx", []string{"--masks"}, []string{"--masks", "safetensors"}},
-		{"neurons on a CNN", "p.onnx", []string{"--structure", "neurons"}, []string{"--structure neurons", "convolutions", "/0/Conv"}},
+		{"channels: negative --max-patch-mib", "p.onnx", []string{"--structure", "neurons", "--max-patch-mib", "-1"}, []string{"--max-patch-mib must be >= 0"}},
+		{"channels: --nm", "p.onnx", []string{"--structure", "neurons", "--nm", "2:4"}, []string{"--nm does not go with --structure neurons"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()
@@ -242,4 +246,88 @@ func TestPruneONNXNeurons(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestPruneONNXChannels: --structure neurons on the fixture CNN (Conv+BN 3-8, Conv 8-8
+// without bias, Conv 8-12, MaxPool, Flatten of 12x2x2, Gemm+BN 48-16, Gemm 16-4) removes
+// half of every hidden layer's channels (units): the written ONNX file has the report's
+// shapes (conv weights (4,3,3,5), (4,4,3,3), (6,4,3,3); Gemm 16 -> 8 reading 6*2*2 = 24
+// columns; the BN tensors cut), the printed summary names them, and the file's logits, read
+// back by relutrim, are the report's relutrim model; with --max-patch-mib 1 the summary
+// names the layers fitted on a sample of positions. When /usr/bin/python3 has onnx and
+// torch, onnx.checker (with shape inference) accepts the file and scripts/eval_onnx.py,
+// which rebuilds the torch module from the graph, gives relutrim's logits on the
+// fixture's inputs to 1e-4.
+func TestPruneONNXChannels(t *testing.T) {
+	out := t.TempDir()
+	src := filepath.Join(onnxDir, "cnn.onnx")
+	pruned, rep := filepath.Join(out, "c.onnx"), filepath.Join(out, "c.json")
+	r := run(t, ".", "prune", "--model", src, "--calib", randomImages(t, 300, 3, 12, 16), "--structure", "neurons", "--sparsity", "0.5",
+		"--compare", "--max-patch-mib", "1", "--out", pruned, "--report", rep)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	var report neuronReport
+	readJSON(t, rep, &report)
+	if !slices.Equal(report.Kept, []int{4, 4, 6, 8}) || !slices.Equal(report.Units, []int{8, 8, 12, 16}) {
+		t.Errorf("report: kept %v of %v", report.Kept, report.Units)
+	}
+	wantShapes := [][]int{{4, 3, 3, 5}, {4, 4, 3, 3}, {6, 4, 3, 3}, {8, 24}, {4, 8}}
+	for l, s := range wantShapes {
+		if !slices.Equal(report.WeightShapes[l], s) {
+			t.Errorf("report: layer %d weight shape %v, want %v", l, report.WeightShapes[l], s)
+		}
+	}
+	if !strings.Contains(r.stdout, "4x3x3x5, 4x4x3x3, 6x4x3x3, 8x24, 4x8") || !strings.Contains(r.stdout, "4 / 8") {
+		t.Errorf("summary lacks the shapes or units kept:\n%s", r.stdout)
+	}
+	sampled := 0
+	for _, l := range report.Layers {
+		if l.Rows < l.Positions {
+			sampled++
+		}
+	}
+	if sampled == 0 || strings.Count(r.stdout, "was fitted on") != sampled {
+		t.Errorf("%d layers fitted on a sample of positions (--max-patch-mib 1); the summary says:\n%s", sampled, r.stdout)
+	}
+	mp := readProto(t, pruned)
+	dims := map[string][]int64{}
+	for _, tp := range mp.Graph.Initializer {
+		dims[tp.Name] = tp.Dims
+	}
+	for name, want := range map[string][]int64{"0.weight": {4, 3, 3, 5}, "0.bias": {4}, "1.weight": {4}, "1.running_var": {4},
+		"4.weight": {4, 4, 3, 3}, "7.weight": {6, 4, 3, 3}, "7.bias": {6}, "11.weight": {8, 24}, "12.running_mean": {8}, "14.weight": {4, 8}} {
+		if !slices.Equal(dims[name], want) {
+			t.Errorf("initializer %s: dims %v, want %v", name, dims[name], want)
+		}
+	}
+	m, err := model.Load(pruned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := dataio.ReadNPYFileND(filepath.Join(onnxDir, "cnn_x.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts := m.Forward(x.Float64(), x.Rows)
+	logits := acts[len(acts)-1]
+	py := "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import onnx, torch, numpy").Run(); err != nil {
+		t.Skipf("no %s with onnx, torch and numpy: the torch check is skipped (%v)", py, err)
+	}
+	check := "import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); onnx.shape_inference.infer_shapes(m, strict_mode=True)"
+	if b, err := exec.Command(py, "-c", check, pruned).CombinedOutput(); err != nil {
+		t.Fatalf("onnx.checker: %v\n%s", err, b)
+	}
+	lp := filepath.Join(out, "logits.npy")
+	lm := dataio.NewMatrix64("logits", x.Rows, len(logits)/x.Rows)
+	copy(lm.F64, logits)
+	if err := dataio.WriteNPY(lp, lm); err != nil {
+		t.Fatal(err)
+	}
+	b, err := exec.Command(py, filepath.Join("..", "..", "scripts", "eval_onnx.py"), pruned, filepath.Join(onnxDir, "cnn_x.npy"), "--check-logits", lp, "--tol", "1e-4").CombinedOutput()
+	if err != nil {
+		t.Fatalf("eval_onnx.py: %v\n%s", err, b)
+	}
+	t.Logf("eval_onnx.py: %s", b)
 }

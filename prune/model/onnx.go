@@ -828,12 +828,15 @@ func (m Model) EncodeONNX(w io.Writer) error {
 			return fmt.Errorf("layer %s has no place in the ONNX graph", L.Key)
 		}
 		W, B := slices.Clone(L.W), L.B
-		// Shapes as they are now (Model.Shrink removes units of dense layers).
+		// Shapes as they are now (Model.Shrink removes units and channels).
 		wd := []int64{int64(L.Out), int64(L.In)}
 		if src.transW {
 			wd = []int64{int64(L.In), int64(L.Out)}
 		}
-		if w := inits[src.w]; L.Conv == nil && !slices.Equal(w.GetDims(), wd) {
+		if L.Conv != nil {
+			wd = []int64{int64(L.Out), int64(L.Conv.In.C), int64(L.Conv.KH), int64(L.Conv.KW)}
+		}
+		if w := inits[src.w]; !slices.Equal(w.GetDims(), wd) {
 			w.Dims, shrunk = wd, true
 		}
 		if src.b != "" {
@@ -885,6 +888,20 @@ func (m Model) EncodeONNX(w io.Writer) error {
 	if shrunk {
 		// Intermediate shape annotations (optional in ONNX) would be stale.
 		mp.Graph.ValueInfo = nil
+		if err := m.reshapeFeatures(mp.GetGraph(), inits); err != nil {
+			return err
+		}
+		// Initializers also listed as graph inputs (older exporters) declare their shapes there.
+		for _, v := range mp.GetGraph().GetInput() {
+			t := inits[v.GetName()]
+			tt := v.GetType().GetTensorType()
+			if t == nil || tt == nil || tt.GetShape() == nil || len(tt.GetShape().GetDim()) != len(t.GetDims()) {
+				continue
+			}
+			for k, d := range tt.GetShape().GetDim() {
+				d.Value = &onnx.TensorShapeProto_Dimension_DimValue{DimValue: t.GetDims()[k]}
+			}
+		}
 	}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
 	if err != nil {
@@ -892,4 +909,60 @@ func (m Model) EncodeONNX(w io.Writer) error {
 	}
 	_, err = w.Write(b)
 	return err
+}
+
+// reshapeFeatures sets the feature count of every Reshape to (batch, features) that
+// flattens a layer's output to the size it has now (Model.Shrink removes channels); a
+// count of -1 (inferred) is left alone. The shape is a constant read by that node only.
+func (m Model) reshapeFeatures(g *onnx.GraphProto, inits map[string]*onnx.TensorProto) error {
+	want := map[string]int64{} // node name -> features
+	for _, L := range m.Layers {
+		for _, o := range L.Post {
+			if o.Kind == Flatten {
+				want[o.Node] = int64(o.In.Size())
+			}
+		}
+	}
+	for _, o := range m.Pre {
+		if o.Kind == Flatten {
+			want[o.Node] = int64(o.In.Size())
+		}
+	}
+	reads := map[string]int{}
+	for _, n := range g.GetNode() {
+		for _, in := range n.GetInput() {
+			reads[in]++
+		}
+	}
+	for i, n := range g.GetNode() {
+		name := n.GetName()
+		if name == "" {
+			name = fmt.Sprintf("#%d", i)
+		}
+		f, ok := want[name]
+		if !ok || n.GetOpType() != "Reshape" || len(n.GetInput()) != 2 {
+			continue
+		}
+		t := inits[n.GetInput()[1]]
+		if t == nil {
+			return fmt.Errorf("node %s (Reshape): shape %q is not a constant", name, n.GetInput()[1])
+		}
+		sh, err := int64s(t)
+		if err != nil || len(sh) != 2 {
+			return fmt.Errorf("node %s (Reshape): shape %q: want two int64 values", name, n.GetInput()[1])
+		}
+		if sh[1] == -1 || sh[1] == f {
+			continue
+		}
+		if reads[n.GetInput()[1]] > 1 {
+			return fmt.Errorf("node %s (Reshape): its shape %q is read by other nodes too; cannot change it to %d features", name, n.GetInput()[1], f)
+		}
+		sh[1] = f
+		t.RawData, t.Int64Data = nil, nil
+		b := make([]byte, 16)
+		binary.LittleEndian.PutUint64(b, uint64(sh[0]))
+		binary.LittleEndian.PutUint64(b[8:], uint64(sh[1]))
+		t.RawData = b
+	}
+	return nil
 }

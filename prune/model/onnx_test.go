@@ -387,16 +387,4 @@ func TestONNXShrink(t *testing.T) {
 		a, b := sm2.Forward(x.Float64(), x.Rows), q2.Forward(x.Float64(), x.Rows)
 		closeTo(t, "twice-shrunk ONNX MLP through the file", b[len(b)-1], a[len(a)-1])
 	}
-	// Convolutions refuse.
-	cnn, err := Load(filepath.Join(onnxDir, "cnn.onnx"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	keep := make([][]int, len(cnn.Layers)-1)
-	for h := range keep {
-		keep[h] = allIndices(cnn.Layers[h].Out)
-	}
-	if _, err := cnn.Shrink(keep); err == nil || !strings.Contains(err.Error(), "convolution") {
-		t.Errorf("Shrink of a CNN: %v", err)
-	}
 }
