@@ -640,6 +640,7 @@ type stepWork struct {
 	val          []float64
 	q0, v0, l, v []float64
 	q            []float64
+	gram         gramScratch
 }
 
 // steps computes the direction d_j and the model decrease delta_j of every output in act,
@@ -728,7 +729,7 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 		if nt.smp.dense() {
 			// Dense data: the rows' standardised working-set columns, gathered by blocks
 			// (kGram; single-threaded here, the outputs run in parallel).
-			nt.smp.kGram(ws, 0, S, use, H, &sw.B, &sw.A)
+			nt.smp.kGram(ws, 0, S, use, H, &sw.gram)
 			inv := 1 / float64(S)
 			for i := range H {
 				H[i] *= inv

@@ -155,8 +155,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			}
 			H := make([]float64, m*m)
 			if smp.dense() { // rows gathered by blocks (the path of dense samples)
-				var buf, tmp []float64
-				smp.kGram(ws, 0, n, use, H, &buf, &tmp)
+				smp.kGram(ws, 0, n, use, H, &gramScratch{})
 				for i := range H {
 					H[i] /= float64(n)
 				}
@@ -195,8 +194,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			notUse := func(r int) bool { return !use(r) }
 			Hn := make([]float64, m*m)
 			if smp.dense() {
-				var buf, tmp []float64
-				smp.kGram(ws, 0, n, notUse, Hn, &buf, &tmp)
+				smp.kGram(ws, 0, n, notUse, Hn, &gramScratch{})
 				for i := range Hn {
 					Hn[i] /= float64(n)
 				}

@@ -22,9 +22,9 @@ const hessianRows = 20000
 // Grams are accumulated from the non-zeros and then mapped to the standardised
 // coordinates of K (toK).
 type sample struct {
-	rows  []int     // sorted row indices into X
-	nx    int       // feature columns
-	bias  bool      // K has a bias column (coordinate nx)
+	rows []int // sorted row indices into X
+	nx   int   // feature columns
+	bias bool  // K has a bias column (coordinate nx)
 	// xs holds X's rows (len(rows) x nx, row-major; nil for sparse samples of small X),
 	// rounded to float32: the sample only shapes the steps (the metric) and the coarse
 	// start, both checked against the exact data by the line search and the full fit, and
@@ -129,21 +129,19 @@ const gramBlockRows = kern.ChunkRows
 
 // kGram sets H (m x m, m = len(ws)) = sum over the sample rows r in [lo, hi) with use(r)
 // of K_{r,ws}^T K_{r,ws} (not normalised; a trailing nx in ws stands for the bias, 1). The
-// rows are gathered gramBlockRows at a time into *buf and multiplied by the blocked product
-// kernel (kern's MulT, built for this tall-thin shape; single-threaded: callers run in
-// parallel), whose block products are added in block order into H. *buf and *tmp are
-// scratch, grown as needed. Unused rows of the last block are zero and add exact zeros.
-func (s *sample) kGram(ws []int, lo, hi int, use func(r int) bool, H []float64, buf, tmp *[]float64) {
+// rows are gathered gramBlockRows at a time into sc's buffer and multiplied by the blocked
+// product kernel (kern.Gram, built for this tall-thin shape; single-threaded: callers run
+// in parallel), whose block products are added in block order into H. sc's buffers are
+// reused across calls. Unused rows of the last block are zero and add exact zeros.
+func (s *sample) kGram(ws []int, lo, hi int, use func(r int) bool, H []float64, sc *gramScratch) {
 	m := len(ws)
-	B := growF(buf, gramBlockRows*m)
-	T := growF(tmp, m*m)
-	km := kern.NewDense64(B, gramBlockRows, m)
-	km.(kern.Threaded).SetThreads(1)
+	B := growF(&sc.buf, gramBlockRows*m)
+	T := growF(&sc.tmp, m*m)
 	clear(H[:m*m])
 	o := 0
 	flush := func() {
 		clear(B[o*m:])
-		km.MulT(T, B, m)
+		kern.Gram(T, B, gramBlockRows, m, &sc.k)
 		for i, v := range T {
 			H[i] += v
 		}
@@ -168,6 +166,12 @@ func (s *sample) kGram(ws []int, lo, hi int, use func(r int) bool, H []float64, 
 	if o > 0 {
 		flush()
 	}
+}
+
+// gramScratch is the reusable scratch of kGram (one per goroutine).
+type gramScratch struct {
+	buf, tmp []float64
+	k        kern.GramScratch
 }
 
 // design returns the sample as a design of its own with the parent's standardisation: the
@@ -298,10 +302,9 @@ func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 			// range order: deterministic for any thread count.
 			Hs := make([][]float64, blocks)
 			var wg sync.WaitGroup
-			type scratch struct{ buf, tmp []float64 }
-			pool := make(chan *scratch, max(1, threads)) // one gather buffer per goroutine
+			pool := make(chan *gramScratch, max(1, threads)) // one gather buffer per goroutine
 			for range cap(pool) {
-				pool <- &scratch{}
+				pool <- &gramScratch{}
 			}
 			for b := 0; b < blocks; b++ {
 				wg.Add(1)
@@ -310,7 +313,7 @@ func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 					defer wg.Done()
 					defer func() { pool <- sc }()
 					Hs[b] = make([]float64, p*p)
-					s.kGram(ws, b*S/blocks, (b+1)*S/blocks, nil, Hs[b], &sc.buf, &sc.tmp)
+					s.kGram(ws, b*S/blocks, (b+1)*S/blocks, nil, Hs[b], sc)
 				}(b)
 			}
 			wg.Wait()

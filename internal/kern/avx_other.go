@@ -1,8 +1,9 @@
-//go:build !amd64
+//go:build !amd64 || openblas
 
 package kern
 
-// haveAVX is false off amd64: the gonum Dgemv kernels run instead.
+// haveAVX is false off amd64 (the gonum Dgemv kernels run instead) and in the openblas
+// build (OpenBLAS runs the products; cgo packages cannot hold Go assembly).
 const haveAVX = false
 
 func mulKern4x12(x *float64, ldx int, cols int, b *float64, dst *float64) {

@@ -98,3 +98,27 @@ func (m *shape) fusedArgs(dst, B []float64, k, kt int) {
 			m.rows, m.cols, len(B), k, len(dst), kt))
 	}
 }
+
+// GramScratch holds the buffers of Gram between calls (one per goroutine).
+type GramScratch struct{ w workspace }
+
+// Gram sets dst (m x m, row-major) = B^T B for the row-major rows x m block B, on the
+// calling goroutine, with the backend's MulT kernel for one chunk (what MulT runs on a
+// chunk of rows; the AVX2 path for m >= 4 where available). sc's buffers are reused, so
+// that many small Grams (the Newton solver builds one per output and step) do not each
+// allocate the kernels' scratch.
+func Gram(dst, B []float64, rows, m int, sc *GramScratch) {
+	if len(B) < rows*m || len(dst) < m*m {
+		panic(fmt.Sprintf("kern: Gram sizes: len(B)=%d, len(dst)=%d, rows=%d, m=%d", len(B), len(dst), rows, m))
+	}
+	if m == 0 {
+		return
+	}
+	if rows == 0 {
+		clear(dst[:m*m])
+		return
+	}
+	var s scratch
+	prepMulT[float64](&s, m)
+	mulTChunk(B[:rows*m], rows, m, B[:rows*m], m, dst[:m*m], &s, &sc.w)
+}
