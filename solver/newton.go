@@ -429,8 +429,8 @@ func (nt *newton) settle(act, fix []int, all, init bool) {
 	gc := growF(&nt.pna, p*na)        // K^T r for the columns act
 	nt.g.pass(gc, B, k, na, func(c, lo, hi int, kb, r []float64) {
 		acc := part[c*width*na : (c+1)*width*na]
-		for i := lo; i < hi; i++ {
-			wr, yr := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny]
+		for i := lo; i < hi; i++ { // the moves
+			wr := W[i*ny : (i+1)*ny]
 			kr := kb[(i-lo)*k : (i-lo+1)*k]
 			if init {
 				copy(wr, kr)
@@ -439,26 +439,34 @@ func (nt *newton) settle(act, fix []int, all, init bool) {
 					wr[j] += step[f] * kr[f]
 				}
 			}
-			rr := r[(i-lo)*na : (i-lo+1)*na]
-			for jj, j := range act {
-				w := wr[j]
-				y := yr[j]
-				up := Up.get(i*ny + j)
-				if remajs[jj] && !isId && y > 0 && (w >= 0) != up {
+		}
+		// Per output, the chunk's rows in order, with the sums in registers (the same
+		// sequence of additions per output as a row-major loop).
+		for jj, j := range act {
+			remaj := remajs[jj]
+			var tsum, ssum, nch float64
+			for i := lo; i < hi; i++ {
+				idx := i*ny + j
+				w, y := W[idx], Yv[idx]
+				up := Up.get(idx)
+				if remaj && !isId && y > 0 && (w >= 0) != up {
 					up = !up
-					Up.flip(i*ny + j)
-					acc[width*jj+2]++
+					Up.flip(idx)
+					nch++
 				}
 				e := w - y
 				tv := e * e // the term: (act(w) - y)^2
 				if !isId && w < 0 {
 					tv = y * y
 				}
-				acc[width*jj] += tv
+				tsum += tv
 				sv, rv := majorizer(w, y, up, isId)
-				acc[width*jj+1] += sv
-				rr[jj] = rv
+				ssum += sv
+				r[(i-lo)*na+jj] = rv
 			}
+			acc[width*jj] += tsum
+			acc[width*jj+1] += ssum
+			acc[width*jj+2] += nch
 		}
 	})
 	sums := make([]float64, width*na)
@@ -906,20 +914,23 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 	W, Yv, Up := nt.w, nt.y, nt.upper
 	nt.g.pass(nil, B, nt2, 0, func(c, lo, hi int, kb, _ []float64) {
 		acc := part[c*nt2 : (c+1)*nt2]
-		for i := lo; i < hi; i++ {
-			wr, yr := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny]
-			kr := kb[(i-lo)*nt2 : (i-lo+1)*nt2]
-			for tt, j := range cols {
+		for tt, j := range cols { // per output, the chunk's rows in order
+			st := steps[tt]
+			var sum float64
+			for i := lo; i < hi; i++ {
+				idx := i*ny + j
+				kd := kb[(i-lo)*nt2+tt]
 				var v float64
 				if first {
-					v = wr[j] + kr[tt]
-					wr[j] = v
+					v = W[idx] + kd
+					W[idx] = v
 				} else {
-					v = wr[j] + steps[tt]*kr[tt]
+					v = W[idx] + st*kd
 				}
-				sv, _ := majorizer(v, yr[j], Up.get(i*ny+j), isId)
-				acc[tt] += sv
+				sv, _ := majorizer(v, Yv[idx], Up.get(idx), isId)
+				sum += sv
 			}
+			acc[tt] += sum
 		}
 	})
 	s := make([]float64, nt2)
