@@ -1,5 +1,7 @@
 package kern
 
+import "fmt"
+
 // dense is the row-major N x Nx matrix behind NewDense64 / NewDense32.
 type dense[T float32 | float64] struct {
 	shape
@@ -83,25 +85,48 @@ func (m *dense[T]) chunkPart(w, c int, A []float64, k int, part []float64) {
 	mulTChunk(x, n, m.cols, A[lo*k:(lo+n)*k], k, part, &m.s, &m.s.work[w])
 }
 
-// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). Chunk partial sums
-// are added into dst in chunk order: dst = ((P0 + P1) + P2) + ...
+// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). The chunk partials
+// are combined by the fixed chunk tree of tree.go (pairwise, bitwise independent of the
+// thread count).
 func (m *dense[T]) MulT(dst, A []float64, k int) {
 	d, a, ok := m.mulTArgs(dst, A, k)
 	if !ok {
 		return
 	}
+	nch := nChunks(m.rows)
+	m.s.tree.Reset(len(d), 0, nch, nch, nil)
+	m.mulTTree(&m.s.tree, a, k)
+	copy(d, m.s.tree.Root())
+}
+
+// MulTTree pushes the chunk partials of X^T A (cols x k each) into t, whose range must
+// hold exactly X's chunks (a process's rows placed among the chunks of a larger X; see
+// TreeMulT). With no rows or columns nothing is pushed.
+func (m *dense[T]) MulTTree(t *Tree, A []float64, k int) {
+	c0, c1, _ := t.Range()
+	if c1-c0 != nChunks(m.rows) || t.Width() != m.cols*k {
+		panic(fmt.Sprintf("kern: MulTTree: tree of %d chunks x %d values for X %dx%d, k=%d", c1-c0, t.Width(), m.rows, m.cols, k))
+	}
+	if len(A) < m.rows*k {
+		panic(fmt.Sprintf("kern: MulTTree: len(A)=%d, want %d", len(A), m.rows*k))
+	}
+	if k == 0 || m.cols == 0 || m.rows == 0 {
+		return
+	}
+	m.mulTTree(t, A[:m.rows*k], k)
+}
+
+func (m *dense[T]) mulTTree(t *Tree, a []float64, k int) {
 	prepMulT[T](&m.s, k)
 	nch := nChunks(m.rows)
 	nw := m.workers(nch)
 	if nw == 1 {
-		// Same operation sequence as the parallel path: P0 computed into dst
-		// directly is avoided so that dst = P0 + ... is formed identically.
-		p := m.s.part(0, len(d))
+		p := m.s.part(0, m.cols*k)
 		for c := range nch {
 			m.chunkPart(0, c, a, k, p)
-			reduce(d, p, c)
+			t.Push(p)
 		}
 		return
 	}
-	m.s.reduceChunks(nw, nch, d, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
+	m.s.reduceChunks(nw, nch, m.cols*k, t, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
 }
