@@ -220,4 +220,3 @@ func conjugate(v, y float64, link Link) float64 {
 	}
 	return v*y + v*v/4
 }
-

@@ -23,18 +23,18 @@ const hessianRows = 20000
 // Grams are accumulated from the non-zeros and then mapped to the standardised
 // coordinates of K (toK).
 type sample struct {
-	rows  []int     // sorted row indices into X (the fit's rows, across processes)
+	rows []int // sorted row indices into X (the fit's rows, across processes)
 	// This process holds the sample rows [own0, own1) (positions in rows), its rows of X
 	// starting at the fit's row off; sp gathers what the owners compute about them
 	// (markCurved, gatherOwned). In one process own0 = 0, own1 = len(rows), off = 0.
 	own0, own1, off int
 	sp              *span
-	ownLo           []int // per process: its first sample position (and len(rows))
-	nx    int       // feature columns
-	bias  bool      // K has a bias column (coordinate nx)
-	xs    []float64 // len(rows) x nx, row-major: X's rows (nil for sparse samples of small X)
-	mu, d []float64 // the design's standardisation (K = (X - mu) / d)
-	invD  []float64 // 1 / d
+	ownLo           []int     // per process: its first sample position (and len(rows))
+	nx              int       // feature columns
+	bias            bool      // K has a bias column (coordinate nx)
+	xs              []float64 // len(rows) x nx, row-major: X's rows (nil for sparse samples of small X)
+	mu, d           []float64 // the design's standardisation (K = (X - mu) / d)
+	invD            []float64 // 1 / d
 	// nnz counts the non-zeros; for sparse samples (!dense) nzIdx/nzVal/nzPtr list the
 	// non-zero columns of each row (CSR pattern of xs).
 	nnz   int

@@ -195,4 +195,3 @@ func (s *scratch) slotPart(w, c, nslot int, part func(w, c int, p []float64)) {
 	s.cond.Broadcast()
 	s.mu.Unlock()
 }
-
