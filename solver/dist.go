@@ -3,6 +3,7 @@ package solver
 import (
 	"context"
 	"fmt"
+	"math"
 	"unsafe"
 
 	"relutrim/internal/kern"
@@ -307,4 +308,63 @@ func allGatherFCounts(c Comm, send []float64, counts []int, recv []float64) {
 		bc[r] = 8 * n
 	}
 	c.AllGather(bytesOf(send), bc, bytesOf(recv))
+}
+
+// Agree returns, on every process of the fit, err if this process has one, else a
+// *RemoteError naming the first process that had one (nil when none did): callers of
+// Prepared's methods use it after a check that can fail on some processes only. Without
+// a Comm it returns err.
+func (pr *Prepared) Agree(err error) error { return pr.g.sp.agree(err) }
+
+// YStats returns, over the fit's rows, each output's mean and whether it has an entry > 0
+// (Y: this process's rows).
+func (pr *Prepared) YStats(Y Matrix) (mean []float64, anyPositive []bool) {
+	g, ny := pr.g, Y.Cols
+	y := yF64(Y)
+	sums := make([]float64, 2*ny)
+	g.reduce(sums, g.rowSums(2*ny, func(i int, acc []float64) {
+		for j, v := range y[i*ny : (i+1)*ny] {
+			acc[j] += v
+			if v > 0 {
+				acc[ny+j]++
+			}
+		}
+	}), 2*ny)
+	mean, anyPositive = sums[:ny], make([]bool, ny)
+	for j := range mean {
+		mean[j] /= float64(g.N)
+		anyPositive[j] = sums[ny+j] > 0
+	}
+	return mean, anyPositive
+}
+
+// Correlations returns the marginal correlations |(1/N) x_k^T (y_j - mean_j)| (Nx x Ny,
+// over the fit's rows; X column-centred with a bias) given the outputs' means (YStats; nil
+// without a bias: then |(1/N) x_k^T y_j|). Y: this process's rows. One product with X^T.
+func (pr *Prepared) Correlations(Y Matrix, mean []float64) []float64 {
+	g, ny := pr.g, Y.Cols
+	y := yF64(Y)
+	a := make([]float64, g.n*ny)
+	for i := range a {
+		a[i] = y[i]
+		if mean != nil {
+			a[i] -= mean[i%ny]
+		}
+	}
+	G := make([]float64, g.nx*ny)
+	var s []float64
+	if g.bias {
+		s = make([]float64, ny)
+	}
+	g.xta(G, s, a, ny)
+	for k := 0; k < g.nx; k++ {
+		for j := 0; j < ny; j++ {
+			v := G[k*ny+j]
+			if g.bias {
+				v -= g.mu[k] * s[j] // X_c^T a = X^T a - mu 1^T a (1^T a ~ 0 with the means)
+			}
+			G[k*ny+j] = math.Abs(v) / float64(g.N)
+		}
+	}
+	return G
 }
