@@ -307,8 +307,8 @@ func loadRows(cmd *cobra.Command, g *procGroup, xspec, yspec string) (xm, ym dat
 	}
 	ym = rowsOf(yw, lo, hi, true)
 	// The values of this block: checked here, by this process only.
-	px, errx := checkLoaded(cmd, "--x", fmt.Sprintf("%s (rows %d..%d)", xspec, lo, hi-1), xm)
-	_, erry := checkLoaded(cmd, "--y", fmt.Sprintf("%s (rows %d..%d)", yspec, lo, hi-1), ym)
+	px, errx := checkBlock(cmd, "--x", xspec, xm, lo)
+	_, erry := checkBlock(cmd, "--y", yspec, ym, lo)
 	local := errors.Join(errx, erry)
 	if local != nil {
 		local = &localErr{rank: g.rank, err: errOr(errx, erry)}
@@ -317,6 +317,17 @@ func loadRows(cmd *cobra.Command, g *procGroup, xspec, yspec string) (xm, ym dat
 		return fail(err)
 	}
 	return xm, ym, rowLo, unmap, px, mapped, nil
+}
+
+// checkBlock is checkLoaded on the rows [lo, lo+m.Rows) of the file spec, naming the file's
+// row of a value that is not finite. It returns the passes it made over m.
+func checkBlock(cmd *cobra.Command, flag, spec string, m dataio.Matrix, lo int) (int, error) {
+	var nf *dataio.NonFiniteError
+	if err := dataio.CheckFinite(m); errors.As(err, &nf) {
+		return 1, usageErrorf("%s: %s %s: row %d, column %d (0-based) is not finite (%v)", cmd.Name(), flag, spec, nf.Row+lo, nf.Col, nf.Value)
+	}
+	p, err := checkLoaded(cmd, flag, fmt.Sprintf("%s (rows %d..%d)", spec, lo, lo+m.Rows-1), m)
+	return p + 1, err
 }
 
 // errOr returns the first non-nil error.
