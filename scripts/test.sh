@@ -63,6 +63,8 @@ echo "== default build, all packages"
 go test ./...
 echo "== pure Go without cgo"
 CGO_ENABLED=0 go test ./internal/kern ./solver
+echo "== pure Go with the AVX2 micro-kernels off (the gonum Dgemv path of CPUs without AVX2/FMA)"
+RELUTRIM_NOAVX=1 go test ./internal/kern ./solver
 if [ "$mpi" = 1 ]; then
   echo "== MPI build: mpirun --oversubscribe -np 1,2,3 against one process, and the failure cases"
   go vet -tags mpi ./internal/mpi ./cmd/relutrim

@@ -237,6 +237,12 @@ func (g *design) mulT(dst, a []float64, ny int) {
 		s = make([]float64, ny)
 	}
 	g.xta(dst[:g.nx*ny], s, a, ny)
+	g.finishT(dst, s, ny)
+}
+
+// finishT maps dst (p x ny) from X^T a (first nx rows) to K^T a, given the column sums s of a
+// (nil without a bias): (X^T a - mu s^T) / d, and s as the bias's row.
+func (g *design) finishT(dst, s []float64, ny int) {
 	for k := 0; k < g.nx; k++ {
 		for j := 0; j < ny; j++ {
 			v := dst[k*ny+j]
@@ -277,6 +283,86 @@ func (g *design) xta(dst, s, a []float64, ny int) {
 		trees, dsts, merges = append(trees, ts), append(dsts, s), append(merges, nil)
 	}
 	sp.combine(trees, dsts, merges)
+}
+
+// pass is mul and mulT fused into one read of X (kern.Matrix.Pass): for every row chunk
+// [lo, hi) it computes kb = K_c B (rows x k; B is p x k, skipped when k = 0), calls
+// f(c, lo, hi, kb, a), which writes the chunk's rows of A into a (rows x kt), and sets
+// dst (p x kt) = K^T A (skipped when kt = 0). kb and a are the calling worker's scratch;
+// f runs concurrently for different chunks. kb equals mul's rows and dst equals mulT's
+// result bitwise: the same kernels, chunks and reduction order.
+func (g *design) pass(dst, B []float64, k, kt int, f func(c, lo, hi int, kb, a []float64)) {
+	var Bs, corr []float64
+	if k > 0 {
+		Bs = g.scaled(B, k)
+		if g.bias {
+			corr = make([]float64, k)
+			for j := range corr {
+				corr[j] = B[g.nx*k+j]
+			}
+			for c := 0; c < g.nx; c++ {
+				for j := 0; j < k; j++ {
+					corr[j] -= g.mu[c] * Bs[c*k+j]
+				}
+			}
+		}
+	}
+	var part []float64 // per-chunk column sums of A (the bias's row of K^T)
+	if kt > 0 && g.bias {
+		part = make([]float64, numChunks(g.n)*kt)
+	}
+	body := func(c, lo, hi int, xb, a []float64) {
+		if corr != nil {
+			for i := 0; i < hi-lo; i++ {
+				row := xb[i*k : (i+1)*k]
+				for j := range row {
+					row[j] += corr[j]
+				}
+			}
+		}
+		f(c, lo, hi, xb, a)
+		if part != nil {
+			acc := part[c*kt : (c+1)*kt]
+			for i := 0; i < hi-lo; i++ {
+				for j, v := range a[i*kt : (i+1)*kt] {
+					acc[j] += v
+				}
+			}
+		}
+	}
+	sp := g.sp
+	if !sp.distributed() || kt == 0 {
+		g.X.Pass(dst[:g.nx*kt], Bs, k, kt, body)
+		if kt == 0 {
+			return
+		}
+		var s []float64
+		if g.bias {
+			s = make([]float64, kt)
+			g.reduce(s, part, kt)
+		}
+		g.finishT(dst, s, kt)
+		return
+	}
+	// Across processes: this process's chunk partials into the chunk trees, combined with
+	// the other processes' in one collective (dist.go).
+	tx := &sp.trees[0]
+	c0, c1 := sp.chunkLo[sp.rank], sp.chunkLo[sp.rank+1]
+	tx.Reset(g.nx*kt, c0, c1, sp.nc, nil)
+	g.X.(kern.TreeMulT).PassTree(tx, Bs, k, kt, body)
+	trees, dsts, merges := []*kern.Tree{tx}, [][]float64{dst[:g.nx*kt]}, []kern.Merge{nil}
+	var s []float64
+	if g.bias {
+		s = make([]float64, kt)
+		ts := &sp.trees[1]
+		ts.Reset(kt, c0, c1, sp.nc, nil)
+		for c := 0; c < c1-c0; c++ {
+			ts.Push(part[c*kt : (c+1)*kt])
+		}
+		trees, dsts, merges = append(trees, ts), append(dsts, s), append(merges, nil)
+	}
+	sp.combine(trees, dsts, merges)
+	g.finishT(dst, s, kt)
 }
 
 // colSums returns 1^T a (ny values) over the fit's rows (a: this process's rows).

@@ -253,6 +253,28 @@ func (sp *span) gatherOwned(all []float64, lo []int) {
 	allGatherFCounts(sp.comm, send, counts, all[lo[0]:lo[sp.size]])
 }
 
+// gatherOwned32 is gatherOwned for float32 values.
+func (sp *span) gatherOwned32(all []float32, lo []int) {
+	if sp.comm == nil {
+		return
+	}
+	counts := make([]int, sp.size)
+	for r := range counts {
+		counts[r] = 4 * (lo[r+1] - lo[r])
+	}
+	own := all[lo[sp.rank]:lo[sp.rank+1]]
+	send := make([]byte, 4*len(own))
+	if len(own) > 0 {
+		copy(send, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(own))), 4*len(own)))
+	}
+	dst := all[lo[0]:lo[sp.size]]
+	var recv []byte
+	if len(dst) > 0 {
+		recv = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*len(dst))
+	}
+	sp.comm.AllGather(send, counts, recv)
+}
+
 // gatherBits all-gathers per-process blocks of a replicated []bool, packed 8 to a byte:
 // process r owns the elements [lo[r], lo[r+1]) of all.
 func (sp *span) gatherBits(all []bool, lo []int) {

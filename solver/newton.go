@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/floats"
-
-	"relutrim/internal/kern"
 )
 
 // newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
@@ -65,9 +63,8 @@ type newton struct {
 	nxny    float64   // N * Nx * Ny: the flops of one pass, for Result.Passes
 
 	z, grad, d []float64   // p x ny
-	w          []float64   // n x ny: K z
-	buf        []float64   // n x na (active outputs only): residuals, then K d
-	upper      []bool      // n x ny: majorised at w0 >= 0 (read only where y > 0)
+	w          []float64   // n x ny: K z (during a line search: K (z + d) for the tried outputs)
+	upper      bitset      // n x ny: majorised at w0 >= 0 (read only where y > 0)
 	t          []float64   // ny: step scale of the shared metric
 	fOut, phi  []float64   // ny: F and the current majoriser (both with the L1 term) at z
 	kkt, delta []float64   // ny: KKT residual at z; model decrease of the step (< 0)
@@ -85,7 +82,7 @@ type newton struct {
 	sharedRun  []int       // ny: steps taken on the shared metric
 	work       []float64   // ny: Gram flops of the last step
 	work1      []*stepWork // per-worker scratch of steps
-	pna        []float64   // p x len(act) scratch of gradient and forward
+	pna        []float64   // p x len(act) scratch of the gradient and of the directions
 }
 
 const (
@@ -168,8 +165,8 @@ func newNewtonOn(g *design, smp *sample, y []float64, ny int, lambda float64, la
 	}
 	pny := g.p * ny
 	nt.z, nt.grad, nt.d = make([]float64, pny), make([]float64, pny), make([]float64, pny)
-	nt.w, nt.buf = make([]float64, n*ny), make([]float64, n*ny)
-	nt.upper = make([]bool, n*ny)
+	nt.w = make([]float64, n*ny)
+	nt.upper = newBitset(n * ny)
 	nt.t, nt.fOut, nt.phi = make([]float64, ny), make([]float64, ny), make([]float64, ny)
 	nt.kkt, nt.delta, nt.alpha = make([]float64, ny), make([]float64, ny), make([]float64, ny)
 	nt.changes = make([]int, ny)
@@ -267,9 +264,11 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 	for j := range act {
 		act[j] = j
 	}
-	nt.g.mul(nt.w, nt.z, ny)
-	res.Passes++
-	nt.update(act, false, true)
+	nt.settle(act, nil, true, true)
+	res.Passes += 2 // K z and the gradient
+	for _, j := range act {
+		nt.kkt[j] = nt.kktOf(j)
+	}
 	nt.initStepScale()
 	best := append([]float64(nil), nt.z...)
 	bestOut := append([]float64(nil), nt.fOut...)
@@ -279,8 +278,6 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			status = Canceled
 			break
 		}
-		nt.gradient(act)
-		res.Passes++
 		newAct := act[:0:0]
 		for _, j := range act {
 			if nt.cold[j] {
@@ -295,7 +292,6 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			}
 			newAct = append(newAct, j)
 		}
-		nt.compact(act, newAct)
 		act = newAct
 		if len(act) == 0 {
 			status = Converged
@@ -315,11 +311,10 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 		for _, j := range act {
 			res.Passes += nt.work[j] / (nt.nxny * nt.g.passFrac)
 		}
-		nt.forward(act)
-		res.Passes++
-		nt.lineSearch(act)
 		copy(nt.prev, nt.phi)
-		nt.update(act, true, false)
+		fix, work := nt.lineSearch(act)
+		nt.settle(act, fix, false, false)
+		res.Passes += work + 1 + float64(len(fix))/float64(len(act)) // + the gradient, + K d of fix
 		remaj := false
 		for _, j := range act {
 			remaj = remaj || !nt.cold[j]
@@ -348,6 +343,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 				i := k*ny + j
 				nt.z[i] += a * nt.d[i]
 			}
+			nt.kkt[j] = nt.kktOf(j) // at the new z, with the gradient settle formed there
 			if nt.fOut[j] < bestOut[j] {
 				bestOut[j] = nt.fOut[j]
 				for k := 0; k < p; k++ {
@@ -397,10 +393,10 @@ func (nt *newton) markCurved(act []int, cm []bool) []int {
 	isId := nt.link == Identity
 	for r := smp.own0; r < smp.own1; r++ {
 		i := smp.rows[r] - smp.off
-		wr, yr, ur := nt.w[i*ny:(i+1)*ny], nt.y[i*ny:(i+1)*ny], nt.upper[i*ny:(i+1)*ny]
+		wr, yr := nt.w[i*ny:(i+1)*ny], nt.y[i*ny:(i+1)*ny]
 		c := cm[r*na : (r+1)*na]
 		for jj, j := range act {
-			c[jj] = curvedAt(wr[j], yr[j], ur[j], isId)
+			c[jj] = curvedAt(wr[j], yr[j], nt.upper.get(i*ny+j), isId)
 		}
 	}
 	lo := make([]int, len(smp.ownLo))
@@ -419,41 +415,60 @@ func (nt *newton) markCurved(act []int, cm []bool) []int {
 	return counts
 }
 
-// update is the fused elementwise pass after a step: w += alpha_j K d_j (K d in buf,
-// compacted to act; skipped where alpha_j = 0 or !move), re-majorise the outputs past
-// their cold round (every output if all), F and the majoriser's
-// value per output, and the residual r = (w - y) [curved] into buf for the next gradient.
-
-func (nt *newton) update(act []int, move, all bool) {
-	ny, na, n := nt.ny, len(act), nt.n
+// settle is the pass at a new point, one read of X: per chunk of rows it completes the
+// move of w (init: w = K z for every output; else w += (alpha_j - 1) K d_j for the outputs
+// in fix, whose line search wrote w + K d_j but accepted alpha_j != 1), re-majorises the
+// outputs of act past their cold round (every output if all), sums F and the majoriser's
+// value per output, and forms the residual r = (w - y) [curved] of the chunk, from which
+// the same pass accumulates the gradient grad = K^T r / N and the KKT residuals of act. No
+// n x ny array besides w exists.
+func (nt *newton) settle(act, fix []int, all, init bool) {
+	ny, na, n, p := nt.ny, len(act), nt.n, nt.p
 	const width = 3
 	part := make([]float64, numChunks(n)*width*na)
 	isId := nt.link == Identity
-	alpha := make([]float64, na) // per column of buf; 0 = no move
-	remajs := make([]bool, na)   // re-majorise this column: warm outputs, or all
+	remajs := make([]bool, na) // re-majorise this column: warm outputs, or all
 	for jj, j := range act {
-		if move {
-			alpha[jj] = nt.alpha[j]
-		}
 		remajs[jj] = all || !nt.cold[j]
 	}
-	W, Yv, B, Up := nt.w, nt.y, nt.buf, nt.upper // locals: the compiler cannot keep fields
-	forChunks(n, nt.threads, func(c, lo, hi int) {
+	var B []float64 // p x k: z (init) or the directions of fix
+	k := 0
+	step := make([]float64, len(fix)) // alpha_j - 1 per column of fix
+	switch {
+	case init:
+		B, k = nt.z, ny
+	case len(fix) > 0:
+		k = len(fix)
+		B = make([]float64, p*k)
+		for f, j := range fix {
+			for c := 0; c < p; c++ {
+				B[c*k+f] = nt.d[c*ny+j]
+			}
+			step[f] = nt.alpha[j] - 1
+		}
+	}
+	W, Yv, Up := nt.w, nt.y, nt.upper // locals: the compiler cannot keep fields
+	gc := growF(&nt.pna, p*na)        // K^T r for the columns act
+	nt.g.pass(gc, B, k, na, func(c, lo, hi int, kb, r []float64) {
 		acc := part[c*width*na : (c+1)*width*na]
 		for i := lo; i < hi; i++ {
-			wr, yr, ur := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny], Up[i*ny:(i+1)*ny]
-			br := B[i*na : (i+1)*na]
+			wr, yr := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny]
+			kr := kb[(i-lo)*k : (i-lo+1)*k]
+			if init {
+				copy(wr, kr)
+			} else {
+				for f, j := range fix {
+					wr[j] += step[f] * kr[f]
+				}
+			}
+			rr := r[(i-lo)*na : (i-lo+1)*na]
 			for jj, j := range act {
 				w := wr[j]
-				if a := alpha[jj]; a != 0 {
-					w += a * br[jj]
-					wr[j] = w
-				}
 				y := yr[j]
-				up := ur[j]
+				up := Up.get(i*ny + j)
 				if remajs[jj] && !isId && y > 0 && (w >= 0) != up {
 					up = !up
-					ur[j] = up
+					Up.flip(i*ny + j)
 					acc[width*jj+2]++
 				}
 				e := w - y
@@ -462,23 +477,28 @@ func (nt *newton) update(act []int, move, all bool) {
 					tv = y * y
 				}
 				acc[width*jj] += tv
-				sv, r := majorizer(w, y, up, isId)
+				sv, rv := majorizer(w, y, up, isId)
 				acc[width*jj+1] += sv
-				br[jj] = r
+				rr[jj] = rv
 			}
 		}
 	})
 	sums := make([]float64, width*na)
 	nt.g.reduce(sums, part, width*na)
 	inv := 1 / (2 * float64(nt.N))
+	invN := 1 / float64(nt.N)
 	for jj, j := range act {
 		l1 := nt.l1(nt.z, j, 0, nil)
-		if a := nt.alpha[j]; move && a != 0 {
+		if a := nt.alpha[j]; !init && a != 0 {
 			l1 = nt.l1(nt.z, j, a, nt.d)
 		}
 		nt.fOut[j] = sums[width*jj]*inv + l1
 		nt.phi[j] = sums[width*jj+1]*inv + l1
 		nt.changes[j] = int(sums[width*jj+2])
+		// The gradient at the new point (z + alpha d, which the caller forms after).
+		for c := 0; c < p; c++ {
+			nt.grad[c*ny+j] = gc[c*na+jj] * invN
+		}
 	}
 }
 
@@ -493,21 +513,6 @@ func (nt *newton) l1(z []float64, j int, a float64, d []float64) float64 {
 		s += nt.lam[k] * math.Abs(v)
 	}
 	return s
-}
-
-// gradient sets grad (columns act) = K^T r / N from the residuals in buf and the KKT
-// residuals of those outputs.
-func (nt *newton) gradient(act []int) {
-	ny, na, p := nt.ny, len(act), nt.p
-	gc := growF(&nt.pna, p*na) // K^T r for the columns act
-	nt.g.mulT(gc, nt.buf[:nt.n*na], na)
-	inv := 1 / float64(nt.N)
-	for jj, j := range act {
-		for k := 0; k < p; k++ {
-			nt.grad[k*ny+j] = gc[k*na+jj] * inv
-		}
-		nt.kkt[j] = nt.kktOf(j)
-	}
 }
 
 // kktOf is the largest entry of the minimum-norm subgradient of output j's majoriser at z
@@ -544,40 +549,6 @@ func (nt *newton) maxKKT(act []int) float64 {
 		}
 	}
 	return m
-}
-
-// compact moves the columns of buf from the layout of old (n x len(old)) to that of act, a
-// subsequence of old, in place (forward order is safe: no entry moves right).
-func (nt *newton) compact(old, act []int) {
-	if len(old) == len(act) {
-		return
-	}
-	pos := make([]int, len(act))
-	for jj, j := range act {
-		for oo, o := range old {
-			if o == j {
-				pos[jj] = oo
-			}
-		}
-	}
-	no, na := len(old), len(act)
-	for i := 0; i < nt.n; i++ {
-		for jj, oo := range pos {
-			nt.buf[i*na+jj] = nt.buf[i*no+oo]
-		}
-	}
-}
-
-// forward sets buf (n x len(act)) = K d for the columns act.
-func (nt *newton) forward(act []int) {
-	ny, na, p := nt.ny, len(act), nt.p
-	dc := growF(&nt.pna, p*na) // d for the columns act
-	for jj, j := range act {
-		for k := 0; k < p; k++ {
-			dc[k*na+jj] = nt.d[k*ny+j]
-		}
-	}
-	nt.g.mul(nt.buf[:nt.n*na], dc, na)
 }
 
 // plan marks the curved sample rows of every output of act (one row-major pass) and
@@ -765,14 +736,9 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 			rows = S - c
 		}
 		if nt.smp.dense() {
-			// Dense data: gather the rows' standardised working-set columns and form B^T B
-			// with the blocked product kernel (kern's MulT, built for exactly this tall-thin
-			// shape; single-threaded here, the outputs run in parallel).
-			sw.B = grow(sw.B, rows*m)
-			nt.smp.gatherK(ws, use, sw.B)
-			km := kern.NewDense64(sw.B, rows, m)
-			km.(kern.Threaded).SetThreads(1)
-			km.MulT(H, sw.B, m)
+			// Dense data: the rows' standardised working-set columns, gathered by blocks
+			// (kGram; single-threaded here, the outputs run in parallel).
+			nt.smp.kGram(ws, 0, S, use, H, &sw.B, &sw.A)
 			inv := 1 / float64(S)
 			for i := range H {
 				H[i] *= inv
@@ -869,8 +835,13 @@ func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int, tol f
 }
 
 // lineSearch finds alpha_j per output of act by Armijo backtracking on the current
-// majoriser along z + alpha d (w + alpha K d, with K d in buf): no pass over X.
-func (nt *newton) lineSearch(act []int) {
+// majoriser along z + alpha d. Its first trial (alpha = 1 for every output with a descent
+// direction) is one pass over X that computes K d chunk by chunk and writes w + K d into w,
+// so that an accepted full step (the usual Newton outcome) costs no further pass; each
+// backtracking round is a pass over the outputs still searching. It returns the outputs
+// whose w holds w + K d but whose alpha is not 1 (settle completes their move) and the
+// passes spent, in units of a product with all of act's columns.
+func (nt *newton) lineSearch(act []int) (fix []int, passes float64) {
 	na := len(act)
 	trial := make([]float64, na)
 	var todo []int // indices into act
@@ -881,9 +852,11 @@ func (nt *newton) lineSearch(act []int) {
 			todo = append(todo, jj)
 		}
 	}
+	moved := append([]int(nil), todo...) // w holds w + K d for these
 	phis := make([]float64, na)
 	for tries := 0; len(todo) > 0 && tries < maxBacktracks; tries++ {
-		nt.trialValues(act, todo, trial, phis)
+		nt.trialValues(act, todo, trial, phis, tries == 0)
+		passes += float64(len(todo)) / float64(na)
 		var still []int
 		for _, jj := range todo {
 			j := act[jj]
@@ -912,28 +885,48 @@ func (nt *newton) lineSearch(act []int) {
 			}
 		}
 	}
+	for _, jj := range moved {
+		if j := act[jj]; nt.alpha[j] != 1 {
+			fix = append(fix, j)
+		}
+	}
+	return fix, passes
 }
 
-// trialValues sets phis[jj] = majoriser of output act[jj] at z + trial d, for jj in todo.
-func (nt *newton) trialValues(act, todo []int, trial, phis []float64) {
-	ny, na, n := nt.ny, len(act), nt.n
+// trialValues sets phis[jj] = majoriser of output act[jj] at z + trial d, for jj in todo,
+// in one pass over X that computes K d for those outputs chunk by chunk. On the first
+// trial (every trial 1) it also writes w + K d into w; later trials read w + K d from w and
+// evaluate w + (trial - 1) K d.
+func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool) {
+	ny, n, p := nt.ny, nt.n, nt.p
 	nt2 := len(todo)
 	isId := nt.link == Identity
 	part := make([]float64, numChunks(n)*nt2)
 	cols := make([]int, nt2) // output of each trial
 	steps := make([]float64, nt2)
+	B := make([]float64, p*nt2) // the directions of the trials
 	for tt, jj := range todo {
-		cols[tt], steps[tt] = act[jj], trial[jj]
+		j := act[jj]
+		cols[tt], steps[tt] = j, trial[jj]-1
+		for c := 0; c < p; c++ {
+			B[c*nt2+tt] = nt.d[c*ny+j]
+		}
 	}
-	W, Yv, B, Up := nt.w, nt.y, nt.buf, nt.upper
-	forChunks(n, nt.threads, func(c, lo, hi int) {
+	W, Yv, Up := nt.w, nt.y, nt.upper
+	nt.g.pass(nil, B, nt2, 0, func(c, lo, hi int, kb, _ []float64) {
 		acc := part[c*nt2 : (c+1)*nt2]
 		for i := lo; i < hi; i++ {
-			wr, yr, ur := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny], Up[i*ny:(i+1)*ny]
-			br := B[i*na : (i+1)*na]
-			for tt, jj := range todo {
-				j := cols[tt]
-				sv, _ := majorizer(wr[j]+steps[tt]*br[jj], yr[j], ur[j], isId)
+			wr, yr := W[i*ny:(i+1)*ny], Yv[i*ny:(i+1)*ny]
+			kr := kb[(i-lo)*nt2 : (i-lo+1)*nt2]
+			for tt, j := range cols {
+				var v float64
+				if first {
+					v = wr[j] + kr[tt]
+					wr[j] = v
+				} else {
+					v = wr[j] + steps[tt]*kr[tt]
+				}
+				sv, _ := majorizer(v, yr[j], Up.get(i*ny+j), isId)
 				acc[tt] += sv
 			}
 		}
@@ -946,6 +939,17 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64) {
 		phis[jj] = s[tt]*inv + nt.l1(nt.z, j, trial[jj], nt.d)
 	}
 }
+
+// bitset is a packed []bool: the majorisation pattern takes one bit per entry of the
+// n x ny array. Row chunks (kern.ChunkRows rows, a multiple of 64) own whole words, so
+// the chunks of a pass may set their bits concurrently.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) get(i int) bool { return b[i>>6]>>(uint(i)&63)&1 != 0 }
+
+func (b bitset) flip(i int) { b[i>>6] ^= 1 << (uint(i) & 63) }
 
 // growF returns (*b)[:n], reallocating *b when it is too small.
 func growF(b *[]float64, n int) []float64 {

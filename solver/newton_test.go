@@ -128,7 +128,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, bias := range []bool{true, false} {
 		for _, dens := range []float64{1, 0.2} {
-			n, nx := 300, 7
+			n, nx := 2*gramBlockRows+300, 7 // dense: two full blocks and a partial one
 			X := Matrix{Rows: n, Cols: nx, F64: make([]float64, n*nx)}
 			for i := range X.F64 {
 				if r.Float64() < dens {
@@ -154,22 +154,11 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 				pos[k] = -1
 			}
 			H := make([]float64, m*m)
-			if smp.dense() { // gathered rows (the path of dense samples)
-				var B []float64
-				c := 0
-				for i := 0; i < n; i++ {
-					if use(i) {
-						c++
-					}
-				}
-				B = make([]float64, c*m)
-				smp.gatherK(ws, use, B)
-				for r := 0; r < c; r++ {
-					for a := 0; a < m; a++ {
-						for b := 0; b < m; b++ {
-							H[a*m+b] += B[r*m+a] * B[r*m+b] / float64(n)
-						}
-					}
+			if smp.dense() { // rows gathered by blocks (the path of dense samples)
+				var buf, tmp []float64
+				smp.kGram(ws, 0, n, use, H, &buf, &tmp)
+				for i := range H {
+					H[i] /= float64(n)
 				}
 			} else { // raw non-zeros mapped to K (the path of sparse samples)
 				A, s := make([]float64, m*m), make([]float64, m)
@@ -186,7 +175,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 					if k == nx {
 						kr[a] = 1
 					} else {
-						kr[a] = (X.F64[i*nx+k] - g.mu[k]) / g.d[k]
+						kr[a] = (float64(float32(X.F64[i*nx+k])) - g.mu[k]) / g.d[k] // the sample holds float32 rows
 					}
 				}
 				for a := range kr {
@@ -206,20 +195,10 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			notUse := func(r int) bool { return !use(r) }
 			Hn := make([]float64, m*m)
 			if smp.dense() {
-				cn := 0
-				for i := 0; i < n; i++ {
-					if notUse(i) {
-						cn++
-					}
-				}
-				B := make([]float64, cn*m)
-				smp.gatherK(ws, notUse, B)
-				for r := 0; r < cn; r++ {
-					for a := 0; a < m; a++ {
-						for b := 0; b < m; b++ {
-							Hn[a*m+b] += B[r*m+a] * B[r*m+b] / float64(n)
-						}
-					}
+				var buf, tmp []float64
+				smp.kGram(ws, 0, n, notUse, Hn, &buf, &tmp)
+				for i := range Hn {
+					Hn[i] /= float64(n)
 				}
 			} else {
 				A, s := make([]float64, m*m), make([]float64, m)
@@ -239,10 +218,10 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 					for i := 0; i < n; i++ {
 						ka, kb := 1.0, 1.0
 						if a < nx {
-							ka = (X.F64[i*nx+a] - g.mu[a]) / g.d[a]
+							ka = (float64(float32(X.F64[i*nx+a])) - g.mu[a]) / g.d[a]
 						}
 						if b < nx {
-							kb = (X.F64[i*nx+b] - g.mu[b]) / g.d[b]
+							kb = (float64(float32(X.F64[i*nx+b])) - g.mu[b]) / g.d[b]
 						}
 						d += ka * kb / float64(n)
 					}

@@ -29,12 +29,16 @@ type sample struct {
 	// (markCurved, gatherOwned). In one process own0 = 0, own1 = len(rows), off = 0.
 	own0, own1, off int
 	sp              *span
-	ownLo           []int     // per process: its first sample position (and len(rows))
-	nx              int       // feature columns
-	bias            bool      // K has a bias column (coordinate nx)
-	xs              []float64 // len(rows) x nx, row-major: X's rows (nil for sparse samples of small X)
-	mu, d           []float64 // the design's standardisation (K = (X - mu) / d)
-	invD            []float64 // 1 / d
+	ownLo           []int // per process: its first sample position (and len(rows))
+	nx              int   // feature columns
+	bias            bool  // K has a bias column (coordinate nx)
+	// xs holds X's rows (len(rows) x nx, row-major; nil for sparse samples of small X),
+	// rounded to float32: the sample only shapes the steps (the metric) and the coarse
+	// start, both checked against the exact data by the line search and the full fit, and
+	// its float64 copy was 2% of a float64 X's memory (the L problem's 1.25x budget).
+	xs    []float32
+	mu, d []float64 // the design's standardisation (K = (X - mu) / d)
+	invD  []float64 // 1 / d
 	// nnz counts the non-zeros; for sparse samples (!dense) nzIdx/nzVal/nzPtr list the
 	// non-zero columns of each row (CSR pattern of xs).
 	nnz   int
@@ -73,18 +77,21 @@ func newSample(g *design, threads int) *sample {
 		ownLo[r] = sort.SearchInts(rows, sp.rowLo[r])
 	}
 	off := sp.rowLo[sp.rank]
-	xs := make([]float64, len(rows)*nx)
+	xs := make([]float32, len(rows)*nx)
 	own0, own1 := ownLo[sp.rank], ownLo[sp.rank+1]
 	forChunks(own1-own0, threads, func(_, lo, hi int) {
+		buf := make([]float64, nx)
 		for r := own0 + lo; r < own0+hi; r++ {
-			g.X.Row(xs[r*nx:(r+1)*nx], rows[r]-off)
+			for k, v := range g.X.Row(buf, rows[r]-off) {
+				xs[r*nx+k] = float32(v)
+			}
 		}
 	})
 	nxLo := make([]int, len(ownLo))
 	for r, v := range ownLo {
 		nxLo[r] = v * nx
 	}
-	sp.gatherOwned(xs, nxLo)
+	sp.gatherOwned32(xs, nxLo)
 	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
 		colDens: make([]float64, nx), own0: own0, own1: own1, off: off, sp: sp, ownLo: ownLo}
 	nnz := 0
@@ -101,7 +108,7 @@ func newSample(g *design, threads int) *sample {
 			for k, v := range xs[r*nx : (r+1)*nx] {
 				if v != 0 {
 					smp.nzIdx = append(smp.nzIdx, int32(k))
-					smp.nzVal = append(smp.nzVal, v)
+					smp.nzVal = append(smp.nzVal, float64(v))
 				}
 			}
 			smp.nzPtr[r+1] = len(smp.nzIdx)
@@ -152,12 +159,34 @@ func (s *sample) dense() bool {
 	return 2*s.nnz >= len(s.rows)*s.nx
 }
 
-// gatherK writes, for the sample rows r with use(r) in order, K's columns ws (a trailing
-// nx stands for the bias, 1) row-major into B (rows x len(ws)); B must be large enough.
-func (s *sample) gatherK(ws []int, use func(r int) bool, B []float64) {
-	m, o := len(ws), 0
-	for r := range s.rows {
-		if !use(r) {
+// gramBlockRows is the number of sample rows gathered at a time by kGram: the gathered
+// copy stays one chunk (the whole S x m copy of K's columns was as large as the sample).
+const gramBlockRows = kern.ChunkRows
+
+// kGram sets H (m x m, m = len(ws)) = sum over the sample rows r in [lo, hi) with use(r)
+// of K_{r,ws}^T K_{r,ws} (not normalised; a trailing nx in ws stands for the bias, 1). The
+// rows are gathered gramBlockRows at a time into *buf and multiplied by the blocked product
+// kernel (kern's MulT, built for this tall-thin shape; single-threaded: callers run in
+// parallel), whose block products are added in block order into H. *buf and *tmp are
+// scratch, grown as needed. Unused rows of the last block are zero and add exact zeros.
+func (s *sample) kGram(ws []int, lo, hi int, use func(r int) bool, H []float64, buf, tmp *[]float64) {
+	m := len(ws)
+	B := growF(buf, gramBlockRows*m)
+	T := growF(tmp, m*m)
+	km := kern.NewDense64(B, gramBlockRows, m)
+	km.(kern.Threaded).SetThreads(1)
+	clear(H[:m*m])
+	o := 0
+	flush := func() {
+		clear(B[o*m:])
+		km.MulT(T, B, m)
+		for i, v := range T {
+			H[i] += v
+		}
+		o = 0
+	}
+	for r := lo; r < hi; r++ {
+		if use != nil && !use(r) {
 			continue
 		}
 		row, out := s.xs[r*s.nx:(r+1)*s.nx], B[o*m:(o+1)*m]
@@ -165,10 +194,15 @@ func (s *sample) gatherK(ws []int, use func(r int) bool, B []float64) {
 			if k == s.nx {
 				out[a] = 1
 			} else {
-				out[a] = (row[k] - s.mu[k]) * s.invD[k]
+				out[a] = (float64(row[k]) - s.mu[k]) * s.invD[k]
 			}
 		}
-		o++
+		if o++; o == gramBlockRows {
+			flush()
+		}
+	}
+	if o > 0 {
+		flush()
 	}
 }
 
@@ -186,7 +220,7 @@ func (s *sample) design(threads int) (*design, *sample) {
 		density = 1
 	}
 	lo, hi := sp.rowLo[sp.rank], sp.rowLo[sp.rank+1]
-	X := newKern(Matrix{Rows: hi - lo, Cols: s.nx, F64: s.xs[lo*s.nx : hi*s.nx]}, threads, density)
+	X := newKern(Matrix{Rows: hi - lo, Cols: s.nx, F32: s.xs[lo*s.nx : hi*s.nx]}, threads, density)
 	g := &design{X: X, n: hi - lo, N: m, sp: sp, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
 		mu: s.mu, d: s.d, passFrac: passFrac(density)}
 	if s.bias {
@@ -295,32 +329,45 @@ func (s *sample) toK(ws []int, A, sum []float64, c int, H []float64) {
 // added in block order (deterministic for any thread count).
 func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 	s.gramOnce.Do(func() {
+		const blocks = 8
+		S := len(s.rows)
+		ws := make([]int, p)
+		for k := range ws {
+			ws[k] = k
+		}
 		if s.dense() {
-			ws := make([]int, p)
-			for k := range ws {
-				ws[k] = k
+			// Fixed row ranges (not per thread), each gathered by blocks (kGram), added in
+			// range order: deterministic for any thread count.
+			Hs := make([][]float64, blocks)
+			var wg sync.WaitGroup
+			type scratch struct{ buf, tmp []float64 }
+			pool := make(chan *scratch, max(1, threads)) // one gather buffer per goroutine
+			for range cap(pool) {
+				pool <- &scratch{}
 			}
-			S := len(s.rows)
-			B := make([]float64, S*p)
-			s.gatherK(ws, func(int) bool { return true }, B)
-			km := kern.NewDense64(B, S, p)
-			km.(kern.Threaded).SetThreads(threads)
-			gram := make([]float64, p*p)
-			km.MulT(gram, B, p)
+			for b := 0; b < blocks; b++ {
+				wg.Add(1)
+				sc := <-pool
+				go func(b int) {
+					defer wg.Done()
+					defer func() { pool <- sc }()
+					Hs[b] = make([]float64, p*p)
+					s.kGram(ws, b*S/blocks, (b+1)*S/blocks, nil, Hs[b], &sc.buf, &sc.tmp)
+				}(b)
+			}
+			wg.Wait()
+			gram := Hs[0]
 			inv := 1 / float64(S)
 			for i := range gram {
+				for b := 1; b < blocks; b++ {
+					gram[i] += Hs[b][i]
+				}
 				gram[i] *= inv
 			}
 			s.gram, built = gram, true
 			return
 		}
 		nx := s.nx
-		ws := make([]int, p)
-		for k := range ws {
-			ws[k] = k
-		}
-		const blocks = 8
-		S := len(s.rows)
 		As := make([][]float64, blocks)
 		sums := make([][]float64, blocks)
 		var wg sync.WaitGroup

@@ -341,3 +341,83 @@ func csrMulTRowsLoop[V float32 | float64](ptr []int, idx []int32, val []V, a []f
 		}
 	}
 }
+
+// Pass fuses Mul and MulT over one read of each MulT chunk (Matrix.Pass): the rows of a
+// MulT chunk (tChunk rows) go through Mul's ChunkRows pieces and f, then through MulT's
+// partial of the whole chunk, reduced in chunk order as MulT does.
+func (m *csr[V]) Pass(dst, B []float64, k, kt int, f PassFunc) {
+	m.fusedArgs(dst, B, k, kt)
+	if m.rows == 0 {
+		clear(dst[:m.cols*kt])
+		return
+	}
+	if kt == 0 || m.cols == 0 {
+		nch := nChunks(m.rows)
+		unit := func(w, c int) {
+			ws := m.passWork(w)
+			lo, hi := c*ChunkRows, min(m.rows, (c+1)*ChunkRows)
+			ws.xb, ws.a = grow64(ws.xb, (hi-lo)*k), grow64(ws.a, (hi-lo)*kt)
+			if k > 0 {
+				csrMulRows(m.ptr[lo:hi+1], m.idx, m.val, B, k, ws.xb)
+			}
+			f(c, lo, hi, ws.xb, ws.a)
+		}
+		if nw := m.passWorkers(nch); nw == 1 {
+			for c := range nch {
+				unit(0, c)
+			}
+		} else {
+			m.s.runChunks(nw, nch, unit)
+		}
+		clear(dst[:m.cols*kt])
+		return
+	}
+	d := dst[:m.cols*kt]
+	nch := (m.rows + m.tChunk - 1) / m.tChunk
+	nw := m.passWorkers(nch)
+	unit := func(w, c int, p []float64) {
+		ws := m.passWork(w)
+		ulo, uhi := c*m.tChunk, min(m.rows, (c+1)*m.tChunk)
+		ws.a = grow64(ws.a, (uhi-ulo)*kt)
+		for lo := ulo; lo < uhi; lo += ChunkRows {
+			hi := min(uhi, lo+ChunkRows)
+			ws.xb = grow64(ws.xb, (hi-lo)*k)
+			if k > 0 {
+				csrMulRows(m.ptr[lo:hi+1], m.idx, m.val, B, k, ws.xb)
+			}
+			f(lo/ChunkRows, lo, hi, ws.xb, ws.a[(lo-ulo)*kt:(hi-ulo)*kt])
+		}
+		p = p[:len(d)]
+		clear(p)
+		csrMulTRows(m.ptr[ulo:uhi+1], m.idx, m.val, ws.a, kt, p)
+	}
+	if nw == 1 {
+		if nch == 1 {
+			unit(0, 0, d) // as MulT: P0 written into dst directly
+			return
+		}
+		m.s.tree.Reset(len(d), 0, nch, nch, nil)
+		p := m.s.part(0, len(d))
+		for c := range nch {
+			unit(0, c, p)
+			m.s.tree.Push(p)
+		}
+		copy(d, m.s.tree.Root())
+		return
+	}
+	m.s.tree.Reset(len(d), 0, nch, nch, nil)
+	m.s.reduceChunks(nw, nch, len(d), &m.s.tree, unit)
+	copy(d, m.s.tree.Root())
+}
+
+// passWork returns worker w's workspace (sized by workers before the pass).
+func (m *csr[V]) passWork(w int) *workspace {
+	return &m.s.work[w]
+}
+
+// passWorkers returns the number of goroutines for nch chunks and sizes the workspaces.
+func (m *csr[V]) passWorkers(nch int) int {
+	nw := m.workers(nch)
+	m.s.ensureWork(nw)
+	return nw
+}

@@ -15,6 +15,10 @@ type workspace struct {
 	f64 []float64
 	f32 []float32
 	o32 []float32
+	xb  []float64 // Pass: the chunk's X_c B
+	a   []float64 // Pass: the chunk's rows of A
+
+	pad, ap, acc, rem []float64 // the AVX2 path (gokern.go)
 }
 
 func grow64(b []float64, n int) []float64 {
@@ -43,9 +47,7 @@ func (m *dense[T]) Row(buf []float64, i int) []float64 {
 // per-worker workspaces.
 func (m *dense[T]) workers(nch int) int {
 	w := m.shape.workers(nch)
-	if len(m.s.work) < w {
-		m.s.work = append(m.s.work, make([]workspace, w-len(m.s.work))...)
-	}
+	m.s.ensureWork(w)
 	return w
 }
 
@@ -129,4 +131,80 @@ func (m *dense[T]) mulTTree(t *Tree, a []float64, k int) {
 		return
 	}
 	m.s.reduceChunks(nw, nch, m.cols*k, t, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
+}
+
+// Pass fuses Mul and MulT over one read of each chunk (Matrix.Pass). The chunks, their
+// kernels and the chunk tree are those of Mul and MulT.
+func (m *dense[T]) Pass(dst, B []float64, k, kt int, f PassFunc) {
+	m.fusedArgs(dst, B, k, kt)
+	if m.rows == 0 {
+		clear(dst[:m.cols*kt])
+		return
+	}
+	if kt == 0 {
+		m.pass(nil, B, k, kt, f)
+		return
+	}
+	nch := nChunks(m.rows)
+	m.s.tree.Reset(m.cols*kt, 0, nch, nch, nil)
+	m.pass(&m.s.tree, B, k, kt, f)
+	copy(dst[:m.cols*kt], m.s.tree.Root())
+}
+
+// PassTree is Pass with the chunk partials of X^T A pushed into t (kt > 0), whose range
+// must hold exactly X's chunks, as MulTTree.
+func (m *dense[T]) PassTree(t *Tree, B []float64, k, kt int, f PassFunc) {
+	c0, c1, _ := t.Range()
+	if kt <= 0 || c1-c0 != nChunks(m.rows) || t.Width() != m.cols*kt || len(B) < m.cols*k {
+		panic(fmt.Sprintf("kern: PassTree: tree of %d chunks x %d values for X %dx%d, k=%d, kt=%d", c1-c0, t.Width(), m.rows, m.cols, k, kt))
+	}
+	if m.rows == 0 {
+		return
+	}
+	m.pass(t, B, k, kt, f)
+}
+
+// pass runs Pass's chunks, pushing the partials of X^T A into t (nil: kt = 0).
+func (m *dense[T]) pass(t *Tree, B []float64, k, kt int, f PassFunc) {
+	if k > 0 {
+		prepMul[T](&m.s, B[:m.cols*k], m.cols, k)
+	}
+	if kt > 0 {
+		prepMulT[T](&m.s, kt)
+	}
+	nch := nChunks(m.rows)
+	nw := m.workers(nch)
+	unit := func(w, c int, p []float64) {
+		ws := &m.s.work[w]
+		x, lo, n := m.chunk(c)
+		ws.xb, ws.a = grow64(ws.xb, n*k), grow64(ws.a, n*kt)
+		if k > 0 && m.cols > 0 {
+			mulChunk(x, n, m.cols, B, k, ws.xb, &m.s, ws)
+		} else {
+			clear(ws.xb)
+		}
+		f(c, lo, lo+n, ws.xb, ws.a)
+		if kt > 0 && m.cols > 0 {
+			mulTChunk(x, n, m.cols, ws.a, kt, p, &m.s, ws)
+		}
+	}
+	if t == nil {
+		if nw == 1 {
+			for c := range nch {
+				unit(0, c, nil)
+			}
+		} else {
+			m.s.runChunks(nw, nch, func(w, c int) { unit(w, c, nil) })
+		}
+		return
+	}
+	if nw == 1 {
+		p := m.s.part(0, m.cols*kt)
+		for c := range nch {
+			unit(0, c, p)
+			t.Push(p)
+		}
+		return
+	}
+	m.s.reduceChunks(nw, nch, m.cols*kt, t, unit)
 }

@@ -22,7 +22,10 @@
 // Row are safe to call concurrently.
 package kern
 
-import "runtime"
+import (
+	"fmt"
+	"runtime"
+)
 
 // Matrix is a read-only N x Nx data matrix stored row-major.
 type Matrix interface {
@@ -34,6 +37,13 @@ type Matrix interface {
 	MulT(dst, A []float64, k int)
 	// Row returns row i converted to float64 in buf (len >= cols) and returns buf[:cols].
 	Row(buf []float64, i int) []float64
+	// Pass is Mul and MulT fused into one pass over X: for every chunk c of rows
+	// [lo, hi) it computes xb = X_c B (skipped when k = 0), calls f(c, lo, hi, xb, a), which
+	// writes the chunk's rows of A into a, and adds X_c^T a into dst (cols x kt) in chunk
+	// order (skipped when kt = 0). Each chunk of X is read from memory once for both
+	// products and no rows x k or rows x kt array exists. xb equals the chunk's rows of
+	// Mul(., B, k) and dst equals MulT(dst, A, kt), bitwise, for the A that f writes.
+	Pass(dst, B []float64, k, kt int, f PassFunc)
 }
 
 // Threaded is implemented by the matrices returned by NewDense64, NewDense32, NewCSR64
@@ -73,4 +83,18 @@ func NewDense32(data []float32, rows, cols int) Matrix {
 
 func newDense[T float32 | float64](data []T, rows, cols int) *dense[T] {
 	return &dense[T]{shape: newShape(len(data), rows, cols), data: data}
+}
+
+// PassFunc is the per-chunk body of Matrix.Pass: xb holds X_c B for the chunk's rows
+// [lo, hi) ((hi-lo) x k, row-major; empty when k = 0), and the function writes the
+// chunk's rows of A into a ((hi-lo) x kt). Both slices are the calling worker's scratch,
+// valid only during the call; calls for different chunks run concurrently.
+type PassFunc func(c, lo, hi int, xb, a []float64)
+
+// fusedArgs checks the sizes of Pass.
+func (m *shape) fusedArgs(dst, B []float64, k, kt int) {
+	if k < 0 || kt < 0 || len(B) < m.cols*k || len(dst) < m.cols*kt {
+		panic(fmt.Sprintf("kern: Pass sizes: X %dx%d, len(B)=%d, k=%d, len(dst)=%d, kt=%d",
+			m.rows, m.cols, len(B), k, len(dst), kt))
+	}
 }

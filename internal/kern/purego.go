@@ -12,9 +12,14 @@ func BackendInfo() string { return "pure-go" }
 // pure-Go backend has nothing to configure.
 func BackendWarning() string { return "" }
 
-// prepMul transposes B (cols x k) into s.shared (k x cols) so that the Mul kernels
-// read contiguous columns of B.
+// prepMul transposes B (cols x k) into s.shared (k x cols) so that the Dgemv kernels
+// read contiguous columns of B, or packs it in panels of 12 columns for the AVX2 kernels.
 func prepMul[T float32 | float64](s *scratch, B []float64, cols, k int) {
+	if avxFor(k) { // the AVX2 kernels read B in panels of 12 columns
+		s.shared = grow64(s.shared, (k+panelW-1)/panelW*panelW*cols)
+		packPanels(s.shared, B, cols, k)
+		return
+	}
 	s.shared = grow64(s.shared, cols*k)
 	bt := s.shared
 	if k == 1 {

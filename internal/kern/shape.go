@@ -130,6 +130,13 @@ func (s *scratch) takeChunks(w, nch int, work func(w, c int)) {
 	}
 }
 
+// ensureWork makes room for n per-worker workspaces.
+func (s *scratch) ensureWork(n int) {
+	if len(s.work) < n {
+		s.work = append(s.work, make([]workspace, n-len(s.work))...)
+	}
+}
+
 // part returns partial buffer i with length n.
 func (s *scratch) part(i, n int) []float64 {
 	for len(s.parts) <= i {

@@ -199,9 +199,11 @@ func Combine(dst []float64, nodes []Node, nc int, merge Merge) {
 	eval(0, RootSize(nc), dst)
 }
 
-// TreeMulT is implemented by the dense matrices (NewDense64, NewDense32): X^T A with the
-// chunk partials pushed into a caller's Tree, so that a process holding some of the
+// TreeMulT is implemented by the dense matrices (NewDense64, NewDense32): X^T A (and the
+// fused Pass) with the chunk partials pushed into a caller's Tree, so that a process holding some of the
 // chunks of a larger X can combine them with the other processes' (Combine).
 type TreeMulT interface {
 	MulTTree(t *Tree, A []float64, k int)
+	// PassTree is Matrix.Pass with the chunk partials of X^T A pushed into t.
+	PassTree(t *Tree, B []float64, k, kt int, f PassFunc)
 }
