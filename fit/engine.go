@@ -41,12 +41,17 @@ func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkY(X, Y); err != nil {
+	if err := prep.Agree(checkY(X, Y)); err != nil {
 		return nil, err
 	}
-	e := &Engine{prep: prep, y: Y, settings: st, start: startBias(Y, st.Link, st.NoBias)}
-	e.corr = Correlations(X, Y, st.NoBias)
-	e.lmax, e.lmaxOut = lambdaMaxOf(e.corr, Y, st.Link)
+	// Over the fit's rows (all processes' with st.Comm), by the solver's reductions.
+	mean, anyPos := prep.YStats(Y)
+	e := &Engine{prep: prep, y: Y, settings: st, start: startBiasOf(mean, st.Link, st.NoBias)}
+	if st.NoBias {
+		mean = nil
+	}
+	e.corr = prep.Correlations(Y, mean)
+	e.lmax, e.lmaxOut = lambdaMaxFrom(e.corr, anyPos, st.Link)
 	return e, nil
 }
 

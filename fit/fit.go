@@ -82,12 +82,17 @@ func NewPoint(lambda float64, ny int, res *solver.Result) Point {
 // The values are rounded up by a relative lambdaMaxMargin (1e-9): at the exact value the
 // solver's own rounding (it works in standardised coordinates) can leave an entry at 1e-16.
 func LambdaMax(X, Y solver.Matrix, link solver.Link, noBias bool) (float64, []float64) {
-	return lambdaMaxOf(Correlations(X, Y, noBias), Y, link)
+	anyPos := make([]bool, Y.Cols)
+	for j := range anyPos {
+		anyPos[j] = !allNonPositive(Y, j)
+	}
+	return lambdaMaxFrom(Correlations(X, Y, noBias), anyPos, link)
 }
 
-// lambdaMaxOf is LambdaMax from the correlations G (Nx x Ny).
-func lambdaMaxOf(G []float64, Y solver.Matrix, link solver.Link) (float64, []float64) {
-	ny := Y.Cols
+// lambdaMaxFrom is LambdaMax from the correlations G (Nx x Ny) and whether each output
+// has a positive target.
+func lambdaMaxFrom(G []float64, anyPositive []bool, link solver.Link) (float64, []float64) {
+	ny := len(anyPositive)
 	per := make([]float64, ny)
 	for i, c := range G {
 		per[i%ny] = math.Max(per[i%ny], c)
@@ -95,7 +100,7 @@ func lambdaMaxOf(G []float64, Y solver.Matrix, link solver.Link) (float64, []flo
 	all := 0.0
 	for j := range per {
 		per[j] *= 1 + lambdaMaxMargin
-		if link == solver.ReLU && allNonPositive(Y, j) {
+		if link == solver.ReLU && !anyPositive[j] {
 			per[j] = 0
 		}
 		all = math.Max(all, per[j])
@@ -118,7 +123,18 @@ func allNonPositive(Y solver.Matrix, j int) bool {
 // x_k when there is a bias, and r_j = y_j, x_k without one. Their maximum per output is
 // [LambdaMax] (before its margin); the pruner also ranks them ("sure independence
 // screening": the Lasso keeps roughly the features whose correlation exceeds lambda).
+//
+// It computes them as [Engine] does (solver.Prepared.Correlations: the solver's
+// standardisation and chunk-tree reductions), so that both agree bitwise; an X the solver
+// refuses falls back to a direct row-by-row sum.
 func Correlations(X, Y solver.Matrix, noBias bool) []float64 {
+	if pr, err := solver.Prepare(X, &solver.Settings{NoBias: noBias, Threads: 1}); err == nil && Y.Rows == X.Rows {
+		var mean []float64
+		if !noBias {
+			mean, _ = pr.YStats(Y)
+		}
+		return pr.Correlations(Y, mean)
+	}
 	n, nx, ny := X.Rows, X.Cols, Y.Cols
 	mean := make([]float64, ny)
 	xmean := make([]float64, nx)
@@ -166,21 +182,16 @@ func Correlations(X, Y solver.Matrix, noBias bool) []float64 {
 // lambdaMaxMargin is the relative amount by which LambdaMax rounds up.
 const lambdaMaxMargin = 1e-9
 
-// startBias is the warm-start bias at U = 0 used for the first point of a path: mean(y_j)
+// startBiasOf is the warm-start bias at U = 0 used for the first point of a path: mean(y_j)
 // (the optimal bias at U = 0), or 0 for ReLU outputs with mean(y_j) <= 0, whose pre-
-// activations should start in the active region. nil without a bias.
-func startBias(Y solver.Matrix, link solver.Link, noBias bool) []float64 {
+// activations should start in the active region; mean: the outputs' means. nil without a
+// bias.
+func startBiasOf(mean []float64, link solver.Link, noBias bool) []float64 {
 	if noBias {
 		return nil
 	}
-	b := make([]float64, Y.Cols)
-	for i := 0; i < Y.Rows; i++ {
-		for j := range b {
-			b[j] += Y.At(i, j)
-		}
-	}
+	b := append([]float64(nil), mean...)
 	for j := range b {
-		b[j] /= float64(Y.Rows)
 		if link == solver.ReLU && b[j] < 0 {
 			b[j] = 0
 		}

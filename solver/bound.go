@@ -22,18 +22,20 @@ import "math"
 // w_k per row (per group of rows: groupScale), and every output's scale is limited to the
 // common groupScale.
 func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw *groupSpec) []float64 {
-	n := g.n
+	n, N := g.n, float64(g.N)
 	if g.bias && link == ReLU {
 		// Only nu = 0 is feasible (see above): D(0) = -sum_p h_p*(0) = sum_{y_p <= 0} y_p^2,
 		// computed without the N x Ny work arrays (they would raise the fit's peak memory).
 		out := make([]float64, ny)
-		for i, v := range y {
-			if v <= 0 {
-				out[i%ny] += v * v
+		g.reduce(out, g.rowSums(ny, func(i int, acc []float64) {
+			for j, v := range y[i*ny : (i+1)*ny] {
+				if v <= 0 {
+					acc[j] += v * v
+				}
 			}
-		}
+		}), ny)
 		for j := range out {
-			out[j] /= 2 * float64(n)
+			out[j] /= 2 * N
 		}
 		return out
 	}
@@ -45,29 +47,26 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 		nu[idx] = relaxGrad(w[idx], y[idx], link)
 	}
 	if g.bias { // identity link: centre nu so that (K^T nu)_bias = 0
-		for j := 0; j < ny; j++ {
-			m := 0.0
-			for i := 0; i < n; i++ {
-				m += nu[i*ny+j]
-			}
-			m /= float64(n)
-			for i := 0; i < n; i++ {
-				nu[i*ny+j] -= m
+		m := g.colSums(nu, ny)
+		for j := range m {
+			m[j] /= N
+		}
+		for i := 0; i < n; i++ {
+			for j := 0; j < ny; j++ {
+				nu[i*ny+j] -= m[j]
 			}
 		}
 	}
 	g.mulT(kt, nu, ny)
-	out := make([]float64, ny)
-	col := make([]float64, n)
-	yc := make([]float64, n)
 	var sGroup float64
 	if gw != nil {
 		sGroup = groupScale(g, kt, ny, lambda, gw, mask)
 	}
+	sMax := make([]float64, ny)
 	for j := 0; j < ny; j++ {
-		sMax := math.Inf(1)
+		sMax[j] = math.Inf(1)
 		if gw != nil {
-			sMax = sGroup
+			sMax[j] = sGroup
 		}
 		for k := 0; k < g.nx && gw == nil; k++ {
 			if mask != nil && !mask[k*ny+j] {
@@ -75,15 +74,124 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 			}
 			v := math.Abs(kt[k*ny+j])
 			if v > 0 {
-				sMax = math.Min(sMax, 2*float64(n)*lambda/g.d[k]/v)
+				sMax[j] = math.Min(sMax[j], 2*N*lambda/g.d[k]/v)
 			}
 		}
-		for i := 0; i < n; i++ {
-			col[i], yc[i] = nu[i*ny+j], y[i*ny+j]
-		}
-		out[j] = bestScaledDual(col, yc, link, sMax) / (2 * float64(n))
+	}
+	out := bestScaledDuals(g, nu, y, ny, link, sMax)
+	for j := range out {
+		out[j] /= 2 * N
 	}
 	return out
+}
+
+// rowSums returns per-chunk partials (ny values per chunk of this process's rows) of
+// f(i, acc), which adds row i's terms into acc.
+func (g *design) rowSums(width int, f func(i int, acc []float64)) []float64 {
+	part := make([]float64, numChunks(g.n)*width)
+	forChunks(g.n, g.threads, func(c, lo, hi int) {
+		acc := part[c*width : (c+1)*width]
+		for i := lo; i < hi; i++ {
+			f(i, acc)
+		}
+	})
+	return part
+}
+
+// dualValues returns, for each output j and each of its scales s[t][j] (t < len(s)), the
+// dual value D_j(s nu_j) = -sum_p h_p*(s nu_pj) over the fit's rows, as [t*ny + j].
+func dualValues(g *design, nu, y []float64, ny int, link Link, s [][]float64) []float64 {
+	w := len(s) * ny
+	out := make([]float64, w)
+	g.reduce(out, g.rowSums(w, func(i int, acc []float64) {
+		for t, st := range s {
+			for j := 0; j < ny; j++ {
+				acc[t*ny+j] -= conjugate(st[j]*nu[i*ny+j], y[i*ny+j], link)
+			}
+		}
+	}), w)
+	return out
+}
+
+// bestScaledDuals maximises, for every output j, the concave D_j(s nu_j) over s in
+// [0, sMax[j]] by golden section, all outputs in lockstep (one reduction over the rows per
+// round).
+func bestScaledDuals(g *design, nu, y []float64, ny int, link Link, sMax []float64) []float64 {
+	// D(0), A = nu.y and B = nu.nu per output.
+	ab := make([]float64, 3*ny)
+	g.reduce(ab, g.rowSums(3*ny, func(i int, acc []float64) {
+		for j := 0; j < ny; j++ {
+			v, yv := nu[i*ny+j], y[i*ny+j]
+			acc[j] -= conjugate(0, yv, link)
+			acc[ny+j] += v * yv
+			acc[2*ny+j] += v * v
+		}
+	}), 3*ny)
+	d0 := ab[:ny]
+	best := append([]float64(nil), d0...)
+	// Since h* >= v y + v^2/4 for every term, D(s nu) <= -(s A + s^2 B/4); beyond the
+	// positive root of s^2 B/4 + s A + d0 = 0 that is below D(0), so the maximiser lies in
+	// [0, root]. Outputs without a bracket keep D(0).
+	lo, hi := make([]float64, ny), make([]float64, ny)
+	live := make([]bool, ny)
+	anyLive := false
+	for j := 0; j < ny; j++ {
+		A, B := ab[ny+j], ab[2*ny+j]
+		if B == 0 {
+			continue
+		}
+		disc := A*A - B*d0[j]
+		if disc <= 0 {
+			continue
+		}
+		hi[j] = math.Min(sMax[j], (-A+math.Sqrt(disc))/(B/2))
+		if hi[j] > 0 {
+			live[j], anyLive = true, true
+		} else {
+			hi[j] = 0
+		}
+	}
+	if !anyLive {
+		return best
+	}
+	const phi = 0.6180339887498949 // golden ratio - 1
+	a, b := make([]float64, ny), make([]float64, ny)
+	for j := range a {
+		a[j], b[j] = hi[j]-phi*(hi[j]-lo[j]), lo[j]+phi*(hi[j]-lo[j])
+	}
+	v := dualValues(g, nu, y, ny, link, [][]float64{a, b})
+	fa, fb := v[:ny], v[ny:]
+	next := make([]float64, ny)
+	for it := 0; it < 60; it++ { // 0.618^60 ~ 3e-13 of the bracket
+		left := make([]bool, ny)
+		for j := 0; j < ny; j++ {
+			if fa[j] < fb[j] {
+				lo[j], a[j], fa[j] = a[j], b[j], fb[j]
+				b[j] = lo[j] + phi*(hi[j]-lo[j])
+				next[j] = b[j]
+			} else {
+				hi[j], b[j], fb[j] = b[j], a[j], fa[j]
+				a[j] = hi[j] - phi*(hi[j]-lo[j])
+				next[j] = a[j]
+				left[j] = true
+			}
+		}
+		f := dualValues(g, nu, y, ny, link, [][]float64{next})
+		for j := 0; j < ny; j++ {
+			if left[j] {
+				fa[j] = f[j]
+			} else {
+				fb[j] = f[j]
+			}
+		}
+	}
+	// Any evaluated point is a valid bound; return the best (D(0) included).
+	for j := 0; j < ny; j++ {
+		if live[j] {
+			best[j] = math.Max(d0[j], math.Max(fa[j], fb[j]))
+		}
+	}
+	return best
 }
 
 // relaxGrad is h'(w) for the convex envelope h of the term (the right derivative at kinks).
@@ -112,50 +220,4 @@ func conjugate(v, y float64, link Link) float64 {
 		}
 	}
 	return v*y + v*v/4
-}
-
-// dualValue is D(s nu) = -sum_p h_p*(s nu_p).
-func dualValue(s float64, nu, y []float64, link Link) float64 {
-	d := 0.0
-	for i, v := range nu {
-		d -= conjugate(s*v, y[i], link)
-	}
-	return d
-}
-
-// bestScaledDual maximises the concave D(s nu) over s in [0, sMax].
-func bestScaledDual(nu, y []float64, link Link, sMax float64) float64 {
-	d0 := dualValue(0, nu, y, link)
-	// Since h* >= v y + v^2/4 for every term, D(s nu) <= -(s A + s^2 B/4) with A = nu.y and
-	// B = nu.nu; beyond the positive root of s^2 B/4 + s A + d0 = 0 that is below D(0), so the
-	// maximiser lies in [0, root].
-	A, B := dot(nu, y), dot(nu, nu)
-	if B == 0 {
-		return d0
-	}
-	disc := A*A - B*d0
-	if disc <= 0 {
-		return d0
-	}
-	hi := math.Min(sMax, (-A+math.Sqrt(disc))/(B/2))
-	if !(hi > 0) {
-		return d0
-	}
-	lo := 0.0
-	const phi = 0.6180339887498949 // golden ratio - 1
-	a, b := hi-phi*(hi-lo), lo+phi*(hi-lo)
-	fa, fb := dualValue(a, nu, y, link), dualValue(b, nu, y, link)
-	for it := 0; it < 60; it++ { // 0.618^60 ~ 3e-13 of the bracket
-		if fa < fb {
-			lo, a, fa = a, b, fb
-			b = lo + phi*(hi-lo)
-			fb = dualValue(b, nu, y, link)
-		} else {
-			hi, b, fb = b, a, fa
-			a = hi - phi*(hi-lo)
-			fa = dualValue(a, nu, y, link)
-		}
-	}
-	// Any evaluated point is a valid bound; return the best (D(0) included).
-	return math.Max(d0, math.Max(fa, fb))
 }

@@ -18,7 +18,9 @@ import (
 // the real enemy").
 type design struct {
 	X       kern.Matrix
-	n, nx   int
+	n, nx   int // n: this process's rows of X (all of them in one process)
+	N       int // the fit's rows (sp.N; n in one process)
+	sp      *span
 	p       int  // number of coordinates: nx (+1 for the bias)
 	bias    bool // last coordinate is the bias
 	mu, d   []float64
@@ -28,33 +30,42 @@ type design struct {
 	passFrac float64
 	threads  int
 	scratch  []float64 // nx x ny
-	colSum   []float64 // per-chunk partial column sums
 }
 
 // newDesign scans X once (xstats) and builds K on the kernel newKern picks for it (the
 // dense one, on X in place, when the CSR copy would exceed copyLimit bytes; 0: no limit).
 // Non-finite entries, or entries so large that a column's sum of squares overflows, are an
 // *InputError naming the first offending entry.
-func newDesign(X Matrix, bias bool, threads int, copyLimit int64) (*design, error) {
+func newDesign(X Matrix, bias bool, threads int, copyLimit int64, comm Comm) (*design, error) {
+	sp := newSpan(comm, X.Rows)
 	var st xstats
 	if X.F32 != nil {
-		st = scanX(X.F32, X.Rows, X.Cols, bias, threads)
+		st = scanX(X.F32, X.Rows, X.Cols, bias, threads, sp)
 	} else {
-		st = scanX(X.F64, X.Rows, X.Cols, bias, threads)
+		st = scanX(X.F64, X.Rows, X.Cols, bias, threads, sp)
 	}
 	if !st.finite {
-		if err := checkMatrix("X", X); err != nil {
-			return nil, err
+		err := checkMatrix("X", X)
+		if err == nil && !sp.distributed() {
+			err = inputErr("X", "entries too large: a column's sum of squares overflows float64 (rescale X)")
 		}
-		return nil, inputErr("X", "entries too large: a column's sum of squares overflows float64 (rescale X)")
+		if ie, ok := err.(*InputError); ok && ie.Row >= 0 {
+			ie.Row += sp.rowLo[sp.rank] // the fit's row
+		}
+		if err = sp.agree(err); err == nil {
+			err = inputErr("X", "entries too large: a column's sum of squares overflows float64 (rescale X)")
+		}
+		return nil, err
 	}
 	n, nx := X.Rows, X.Cols
 	density := st.density // what decides the kernel
-	if copyLimit > 0 && csrBytes(X, st.density) > copyLimit {
-		density = 1 // the dense kernel: no copy of X
+	if copyLimit > 0 && csrBytes(X, st.density) > copyLimit || sp.distributed() {
+		// The dense kernel: no copy of X. Across processes always: its chunk partials are
+		// those of the tree (kern.TreeMulT).
+		density = 1
 	}
-	g := &design{X: newKern(X, threads, density), n: n, nx: nx, bias: bias, threads: threads,
-		mu: st.mu, d: st.d, p: nx, colSum: make([]float64, numChunks(n)), passFrac: passFrac(density)}
+	g := &design{X: newKern(X, threads, density), n: n, N: sp.N, sp: sp, nx: nx, bias: bias, threads: threads,
+		mu: st.mu, d: st.d, p: nx, passFrac: passFrac(density)}
 	if bias {
 		g.p++
 	}
@@ -92,14 +103,17 @@ type xstats struct {
 }
 
 // scanX computes xstats in one pass: per chunk the column means and centred sums of
-// squares, combined in chunk order with Chan, Golub & LeVeque's pairwise update (stable,
-// and deterministic for any thread count).
-func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int) xstats {
+// squares, combined by the chunk tree (sp.reduceMerge) with Chan, Golub & LeVeque's
+// pairwise update (stable, and deterministic for any thread count and any split of the
+// rows between processes).
+func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int, sp *span) xstats {
 	nc := numChunks(n)
-	cmean, cm2 := make([]float64, nc*nx), make([]float64, nc*nx)
-	cnz, cbad := make([]int, nc), make([]float64, nc)
+	// Per chunk: [rows, mean (nx), m2 (nx), non-zeros, bad].
+	w := 2*nx + 3
+	part := make([]float64, nc*w)
 	forChunks(n, threads, func(c, lo, hi int) {
-		mean, m2 := cmean[c*nx:(c+1)*nx], cm2[c*nx:(c+1)*nx]
+		acc := part[c*w : (c+1)*w]
+		mean, m2 := acc[1:1+nx], acc[1+nx:1+2*nx]
 		nz, bad := 0, 0.0
 		if bias {
 			for i := lo; i < hi; i++ {
@@ -121,29 +135,28 @@ func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int) xstats
 				}
 			}
 		}
-		cnz[c], cbad[c] = nz, bad
+		acc[0], acc[w-2], acc[w-1] = float64(hi-lo), float64(nz), bad
 	})
-	st := xstats{mu: make([]float64, nx), d: make([]float64, nx), finite: true}
-	cnt, nz := 0.0, 0
-	for c := 0; c < nc; c++ {
-		nb := float64(min(chunkRows, n-c*chunkRows))
-		tot := cnt + nb
+	tot := make([]float64, w)
+	sp.reduceMerge(tot, part, w, func(l, r []float64) {
+		na, nb := l[0], r[0]
+		nt := na + nb
 		for k := 0; k < nx; k++ {
-			delta := cmean[c*nx+k] - st.mu[k]
-			st.mu[k] += delta * nb / tot
-			st.d[k] += cm2[c*nx+k] + delta*delta*cnt*nb/tot
+			delta := r[1+k] - l[1+k]
+			l[1+k] += delta * nb / nt
+			l[1+nx+k] += r[1+nx+k] + delta*delta*na*nb/nt
 		}
-		cnt = tot
-		nz += cnz[c]
-		if cbad[c] != 0 {
-			st.finite = false
-		}
-	}
+		l[0] = nt
+		l[w-2] += r[w-2]
+		l[w-1] += r[w-1]
+	})
+	N := sp.N
+	st := xstats{mu: append([]float64(nil), tot[1:1+nx]...), d: append([]float64(nil), tot[1+nx:1+2*nx]...), finite: tot[w-1] == 0}
 	for k := range st.d {
 		if math.IsInf(st.d[k], 0) || math.IsNaN(st.d[k]) || math.IsInf(st.mu[k], 0) || math.IsNaN(st.mu[k]) {
 			st.finite = false
 		}
-		st.d[k] = math.Sqrt(st.d[k] / float64(n))
+		st.d[k] = math.Sqrt(st.d[k] / float64(N))
 		if !(st.d[k] > 1e-12*math.Abs(st.mu[k])) {
 			// A constant column (its spread is rounding noise of its mean; relative, so that
 			// scaling X by 1e-12 changes nothing): with a bias it carries no information, K's
@@ -151,7 +164,7 @@ func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int) xstats
 			st.d[k] = 1
 		}
 	}
-	st.density = float64(nz) / (float64(n) * float64(nx))
+	st.density = tot[w-2] / (float64(N) * float64(nx))
 	return st
 }
 
@@ -217,13 +230,13 @@ func (g *design) scaled(z []float64, ny int) []float64 {
 	return B
 }
 
-// mulT sets dst (p x ny) = K^T a, a is n x ny.
+// mulT sets dst (p x ny) = K^T a, a is n x ny (this process's rows).
 func (g *design) mulT(dst, a []float64, ny int) {
-	g.X.MulT(dst[:g.nx*ny], a, ny)
 	var s []float64
 	if g.bias {
-		s = g.colSums(a, ny)
+		s = make([]float64, ny)
 	}
+	g.xta(dst[:g.nx*ny], s, a, ny)
 	g.finishT(dst, s, ny)
 }
 
@@ -242,6 +255,34 @@ func (g *design) finishT(dst, s []float64, ny int) {
 	if g.bias {
 		copy(dst[g.nx*ny:], s)
 	}
+}
+
+// xta sets dst (nx x ny) = X^T a and, when s is not nil, s (ny) = 1^T a over the fit's
+// rows (a: this process's rows), with one collective when distributed.
+func (g *design) xta(dst, s, a []float64, ny int) {
+	sp := g.sp
+	if !sp.distributed() {
+		g.X.MulT(dst, a, ny)
+		if s != nil {
+			g.colSumsInto(s, a, ny)
+		}
+		return
+	}
+	tx := &sp.trees[0]
+	c0, c1 := sp.chunkLo[sp.rank], sp.chunkLo[sp.rank+1]
+	tx.Reset(g.nx*ny, c0, c1, sp.nc, nil)
+	g.X.(kern.TreeMulT).MulTTree(tx, a, ny)
+	trees, dsts, merges := []*kern.Tree{tx}, [][]float64{dst}, []kern.Merge{nil}
+	if s != nil {
+		ts := &sp.trees[1]
+		ts.Reset(ny, c0, c1, sp.nc, nil)
+		part := g.colSumParts(a, ny)
+		for c := 0; c < c1-c0; c++ {
+			ts.Push(part[c*ny : (c+1)*ny])
+		}
+		trees, dsts, merges = append(trees, ts), append(dsts, s), append(merges, nil)
+	}
+	sp.combine(trees, dsts, merges)
 }
 
 // pass is mul and mulT fused into one read of X (kern.Matrix.Pass): for every row chunk
@@ -270,7 +311,7 @@ func (g *design) pass(dst, B []float64, k, kt int, f func(c, lo, hi int, kb, a [
 	if kt > 0 && g.bias {
 		part = make([]float64, numChunks(g.n)*kt)
 	}
-	g.X.Pass(dst[:g.nx*kt], Bs, k, kt, func(c, lo, hi int, xb, a []float64) {
+	body := func(c, lo, hi int, xb, a []float64) {
 		if corr != nil {
 			for i := 0; i < hi-lo; i++ {
 				row := xb[i*k : (i+1)*k]
@@ -288,20 +329,55 @@ func (g *design) pass(dst, B []float64, k, kt int, f func(c, lo, hi int, kb, a [
 				}
 			}
 		}
-	})
-	if kt == 0 {
+	}
+	sp := g.sp
+	if !sp.distributed() || kt == 0 {
+		g.X.Pass(dst[:g.nx*kt], Bs, k, kt, body)
+		if kt == 0 {
+			return
+		}
+		var s []float64
+		if g.bias {
+			s = make([]float64, kt)
+			g.reduce(s, part, kt)
+		}
+		g.finishT(dst, s, kt)
 		return
 	}
+	// Across processes: this process's chunk partials into the chunk trees, combined with
+	// the other processes' in one collective (dist.go).
+	tx := &sp.trees[0]
+	c0, c1 := sp.chunkLo[sp.rank], sp.chunkLo[sp.rank+1]
+	tx.Reset(g.nx*kt, c0, c1, sp.nc, nil)
+	g.X.(kern.TreeMulT).PassTree(tx, Bs, k, kt, body)
+	trees, dsts, merges := []*kern.Tree{tx}, [][]float64{dst[:g.nx*kt]}, []kern.Merge{nil}
 	var s []float64
 	if g.bias {
 		s = make([]float64, kt)
-		reduceChunks(s, part, kt)
+		ts := &sp.trees[1]
+		ts.Reset(kt, c0, c1, sp.nc, nil)
+		for c := 0; c < c1-c0; c++ {
+			ts.Push(part[c*kt : (c+1)*kt])
+		}
+		trees, dsts, merges = append(trees, ts), append(dsts, s), append(merges, nil)
 	}
+	sp.combine(trees, dsts, merges)
 	g.finishT(dst, s, kt)
 }
 
-// colSums returns 1^T a (ny values), reduced in chunk order.
+// colSums returns 1^T a (ny values) over the fit's rows (a: this process's rows).
 func (g *design) colSums(a []float64, ny int) []float64 {
+	s := make([]float64, ny)
+	g.colSumsInto(s, a, ny)
+	return s
+}
+
+func (g *design) colSumsInto(s, a []float64, ny int) {
+	g.sp.reduce(s, g.colSumParts(a, ny), ny)
+}
+
+// colSumParts returns the per-chunk column sums of a (n x ny).
+func (g *design) colSumParts(a []float64, ny int) []float64 {
 	part := make([]float64, numChunks(g.n)*ny)
 	forChunks(g.n, g.threads, func(c, lo, hi int) {
 		acc := part[c*ny : (c+1)*ny]
@@ -311,9 +387,33 @@ func (g *design) colSums(a []float64, ny int) []float64 {
 			}
 		}
 	})
-	s := make([]float64, ny)
-	reduceChunks(s, part, ny)
-	return s
+	return part
+}
+
+// reduce sets dst (width values) to the sum over the fit's chunks of the per-chunk
+// partials part (this process's chunks), by the chunk tree (dist.go).
+func (g *design) reduce(dst, part []float64, width int) { g.sp.reduce(dst, part, width) }
+
+// yScales returns the RMS over the fit's rows of each output's targets (1 where that is 0).
+func (g *design) yScales(y []float64, ny int) []float64 {
+	part := make([]float64, numChunks(g.n)*ny)
+	forChunks(g.n, g.threads, func(c, lo, hi int) {
+		acc := part[c*ny : (c+1)*ny]
+		for i := lo; i < hi; i++ {
+			for j, v := range y[i*ny : (i+1)*ny] {
+				acc[j] += v * v
+			}
+		}
+	})
+	sc := make([]float64, ny)
+	g.reduce(sc, part, ny)
+	for j := range sc {
+		sc[j] = math.Sqrt(sc[j] / float64(g.N))
+		if sc[j] == 0 {
+			sc[j] = 1
+		}
+	}
+	return sc
 }
 
 // toStd maps (U, b) in data coordinates to z = (D u, b + mu^T u) (p x ny).

@@ -119,10 +119,15 @@ func (pr *Prepared) sampleRows(threads int) *sample {
 // solver's row sample. Only s.NoBias, s.Threads and s.PlainConsensus matter here.
 func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	st := s.withDefaults()
-	if err := checkShape("X", X); err != nil {
+	err := checkShape("X", X)
+	if st.Comm != nil {
+		// Collective from here on: a process whose X is unusable stops all of them.
+		err = (&span{comm: st.Comm, size: st.Comm.Size(), rank: st.Comm.Rank()}).agree(err)
+	}
+	if err != nil {
 		return nil, err
 	}
-	g, err := newDesign(X, !st.NoBias, st.Threads, st.MaxCopyBytes)
+	g, err := newDesign(X, !st.NoBias, st.Threads, st.MaxCopyBytes, st.Comm)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +151,19 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	if st.NoBias != pr.noBias || st.PlainConsensus != pr.plain {
 		return nil, inputErr("Settings", "NoBias and PlainConsensus must match those given to Prepare")
 	}
-	if err := validate(pr.X, Y, lambda, &st); err != nil {
+	err := validate(pr.X, Y, lambda, &st)
+	if ie, ok := err.(*InputError); ok && ie.Row >= 0 && ie.Input == "Y" {
+		ie.Row += pr.g.sp.rowLo[pr.g.sp.rank] // the fit's row
+	}
+	if err := pr.g.sp.agree(err); err != nil {
 		return nil, err
 	}
 	start := time.Now()
-	g, n, ny := pr.g, Y.Rows, Y.Cols
+	g, n, ny := pr.g, pr.g.N, Y.Cols
 	method := pr.chooseMethod(&st, ny)
+	if err := pr.checkDistributed(&st, method, ny); err != nil {
+		return nil, err
+	}
 	res := &Result{Status: IterationLimit, Method: method}
 	y := yF64(Y) // Y as float64, converted once (no copy when it already is)
 	var in inner
@@ -165,7 +177,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 			return nil, err
 		}
 	}
-	yScale := yScales(y, n, ny)
+	yScale := g.yScales(y, ny)
 	var best, bestOut, rho, pri, dua []float64
 	var statusOut []Status
 	for s := 0; s < pr.starts(&st, ny); s++ {
@@ -180,7 +192,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 				z0 = zc
 			}
 		} else {
-			randomStart(g, y, yScale, n, ny, z0, uint64(s))
+			randomStart(g, y, yScale, Y.Rows, ny, z0, uint64(s)) // one process only (checkDistributed)
 		}
 		zs, fs, status, err := in.run(ctx, &st, z0, res, start) // the CCP: majorise, solve, repeat
 		if err != nil {
@@ -232,7 +244,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
-	err := record(&st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F, Passes: res.Passes,
+	err = record(&st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: res.F, Passes: res.Passes,
 		PrimalRes: res.PrimalRes, DualRes: res.DualRes, Elapsed: res.Runtime, Done: true})
 	if err != nil {
 		return nil, err
@@ -251,11 +263,34 @@ func (pr *Prepared) chooseMethod(st *Settings, ny int) Method {
 	if st.GroupL1 {
 		return ADMM // group.go: the penalty couples the outputs
 	}
-	if pr.g.n*pr.g.p*ny <= autoStartsSize {
+	if pr.g.N*pr.g.p*ny <= autoStartsSize {
 		return ADMM
 	}
 	return Newton
 }
+
+// checkDistributed refuses, for a fit across processes, what only runs in one process.
+func (pr *Prepared) checkDistributed(st *Settings, method Method, ny int) error {
+	if !pr.g.sp.distributed() {
+		return nil
+	}
+	switch {
+	case st.GroupL1:
+		return inputErr("GroupL1", "the group penalty is solved by the ADMM, which does not run across processes")
+	case method == ADMM && st.Method == Auto:
+		return inputErr("Method", "the problem is tiny (N*(Nx+1)*Ny = %d <= %d), where the ADMM with %d starts is the default, "+
+			"and the ADMM does not run across processes: fit it in one process, or choose the Newton method", pr.g.N*pr.g.p*ny, autoStartsSize, autoStarts)
+	case method == ADMM:
+		return inputErr("Method", "the ADMM does not run across processes: choose the Newton method (or Auto)")
+	case pr.starts(st, ny) > 1:
+		return inputErr("Starts", "multi-start fits (%d starts; the default on tiny ReLU problems) do not run across processes: "+
+			"fit it in one process, or set one start", pr.starts(st, ny))
+	}
+	return nil
+}
+
+// N returns the number of rows of the fit (of all processes, with Settings.Comm).
+func (pr *Prepared) N() int { return pr.g.N }
 
 // starts is the number of CCP runs (Settings.Starts).
 func (pr *Prepared) starts(st *Settings, ny int) int {
@@ -265,7 +300,7 @@ func (pr *Prepared) starts(st *Settings, ny int) int {
 	if st.GroupL1 {
 		return 1 // group.go: a per-output choice among starts would break the coupling
 	}
-	if pr.g.n*pr.g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
+	if pr.g.N*pr.g.p*ny <= autoStartsSize && st.InitU == nil && st.InitB == nil && st.Link == ReLU {
 		return autoStarts
 	}
 	return 1

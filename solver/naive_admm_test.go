@@ -36,7 +36,7 @@ func TestReducedADMMEqualsNaive(t *testing.T) {
 		y[i] = r.NormFloat64() // both signs: all surrogate cases
 		upper[i] = r.IntN(2) == 0
 	}
-	g, err := newDesign(X, true, 1, 0)
+	g, err := newDesign(X, true, 1, 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,8 @@ import (
 type newton struct {
 	g       *design
 	smp     *sample
-	n, ny   int
+	n, ny   int // n: this process's rows (dist.go)
+	N       int // the fit's rows
 	p       int
 	lambda  float64
 	link    Link
@@ -135,10 +136,10 @@ func newNewton(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) 
 // smp of g's rows, and the L1 weights lam of the standardised coordinates.
 func newNewtonOn(g *design, smp *sample, y []float64, ny int, lambda float64, lam []float64, st *Settings) *newton {
 	n := g.n
-	nt := &newton{g: g, smp: smp, n: n, ny: ny, p: g.p, lambda: lambda, lam: lam,
+	nt := &newton{g: g, smp: smp, n: n, N: g.N, ny: ny, p: g.p, lambda: lambda, lam: lam,
 		link: st.Link, y: y, threads: st.Threads, eps: st.EpsRel,
-		nxny: float64(n) * float64(g.nx) * float64(ny)}
-	nt.yScale = yScales(nt.y, n, ny)
+		nxny: float64(g.N) * float64(g.nx) * float64(ny)}
+	nt.yScale = g.yScales(nt.y, ny)
 	// The KKT tolerance per output: EpsRel, and for the identity link (convex, with an
 	// informative lower bound) also at most EpsRel times the smallest L1 weight in y's units:
 	// the bound's dual point is scaled down by the relative violation |gradient|/weight - 1,
@@ -189,11 +190,9 @@ const coarseMinRatio = 2
 // not counted in res.Iters.
 func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, error) {
 	smp, ny := nt.smp, nt.ny
-	ys := make([]float64, len(smp.rows)*ny)
-	for r, i := range smp.rows {
-		copy(ys[r*ny:(r+1)*ny], nt.y[i*ny:(i+1)*ny])
-	}
-	sub := newNewtonOn(smp.design(nt.threads), smp.whole(), ys, ny, nt.lambda, nt.lam, st)
+	ys := smp.gatherY(nt.y, ny)
+	sg, whole := smp.design(nt.threads)
+	sub := newNewtonOn(sg, whole, ys[whole.own0*ny:whole.own1*ny], ny, nt.lambda, nt.lam, st)
 	sub.mask = nt.mask
 	sst := *st
 	sst.Recorder = nil
@@ -202,7 +201,7 @@ func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, r
 	if err != nil {
 		return nil, err
 	}
-	res.Passes += sres.Passes * float64(len(smp.rows)) / float64(nt.n)
+	res.Passes += sres.Passes * float64(len(smp.rows)) / float64(nt.N)
 	if status == NumericalFailure {
 		return z0, nil // start from z0 as if there were no sample
 	}
@@ -275,7 +274,7 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 	bestOut := append([]float64(nil), nt.fOut...)
 	status := IterationLimit
 	for {
-		if err := ctx.Err(); err != nil {
+		if nt.g.sp.canceled(ctx) { // on any process: all stop at the same iteration
 			status = Canceled
 			break
 		}
@@ -375,22 +374,45 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 
 // initStepScale sets t_j = 0.9 / (fraction of curved sample rows), within [1, tMax].
 func (nt *newton) initStepScale() {
+	all := make([]int, nt.ny)
+	for j := range all {
+		all[j] = j
+	}
+	counts := nt.markCurved(all, make([]bool, len(nt.smp.rows)*nt.ny))
 	for j := 0; j < nt.ny; j++ {
-		frac := nt.curvedFraction(j)
+		frac := float64(counts[j]) / float64(len(nt.smp.rows)) // curved sample rows
 		nt.t[j] = math.Min(tMax, math.Max(1, 0.9/math.Max(frac, 1e-3)))
 	}
 }
 
-// curvedFraction is the fraction of sample rows on which output j's majoriser is curved.
-func (nt *newton) curvedFraction(j int) float64 {
-	c := 0
-	for _, i := range nt.smp.rows {
-		idx := i*nt.ny + j
-		if curvedAt(nt.w[idx], nt.y[idx], nt.upper.get(idx), nt.link == Identity) {
-			c++
+// markCurved sets cm (S x len(act)) to whether sample row r's majoriser of output act[jj]
+// is curved, and returns the curved rows per output. Each process marks the sample rows it
+// holds; across processes the marks are all-gathered (bits).
+func (nt *newton) markCurved(act []int, cm []bool) []int {
+	ny, na, smp := nt.ny, len(act), nt.smp
+	isId := nt.link == Identity
+	for r := smp.own0; r < smp.own1; r++ {
+		i := smp.rows[r] - smp.off
+		wr, yr := nt.w[i*ny:(i+1)*ny], nt.y[i*ny:(i+1)*ny]
+		c := cm[r*na : (r+1)*na]
+		for jj, j := range act {
+			c[jj] = curvedAt(wr[j], yr[j], nt.upper.get(i*ny+j), isId)
 		}
 	}
-	return float64(c) / float64(len(nt.smp.rows))
+	lo := make([]int, len(smp.ownLo))
+	for r, v := range smp.ownLo {
+		lo[r] = v * na
+	}
+	smp.sp.gatherBits(cm[:len(smp.rows)*na], lo)
+	counts := make([]int, na)
+	for r := range smp.rows {
+		for jj, c := range cm[r*na : (r+1)*na] {
+			if c {
+				counts[jj]++
+			}
+		}
+	}
+	return counts
 }
 
 // settle is the pass at a new point, one read of X: per chunk of rows it completes the
@@ -470,9 +492,9 @@ func (nt *newton) settle(act, fix []int, all, init bool) {
 		}
 	})
 	sums := make([]float64, width*na)
-	reduceChunks(sums, part, width*na)
-	inv := 1 / (2 * float64(n))
-	invN := 1 / float64(n)
+	nt.g.reduce(sums, part, width*na)
+	inv := 1 / (2 * float64(nt.N))
+	invN := 1 / float64(nt.N)
 	for jj, j := range act {
 		l1 := nt.l1(nt.z, j, 0, nil)
 		if a := nt.alpha[j]; !init && a != 0 {
@@ -543,27 +565,15 @@ func (nt *newton) maxKKT(act []int) float64 {
 // working set's column densities), else the shared metric. It reports whether any output
 // needs the shared metric.
 func (nt *newton) plan(act []int) bool {
-	ny, na := nt.ny, len(act)
+	na := len(act)
 	nt.nact = na
 	S := len(nt.smp.rows)
 	if cap(nt.cmask) < S*na {
 		nt.cmask = make([]bool, S*na)
 	}
 	nt.cmask = nt.cmask[:S*na]
-	counts := make([]int, na)
-	isId := nt.link == Identity
-	for r, i := range nt.smp.rows {
-		wr, yr := nt.w[i*ny:(i+1)*ny], nt.y[i*ny:(i+1)*ny]
-		cm := nt.cmask[r*na : (r+1)*na]
-		for jj, j := range act {
-			c := curvedAt(wr[j], yr[j], nt.upper.get(i*ny+j), isId)
-			cm[jj] = c
-			if c {
-				counts[jj]++
-			}
-		}
-	}
-	pass := float64(nt.n) * float64(nt.g.nx) * nt.g.passFrac
+	counts := nt.markCurved(act, nt.cmask)
+	pass := float64(nt.N) * float64(nt.g.nx) * nt.g.passFrac
 	any := false
 	for jj, j := range act {
 		nt.curved[j] = counts[jj]
@@ -934,8 +944,8 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 		}
 	})
 	s := make([]float64, nt2)
-	reduceChunks(s, part, nt2)
-	inv := 1 / (2 * float64(n))
+	nt.g.reduce(s, part, nt2)
+	inv := 1 / (2 * float64(nt.N))
 	for tt, jj := range todo {
 		j := act[jj]
 		phis[jj] = s[tt]*inv + nt.l1(nt.z, j, trial[jj], nt.d)

@@ -135,7 +135,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 					X.F64[i] = 3*r.NormFloat64() + 1
 				}
 			}
-			g, err := newDesign(X, bias, 2, 0)
+			g, err := newDesign(X, bias, 2, 0, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

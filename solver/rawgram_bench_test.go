@@ -16,7 +16,7 @@ func BenchmarkRawGram(b *testing.B) {
 			X.F64[i] = r.Float64()
 		}
 	}
-	g, _ := newDesign(X, true, 1, 0)
+	g, _ := newDesign(X, true, 1, 0, nil)
 	smp := newSample(g, 1)
 	var ws []int
 	for k := 0; k < nx; k += 3 {

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"math/rand/v2"
+	"sort"
 	"sync"
 
 	"gonum.org/v1/gonum/floats"
@@ -22,9 +23,15 @@ const hessianRows = 20000
 // Grams are accumulated from the non-zeros and then mapped to the standardised
 // coordinates of K (toK).
 type sample struct {
-	rows []int // sorted row indices into X
-	nx   int   // feature columns
-	bias bool  // K has a bias column (coordinate nx)
+	rows []int // sorted row indices into X (the fit's rows, across processes)
+	// This process holds the sample rows [own0, own1) (positions in rows), its rows of X
+	// starting at the fit's row off; sp gathers what the owners compute about them
+	// (markCurved, gatherOwned). In one process own0 = 0, own1 = len(rows), off = 0.
+	own0, own1, off int
+	sp              *span
+	ownLo           []int // per process: its first sample position (and len(rows))
+	nx              int   // feature columns
+	bias            bool  // K has a bias column (coordinate nx)
 	// xs holds X's rows (len(rows) x nx, row-major; nil for sparse samples of small X),
 	// rounded to float32: the sample only shapes the steps (the metric) and the coarse
 	// start, both checked against the exact data by the line search and the full fit, and
@@ -45,10 +52,11 @@ type sample struct {
 	gram     []float64 // p x p: K_S^T K_S / S, the shared metric (built on first use)
 }
 
-// newSample draws min(N, hessianRows) rows by selection sampling (Knuth's algorithm S:
-// sorted, O(N) time, O(S) memory, deterministic: a fixed seed).
+// newSample draws min(N, hessianRows) of the fit's N rows by selection sampling (Knuth's
+// algorithm S: sorted, O(N) time, O(S) memory, deterministic: a fixed seed). Across
+// processes every process draws the same rows, reads those it holds and all-gathers them.
 func newSample(g *design, threads int) *sample {
-	n, nx := g.n, g.nx
+	n, nx := g.N, g.nx
 	s := min(n, hessianRows)
 	rows := make([]int, 0, s)
 	if s == n {
@@ -63,17 +71,29 @@ func newSample(g *design, threads int) *sample {
 			}
 		}
 	}
+	sp := g.sp
+	ownLo := make([]int, sp.size+1)
+	for r := 1; r <= sp.size; r++ {
+		ownLo[r] = sort.SearchInts(rows, sp.rowLo[r])
+	}
+	off := sp.rowLo[sp.rank]
 	xs := make([]float32, len(rows)*nx)
-	forChunks(len(rows), threads, func(_, lo, hi int) {
+	own0, own1 := ownLo[sp.rank], ownLo[sp.rank+1]
+	forChunks(own1-own0, threads, func(_, lo, hi int) {
 		buf := make([]float64, nx)
-		for r := lo; r < hi; r++ {
-			for k, v := range g.X.Row(buf, rows[r]) {
+		for r := own0 + lo; r < own0+hi; r++ {
+			for k, v := range g.X.Row(buf, rows[r]-off) {
 				xs[r*nx+k] = float32(v)
 			}
 		}
 	})
+	nxLo := make([]int, len(ownLo))
+	for r, v := range ownLo {
+		nxLo[r] = v * nx
+	}
+	sp.gatherOwned32(xs, nxLo)
 	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
-		colDens: make([]float64, nx)}
+		colDens: make([]float64, nx), own0: own0, own1: own1, off: off, sp: sp, ownLo: ownLo}
 	nnz := 0
 	for _, v := range xs {
 		if v != 0 {
@@ -115,6 +135,22 @@ func newSample(g *design, threads int) *sample {
 		smp.colDens[k] /= float64(len(rows))
 	}
 	return smp
+}
+
+// gatherY returns y's rows at the sample (len(rows) x ny) on every process, from y, this
+// process's rows (n x ny).
+func (s *sample) gatherY(y []float64, ny int) []float64 {
+	ys := make([]float64, len(s.rows)*ny)
+	for r := s.own0; r < s.own1; r++ {
+		i := s.rows[r] - s.off
+		copy(ys[r*ny:(r+1)*ny], y[i*ny:(i+1)*ny])
+	}
+	lo := make([]int, len(s.ownLo))
+	for r, v := range s.ownLo {
+		lo[r] = v * ny
+	}
+	s.sp.gatherOwned(ys, lo)
+	return ys
 }
 
 // dense reports whether the sample is dense enough (half its entries non-zero) for Grams
@@ -175,27 +211,33 @@ type gramScratch struct {
 }
 
 // design returns the sample as a design of its own with the parent's standardisation: the
-// operator of the subsampled problem that warm-starts a large fit (newton.go).
-func (s *sample) design(threads int) *design {
+// operator of the subsampled problem that warm-starts a large fit (newton.go). Across
+// processes every process holds all sample rows; the subproblem's rows are split between
+// them on chunk boundaries (SplitRows), so that it is the single-process subproblem
+// bitwise. The second result is the sample of the subproblem's own rows (all of them).
+func (s *sample) design(threads int) (*design, *sample) {
 	m := len(s.rows)
 	density := float64(s.nnz) / float64(max(1, m*s.nx))
-	X := newKern(Matrix{Rows: m, Cols: s.nx, F32: s.xs}, threads, density)
-	g := &design{X: X, n: m, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
-		mu: s.mu, d: s.d, colSum: make([]float64, numChunks(m)), passFrac: passFrac(density)}
+	sp := layoutSpan(nil, []int{0, m})
+	if s.sp.distributed() {
+		sp = layoutSpan(s.sp.comm, SplitRows(m, s.sp.size))
+		density = 1
+	}
+	lo, hi := sp.rowLo[sp.rank], sp.rowLo[sp.rank+1]
+	X := newKern(Matrix{Rows: hi - lo, Cols: s.nx, F32: s.xs[lo*s.nx : hi*s.nx]}, threads, density)
+	g := &design{X: X, n: hi - lo, N: m, sp: sp, nx: s.nx, p: s.nx, bias: s.bias, threads: threads,
+		mu: s.mu, d: s.d, passFrac: passFrac(density)}
 	if s.bias {
 		g.p++
 	}
-	return g
-}
-
-// whole returns the sample of all rows of the sample's own design (for the subsampled fit).
-func (s *sample) whole() *sample {
-	all := make([]int, len(s.rows))
+	all := make([]int, m)
 	for i := range all {
 		all[i] = i
 	}
-	return &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d, invD: s.invD,
-		nnz: s.nnz, nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens}
+	whole := &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d, invD: s.invD,
+		nnz: s.nnz, nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens,
+		own0: lo, own1: hi, off: lo, sp: sp, ownLo: sp.rowLo}
+	return g, whole
 }
 
 // rawGram accumulates, over the sample rows r in [lo, hi) with use(r) true (use may be nil), the raw products of the

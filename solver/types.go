@@ -97,6 +97,16 @@ type Settings struct {
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).
 	Threads int
 
+	// Comm, if non-nil, makes the fit one fit across the processes it connects: X and Y
+	// passed to Prepare and Fit hold this process's rows only, a contiguous block of the
+	// fit's rows (process r's block before process r+1's), and every process runs the same
+	// calls with the same settings (they are collective). Results are identical on every
+	// process and, when every block but the last has a multiple of ChunkRows rows
+	// (SplitRows), bitwise the single-process fit's. Only the Newton method runs across
+	// processes (the ADMM, the group penalty and multi-start fits are input errors), and X
+	// is always used with the dense kernel. Read by Prepare only. See dist.go.
+	Comm Comm
+
 	// MaxCopyBytes bounds the memory Prepare may spend on a copy of X in another layout:
 	// the compressed sparse rows (CSR) that make products with a sparse X (under 40%
 	// non-zeros, pure-Go backend) faster, 8 bytes per row plus 8 (float32) or 12 (float64)

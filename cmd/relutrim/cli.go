@@ -104,6 +104,9 @@ func (e *ranError) Unwrap() error { return e.err }
 // classified by exitStatus.
 func runE(f func(ctx context.Context, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
+		if group != nil && cmd.Name() != "fit" {
+			return usageErrorf("%s: only relutrim fit runs across MPI processes; run %s without mpirun", cmd.Name(), cmd.Name())
+		}
 		if w := kern.BackendWarning(); w != "" {
 			warnf(cmd, "%s", w) // OpenBLAS picked its slow generic kernels (see README, Backends)
 		}
@@ -118,6 +121,9 @@ func runE(f func(ctx context.Context, cmd *cobra.Command, args []string) error) 
 func exitStatus(ctx context.Context, err error) int {
 	var ue *usageError
 	var re *ranError
+	if st, ok := exitOf(err); ok {
+		return st // another MPI process failed (group.go)
+	}
 	switch {
 	case err == nil:
 		return exitOK
@@ -147,7 +153,7 @@ func execute(args []string, stdout, stderr io.Writer) int {
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	st := exitStatus(ctx, err)
-	if err != nil {
+	if err != nil && group.printsError(err) {
 		msg := err.Error()
 		if st == exitInterrupted {
 			msg = errInterrupted.Error()

@@ -159,6 +159,11 @@ type fitReport struct {
 
 	PathOut    string `json:"path_out,omitempty"`
 	PathPoints int    `json:"path_points,omitempty"`
+
+	// Across MPI processes only (group.go): their number, and MPI's rows per process and
+	// process 0's collectives.
+	Processes int        `json:"processes,omitempty"`
+	MPI       *mpiReport `json:"mpi,omitempty"`
 }
 
 func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
@@ -207,38 +212,67 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		pathOut = filepath.Join(filepath.Dir(fl.out), "path.csv")
 	}
 	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}}
-	for _, c := range outputs {
-		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
-			return err
-		}
+	if err := group.agree(checkOutputs(cmd, outputs, []pathFlag{{"--x", fl.x}, {"--y", fl.y}}), func(e error) int { return exitStatus(ctx, e) }); err != nil {
+		return err // across MPI processes, process 0 (which writes) checks the outputs
 	}
-	if err := checkDistinct(cmd, []pathFlag{{"--x", fl.x}, {"--y", fl.y}}, outputs); err != nil {
-		return err
+	if strings.Contains(fl.x+fl.y, "%d") && group == nil {
+		if !mpiBuilt {
+			return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process, but this relutrim is built without MPI "+
+				"(build it with go build -tags mpi ./cmd/relutrim and start it with mpirun)", fl.x, fl.y)
+		}
+		return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process: start relutrim with mpirun -np K", fl.x, fl.y)
 	}
 
-	// Data: X memory-mapped when it needs more than maxMem, else read.
-	var xm dataio.Matrix
-	mapped, unmap, checkPasses, err := mappedX(cmd, "--x", fl.x, maxMem)
-	switch {
-	case err != nil:
-		return err
-	case mapped != nil:
-		defer unmap()
-		xm = *mapped
-	default:
-		if xm, checkPasses, err = loadMatrixCounted(cmd, "--x", fl.x, false); err != nil {
+	// Data: X memory-mapped when it needs more than maxMem, else read; across MPI
+	// processes, this process's block of rows (group.go).
+	var xm, ym dataio.Matrix
+	var mapped *dataio.Matrix
+	var blk block
+	var checkPasses int
+	var err error
+	if group != nil {
+		var unmap func() error
+		xm, ym, blk, unmap, checkPasses, err = loadBlock(cmd, group, fl.x, fl.y, maxMem)
+		if err != nil {
 			return err
 		}
-	}
-	if xm.Vector {
-		return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
-	}
-	ym, err := loadMatrix(cmd, "--y", fl.y)
-	if err != nil {
-		return err
-	}
-	if ym.Rows != xm.Rows {
-		return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
+		defer unmap()
+		elem := int64(8)
+		if xm.F32 != nil {
+			elem = 4
+		}
+		if blk.mapped && maxMem > 0 && int64(xm.Rows)*int64(xm.Cols)*elem > maxMem {
+			mapped = &xm // out of core: this block needs more than --max-memory
+		}
+		if blk.shards && !solver.ChunkAligned(blk.rowLo) && group.rank == 0 {
+			warnf(cmd, "the shards of --x %s do not all hold a multiple of %d rows (except the last): the fit is one fit, but "+
+				"its reductions are chunked differently from the single-process fit on the concatenated rows, so it equals that "+
+				"only up to rounding", fl.x, solver.ChunkRows)
+		}
+	} else {
+		var unmap func() error
+		mapped, unmap, checkPasses, err = mappedX(cmd, "--x", fl.x, maxMem)
+		switch {
+		case err != nil:
+			return err
+		case mapped != nil:
+			defer unmap()
+			xm = *mapped
+		default:
+			if xm, checkPasses, err = loadMatrixCounted(cmd, "--x", fl.x, false); err != nil {
+				return err
+			}
+		}
+		if xm.Vector {
+			return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
+		}
+		ym, err = loadMatrix(cmd, "--y", fl.y)
+		if err != nil {
+			return err
+		}
+		if ym.Rows != xm.Rows {
+			return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
+		}
 	}
 	if w := workBytes(xm.Rows, xm.Cols, ym.Cols); mapped != nil && w > maxMem {
 		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
@@ -247,6 +281,9 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	X := solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
 	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
 	n, nx, ny := X.Rows, X.Cols, Y.Cols
+	if group != nil {
+		n = blk.rowLo[group.size] // the fit's rows
+	}
 
 	defer limitThreads(fl.threads)()
 	threads := fl.threads
@@ -257,9 +294,18 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.linear {
 		link = solver.Identity
 	}
-	prog := newProgress(cmd)
+	prog := &progress{}
+	if group == nil || group.rank == 0 {
+		prog = newProgress(cmd)
+	}
 	defer prog.Finish()
 	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder(), Method: method}
+	var grec *groupRecorder
+	if group != nil {
+		s.Comm = group.comm
+		grec = newGroupRecorder(group, s.Recorder)
+		s.Recorder = grec
+	}
 	if mapped != nil {
 		s.MaxCopyBytes = maxMem / 2 // never copy X beyond half the cap (the sparse kernel's CSR)
 	}
@@ -276,6 +322,13 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
 		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
 	rep.MaxMemory, rep.OutOfCore = maxMem, mapped != nil
+	if group != nil {
+		rep.Processes = group.size
+		rep.MPI = &mpiReport{Shards: blk.shards, ChunkAligned: solver.ChunkAligned(blk.rowLo)}
+		for r := 0; r < group.size; r++ {
+			rep.MPI.Rows = append(rep.MPI.Rows, blk.rowLo[r+1]-blk.rowLo[r])
+		}
+	}
 	rep.XBytes = int64(n) * int64(nx) * 8
 	if X.F32 != nil {
 		rep.DType = "float32"
@@ -362,13 +415,21 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if pathRows != nil {
 		outs = append(outs, outputFile{"--path-out", pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
 	}
-	outs, err = withReport(cmd, outs, fl.report, rep)
-	if err != nil {
+	if group != nil {
+		rep.MPI.fill(group, grec)
+	}
+	var written []string
+	if group == nil || group.rank == 0 { // across MPI processes, process 0 writes
+		outs, err = withReport(cmd, outs, fl.report, rep)
+		if err == nil {
+			written, err = writeOutputs(ctx, cmd, outs)
+		}
+	}
+	if err := group.agree(err, func(e error) int { return exitStatus(ctx, e) }); err != nil {
 		return err
 	}
-	written, err := writeOutputs(ctx, cmd, outs)
-	if err != nil {
-		return err
+	if group != nil && group.rank != 0 {
+		return nil
 	}
 	if rep.Warning != "" {
 		warnf(cmd, "%s", rep.Warning)
@@ -377,6 +438,20 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		printSummary(cmd.OutOrStdout(), rep, written)
 	}
 	return nil
+}
+
+// checkOutputs checks the output paths before any work (only on process 0 across MPI
+// processes: the others write nothing).
+func checkOutputs(cmd *cobra.Command, outputs, inputs []pathFlag) error {
+	if group != nil && group.rank != 0 {
+		return nil
+	}
+	for _, c := range outputs {
+		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
+			return err
+		}
+	}
+	return checkDistinct(cmd, inputs, outputs)
 }
 
 // fitErr turns an error of the fit into the command's error: cancellation is an
@@ -388,6 +463,10 @@ func fitErr(ctx context.Context, err error) error {
 	var ie *solver.InputError
 	if errors.As(err, &ie) {
 		return usageErrorf("fit: %v", err)
+	}
+	var re *solver.RemoteError
+	if errors.As(err, &re) {
+		return &remoteErr{rank: re.Rank, status: exitUsage} // the solver agrees on its input errors only
 	}
 	return err
 }
@@ -472,6 +551,11 @@ func printSummary(w io.Writer, r *fitReport, written []string) {
 	}
 	fmt.Fprintf(w, "  wrote         %s\n", strings.Join(written, ", "))
 	fmt.Fprintf(w, "  time          %.3fs (%s, %d threads)\n", r.Seconds, r.Backend, r.Threads)
+	if r.MPI != nil {
+		m := r.MPI
+		fmt.Fprintf(w, "  processes     %d (MPI, rows %s): process 0 spent %.3gs in %d collectives, %.3g MB sent + received; per Newton step %.3g kB, %.3gs\n",
+			r.Processes, perOutput(m.Rows), m.Seconds, m.Calls, float64(m.BytesSent+m.BytesReceived)/1e6, m.BytesPerStep/1e3, m.SecondsPerStep)
+	}
 	if r.OutOfCore {
 		fmt.Fprintf(w, "  X from disk   %.3g GB (over --max-memory %.3g GB): %.1f passes, %.3g GB read at %.3g GB/s, %.3gs per pass\n",
 			float64(r.XBytes)/1e9, float64(r.MaxMemory)/1e9, r.XPasses, float64(r.BytesRead)/1e9, r.ReadRateGBs, r.SecondsPerPass)

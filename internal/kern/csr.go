@@ -256,8 +256,8 @@ func csrRowAxpy4[V float32 | float64](d []float64, idx []int32, val []V, B []flo
 	}
 }
 
-// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). Chunk partial sums
-// are added into dst in chunk order: dst = ((P0 + P1) + P2) + ...
+// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). The chunk partials
+// are combined by the fixed chunk tree of tree.go.
 func (m *csr[V]) MulT(dst, A []float64, k int) {
 	d, a, ok := m.mulTArgs(dst, A, k)
 	if !ok {
@@ -270,14 +270,18 @@ func (m *csr[V]) MulT(dst, A []float64, k int) {
 			m.chunkPart(0, a, k, d) // P0 written into dst directly: same sums
 			return
 		}
+		m.s.tree.Reset(len(d), 0, nch, nch, nil)
 		p := m.s.part(0, len(d))
 		for c := range nch {
 			m.chunkPart(c, a, k, p)
-			reduce(d, p, c)
+			m.s.tree.Push(p)
 		}
+		copy(d, m.s.tree.Root())
 		return
 	}
-	m.s.reduceChunks(nw, nch, d, func(_, c int, p []float64) { m.chunkPart(c, a, k, p) })
+	m.s.tree.Reset(len(d), 0, nch, nch, nil)
+	m.s.reduceChunks(nw, nch, len(d), &m.s.tree, func(_, c int, p []float64) { m.chunkPart(c, a, k, p) })
+	copy(d, m.s.tree.Root())
 }
 
 // chunkPart sets part (cols x k) = X_c^T A_c for MulT chunk c.
@@ -392,14 +396,18 @@ func (m *csr[V]) Pass(dst, B []float64, k, kt int, f PassFunc) {
 			unit(0, 0, d) // as MulT: P0 written into dst directly
 			return
 		}
+		m.s.tree.Reset(len(d), 0, nch, nch, nil)
 		p := m.s.part(0, len(d))
 		for c := range nch {
 			unit(0, c, p)
-			reduce(d, p, c)
+			m.s.tree.Push(p)
 		}
+		copy(d, m.s.tree.Root())
 		return
 	}
-	m.s.reduceChunks(nw, nch, d, unit)
+	m.s.tree.Reset(len(d), 0, nch, nch, nil)
+	m.s.reduceChunks(nw, nch, len(d), &m.s.tree, unit)
+	copy(d, m.s.tree.Root())
 }
 
 // passWork returns worker w's workspace (sized by workers before the pass).

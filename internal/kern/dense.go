@@ -1,5 +1,7 @@
 package kern
 
+import "fmt"
+
 // dense is the row-major N x Nx matrix behind NewDense64 / NewDense32.
 type dense[T float32 | float64] struct {
 	shape
@@ -85,37 +87,85 @@ func (m *dense[T]) chunkPart(w, c int, A []float64, k int, part []float64) {
 	mulTChunk(x, n, m.cols, A[lo*k:(lo+n)*k], k, part, &m.s, &m.s.work[w])
 }
 
-// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). Chunk partial sums
-// are added into dst in chunk order: dst = ((P0 + P1) + P2) + ...
+// MulT sets dst = X^T * A (A rows x k, dst cols x k, both row-major). The chunk partials
+// are combined by the fixed chunk tree of tree.go (pairwise, bitwise independent of the
+// thread count).
 func (m *dense[T]) MulT(dst, A []float64, k int) {
 	d, a, ok := m.mulTArgs(dst, A, k)
 	if !ok {
 		return
 	}
+	nch := nChunks(m.rows)
+	m.s.tree.Reset(len(d), 0, nch, nch, nil)
+	m.mulTTree(&m.s.tree, a, k)
+	copy(d, m.s.tree.Root())
+}
+
+// MulTTree pushes the chunk partials of X^T A (cols x k each) into t, whose range must
+// hold exactly X's chunks (a process's rows placed among the chunks of a larger X; see
+// TreeMulT). With no rows or columns nothing is pushed.
+func (m *dense[T]) MulTTree(t *Tree, A []float64, k int) {
+	c0, c1, _ := t.Range()
+	if c1-c0 != nChunks(m.rows) || t.Width() != m.cols*k {
+		panic(fmt.Sprintf("kern: MulTTree: tree of %d chunks x %d values for X %dx%d, k=%d", c1-c0, t.Width(), m.rows, m.cols, k))
+	}
+	if len(A) < m.rows*k {
+		panic(fmt.Sprintf("kern: MulTTree: len(A)=%d, want %d", len(A), m.rows*k))
+	}
+	if k == 0 || m.cols == 0 || m.rows == 0 {
+		return
+	}
+	m.mulTTree(t, A[:m.rows*k], k)
+}
+
+func (m *dense[T]) mulTTree(t *Tree, a []float64, k int) {
 	prepMulT[T](&m.s, k)
 	nch := nChunks(m.rows)
 	nw := m.workers(nch)
 	if nw == 1 {
-		// Same operation sequence as the parallel path: P0 computed into dst
-		// directly is avoided so that dst = P0 + ... is formed identically.
-		p := m.s.part(0, len(d))
+		p := m.s.part(0, m.cols*k)
 		for c := range nch {
 			m.chunkPart(0, c, a, k, p)
-			reduce(d, p, c)
+			t.Push(p)
 		}
 		return
 	}
-	m.s.reduceChunks(nw, nch, d, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
+	m.s.reduceChunks(nw, nch, m.cols*k, t, func(w, c int, p []float64) { m.chunkPart(w, c, a, k, p) })
 }
 
 // Pass fuses Mul and MulT over one read of each chunk (Matrix.Pass). The chunks, their
-// kernels and the ordered reduction are those of Mul and MulT.
+// kernels and the chunk tree are those of Mul and MulT.
 func (m *dense[T]) Pass(dst, B []float64, k, kt int, f PassFunc) {
 	m.fusedArgs(dst, B, k, kt)
 	if m.rows == 0 {
 		clear(dst[:m.cols*kt])
 		return
 	}
+	if kt == 0 {
+		m.pass(nil, B, k, kt, f)
+		return
+	}
+	nch := nChunks(m.rows)
+	m.s.tree.Reset(m.cols*kt, 0, nch, nch, nil)
+	m.pass(&m.s.tree, B, k, kt, f)
+	copy(dst[:m.cols*kt], m.s.tree.Root())
+}
+
+// PassTree is Pass with the chunk partials of X^T A pushed into t (kt > 0), whose range
+// must hold exactly X's chunks, as MulTTree.
+func (m *dense[T]) PassTree(t *Tree, B []float64, k, kt int, f PassFunc) {
+	c0, c1, _ := t.Range()
+	if kt <= 0 || c1-c0 != nChunks(m.rows) || t.Width() != m.cols*kt || len(B) < m.cols*k {
+		panic(fmt.Sprintf("kern: PassTree: tree of %d chunks x %d values for X %dx%d, k=%d, kt=%d", c1-c0, t.Width(), m.rows, m.cols, k, kt))
+	}
+	if m.rows == 0 {
+		return
+	}
+	m.pass(t, B, k, kt, f)
+}
+
+// pass runs Pass's chunks, pushing the partials of X^T A into t (nil: kt = 0).
+func (m *dense[T]) pass(t *Tree, B []float64, k, kt int, f PassFunc) {
 	if k > 0 {
 		prepMul[T](&m.s, B[:m.cols*k], m.cols, k)
 	}
@@ -138,7 +188,7 @@ func (m *dense[T]) Pass(dst, B []float64, k, kt int, f PassFunc) {
 			mulTChunk(x, n, m.cols, ws.a, kt, p, &m.s, ws)
 		}
 	}
-	if kt == 0 || m.cols == 0 {
+	if t == nil {
 		if nw == 1 {
 			for c := range nch {
 				unit(0, c, nil)
@@ -146,17 +196,15 @@ func (m *dense[T]) Pass(dst, B []float64, k, kt int, f PassFunc) {
 		} else {
 			m.s.runChunks(nw, nch, func(w, c int) { unit(w, c, nil) })
 		}
-		clear(dst[:m.cols*kt])
 		return
 	}
-	d := dst[:m.cols*kt]
 	if nw == 1 {
-		p := m.s.part(0, len(d))
+		p := m.s.part(0, m.cols*kt)
 		for c := range nch {
 			unit(0, c, p)
-			reduce(d, p, c)
+			t.Push(p)
 		}
 		return
 	}
-	m.s.reduceChunks(nw, nch, d, unit)
+	m.s.reduceChunks(nw, nch, m.cols*kt, t, unit)
 }

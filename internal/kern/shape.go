@@ -93,6 +93,7 @@ type scratch struct {
 	shr32  []float32 // float32 copy of the factor (openblas, float32 X)
 	work   []workspace
 	parts  [][]float64 // MulT partial sums, one per in-flight slot
+	tree   Tree        // MulT's reduction of the partials (tree.go)
 
 	// chunk scheduling and the MulT ordered reduction
 	mu      sync.Mutex
@@ -145,14 +146,14 @@ func (s *scratch) part(i, n int) []float64 {
 	return s.parts[i]
 }
 
-// reduceChunks sets dst = ((P0 + P1) + P2) + ... for the nch chunk partials, where
-// part(w, c, p) sets p (len(dst)) to the partial of chunk c on worker w. nw workers fill
-// nslot rotating partial buffers; chunk c uses slot c % nslot and may start only after
-// chunk c-nslot has been reduced. The caller reduces chunks in order.
-func (s *scratch) reduceChunks(nw, nch int, dst []float64, part func(w, c int, p []float64)) {
+// reduceChunks pushes the nch chunk partials (width values each) into t in chunk order,
+// where part(w, c, p) sets p to the partial of chunk c on worker w. nw workers fill nslot
+// rotating partial buffers; chunk c uses slot c % nslot and may start only after chunk
+// c-nslot has been pushed. The caller pushes chunks in order.
+func (s *scratch) reduceChunks(nw, nch, width int, t *Tree, part func(w, c int, p []float64)) {
 	nslot := nw + 1
 	for i := range nslot {
-		s.part(i, len(dst))
+		s.part(i, width)
 	}
 	if cap(s.done) < nslot {
 		s.done = make([]bool, nslot)
@@ -177,7 +178,7 @@ func (s *scratch) reduceChunks(nw, nch int, dst []float64, part func(w, c int, p
 		}
 		s.done[slot] = false
 		s.mu.Unlock()
-		reduce(dst, s.parts[slot], c)
+		t.Push(s.parts[slot])
 		s.mu.Lock()
 		s.reduced = c + 1
 		s.cond.Broadcast()
@@ -200,16 +201,4 @@ func (s *scratch) slotPart(w, c, nslot int, part func(w, c int, p []float64)) {
 	s.done[slot] = true
 	s.cond.Broadcast()
 	s.mu.Unlock()
-}
-
-// reduce adds the partial of chunk c into dst (copying for the first chunk).
-func reduce(dst, p []float64, c int) {
-	if c == 0 {
-		copy(dst, p)
-		return
-	}
-	p = p[:len(dst)]
-	for i, v := range p {
-		dst[i] += v
-	}
 }
