@@ -204,10 +204,10 @@ func peakRSS() int64 {
 }
 
 // workBytes estimates the memory a fit needs besides X (README, "X larger than memory"):
-// about six N x Ny float64 arrays (Y, the Newton solver's residual and forward product, the
-// bound's dual point; the ADMM's three scalar duals instead), two per-row vectors, and the
-// row sample of at most 20,000 rows of X in float64 with its gathered standardised copy.
+// at most six N x Ny float64 arrays (Y and the ADMM's iterate and three scalar duals; the
+// Newton solver needs three: Y, w = X U + b and the bound's dual point), two per-row
+// vectors, and the row sample of at most 20,000 rows of X in float32.
 func workBytes(n, nx, ny int) int64 {
 	s := int64(min(n, 20000))
-	return 8*int64(n)*int64(ny)*6 + 16*int64(n) + 16*s*int64(nx+1)
+	return 8*int64(n)*int64(ny)*6 + 16*int64(n) + 4*s*int64(nx+1)
 }
