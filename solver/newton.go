@@ -192,7 +192,8 @@ func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, r
 	smp, ny := nt.smp, nt.ny
 	ys := smp.gatherY(nt.y, ny)
 	sg, whole := smp.design(nt.threads)
-	sub := newNewtonOn(sg, whole, ys[whole.own0*ny:whole.own1*ny], ny, nt.lambda, nt.lam, st)
+	lo, hi := sg.sp.rowLo[sg.sp.rank], sg.sp.rowLo[sg.sp.rank+1] // this process's sample rows
+	sub := newNewtonOn(sg, whole, ys[lo*ny:hi*ny], ny, nt.lambda, nt.lam, st)
 	sub.mask = nt.mask
 	sst := *st
 	sst.Recorder = nil

@@ -2,7 +2,9 @@ package solver
 
 import (
 	"math/rand/v2"
+	"os"
 	"sort"
+	"strconv"
 	"sync"
 
 	"gonum.org/v1/gonum/floats"
@@ -93,7 +95,22 @@ func newSample(g *design, threads int) *sample {
 	}
 	sp.gatherOwned32(xs, nxLo)
 	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
-		colDens: make([]float64, nx), own0: own0, own1: own1, off: off, sp: sp, ownLo: ownLo}
+		own0: own0, own1: own1, off: off, sp: sp, ownLo: ownLo}
+	smp.index()
+	if !smp.dense() && n < coarseMinRatio*hessianRows {
+		// Sparse rows live in the non-zero pattern; the dense copy is only needed as the
+		// design of the coarse start, which fits with fewer rows do not make (on the W
+		// problem the copy was as large as X).
+		smp.xs = nil
+	}
+	return smp
+}
+
+// index computes what the Grams need from the sample's rows xs: the non-zero count, the
+// non-zeros' pattern (sparse samples), each column's density and 1/d.
+func (smp *sample) index() {
+	rows, nx, xs := smp.rows, smp.nx, smp.xs
+	smp.colDens = make([]float64, nx)
 	nnz := 0
 	for _, v := range xs {
 		if v != 0 {
@@ -121,20 +138,13 @@ func newSample(g *design, threads int) *sample {
 			}
 		}
 	}
-	if !smp.dense() && n < coarseMinRatio*hessianRows {
-		// Sparse rows live in the non-zero pattern; the dense copy is only needed as the
-		// design of the coarse start, which fits with fewer rows do not make (on the W
-		// problem the copy was as large as X).
-		smp.xs = nil
-	}
 	smp.invD = make([]float64, nx)
 	for k := range smp.invD {
-		smp.invD[k] = 1 / g.d[k]
+		smp.invD[k] = 1 / smp.d[k]
 	}
 	for k := range smp.colDens {
 		smp.colDens[k] /= float64(len(rows))
 	}
-	return smp
 }
 
 // gatherY returns y's rows at the sample (len(rows) x ny) on every process, from y, this
@@ -230,14 +240,38 @@ func (s *sample) design(threads int) (*design, *sample) {
 	if s.bias {
 		g.p++
 	}
-	all := make([]int, m)
-	for i := range all {
-		all[i] = i
+	step := coarseHessianStep()
+	if step <= 1 {
+		all := make([]int, m)
+		for i := range all {
+			all[i] = i
+		}
+		whole := &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d, invD: s.invD,
+			nnz: s.nnz, nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens,
+			own0: lo, own1: hi, off: lo, sp: sp, ownLo: sp.rowLo}
+		return g, whole
 	}
-	whole := &sample{rows: all, nx: s.nx, bias: s.bias, xs: s.xs, mu: s.mu, d: s.d, invD: s.invD,
-		nnz: s.nnz, nzIdx: s.nzIdx, nzVal: s.nzVal, nzPtr: s.nzPtr, colDens: s.colDens,
-		own0: lo, own1: hi, off: lo, sp: sp, ownLo: sp.rowLo}
+	var sel []int
+	for i := 0; i < m; i += step {
+		sel = append(sel, i)
+	}
+	xs := make([]float32, len(sel)*s.nx)
+	for r, i := range sel {
+		copy(xs[r*s.nx:(r+1)*s.nx], s.xs[i*s.nx:(i+1)*s.nx])
+	}
+	ownLo := make([]int, len(sp.rowLo))
+	for r, v := range sp.rowLo {
+		ownLo[r] = sort.SearchInts(sel, v)
+	}
+	whole := &sample{rows: sel, nx: s.nx, bias: s.bias, xs: xs, mu: s.mu, d: s.d,
+		own0: ownLo[sp.rank], own1: ownLo[sp.rank+1], off: lo, sp: sp, ownLo: ownLo}
+	whole.index()
 	return g, whole
+}
+
+func coarseHessianStep() int {
+	v, _ := strconv.Atoi(os.Getenv("RT_CSTEP"))
+	return v
 }
 
 // rawGram accumulates, over the sample rows r in [lo, hi) with use(r) true (use may be nil), the raw products of the
