@@ -2,9 +2,7 @@ package solver
 
 import (
 	"math/rand/v2"
-	"os"
 	"sort"
-	"strconv"
 	"sync"
 
 	"gonum.org/v1/gonum/floats"
@@ -224,8 +222,9 @@ type gramScratch struct {
 // operator of the subsampled problem that warm-starts a large fit (newton.go). Across
 // processes every process holds all sample rows; the subproblem's rows are split between
 // them on chunk boundaries (SplitRows), so that it is the single-process subproblem
-// bitwise. The second result is the sample of the subproblem's own rows (all of them).
-func (s *sample) design(threads int) (*design, *sample) {
+// bitwise. The second result is the subproblem's own Hessian sample: every step-th of its
+// rows (all of them for step <= 1).
+func (s *sample) design(threads, step int) (*design, *sample) {
 	m := len(s.rows)
 	density := float64(s.nnz) / float64(max(1, m*s.nx))
 	sp := layoutSpan(nil, []int{0, m})
@@ -240,7 +239,6 @@ func (s *sample) design(threads int) (*design, *sample) {
 	if s.bias {
 		g.p++
 	}
-	step := coarseHessianStep()
 	if step <= 1 {
 		all := make([]int, m)
 		for i := range all {
@@ -267,11 +265,6 @@ func (s *sample) design(threads int) (*design, *sample) {
 		own0: ownLo[sp.rank], own1: ownLo[sp.rank+1], off: lo, sp: sp, ownLo: ownLo}
 	whole.index()
 	return g, whole
-}
-
-func coarseHessianStep() int {
-	v, _ := strconv.Atoi(os.Getenv("RT_CSTEP"))
-	return v
 }
 
 // rawGram accumulates, over the sample rows r in [lo, hi) with use(r) true (use may be nil), the raw products of the
