@@ -481,24 +481,42 @@ func (nt *newton) settle(act, fix []int, all, init bool) {
 		for jj, j := range act {
 			remaj := remajs[jj]
 			var tsum, ssum, nch float64
-			for i := lo; i < hi; i++ {
-				idx := i*ny + j
-				w, y := W[idx], Yv[idx]
-				up := Up.get(idx)
-				if remaj && !isId && y > 0 && (w >= 0) != up {
-					up = !up
-					Up.flip(idx)
-					nch++
+			rc := r[jj:]
+			if isId { // every term is its own quadratic
+				for i := lo; i < hi; i++ {
+					idx := i*ny + j
+					e := W[idx] - Yv[idx]
+					tsum += e * e
+					ssum += e * e
+					rc[(i-lo)*na] = e
 				}
-				e := w - y
-				tv := e * e // the term: (act(w) - y)^2
-				if !isId && w < 0 {
-					tv = y * y
+			} else {
+				for i := lo; i < hi; i++ {
+					idx := i*ny + j
+					w, y := W[idx], Yv[idx]
+					up := Up.get(idx)
+					if remaj && y > 0 && (w >= 0) != up {
+						up = !up
+						Up.flip(idx)
+						nch++
+					}
+					e := w - y
+					ee := e * e
+					if w < 0 { // the term: (relu(w) - y)^2
+						tsum += y * y
+					} else {
+						tsum += ee
+					}
+					// The majoriser (majorizer, inlined): curved with value e^2 and
+					// residual e, else flat at y^2.
+					if (y > 0 && (up || w > 2*y)) || (y <= 0 && w > 0) {
+						ssum += ee
+						rc[(i-lo)*na] = e
+					} else {
+						ssum += y * y
+						rc[(i-lo)*na] = 0
+					}
 				}
-				tsum += tv
-				sv, rv := majorizer(w, y, up, isId)
-				ssum += sv
-				r[(i-lo)*na+jj] = rv
 			}
 			acc[width*jj] += tsum
 			acc[width*jj+1] += ssum
@@ -941,9 +959,10 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 		for tt, j := range cols { // per output, the chunk's rows in order
 			st := steps[tt]
 			var sum float64
+			kc := kb[tt:]
 			for i := lo; i < hi; i++ {
 				idx := i*ny + j
-				kd := kb[(i-lo)*nt2+tt]
+				kd := kc[(i-lo)*nt2]
 				var v float64
 				if first {
 					v = W[idx] + kd
@@ -951,8 +970,14 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 				} else {
 					v = W[idx] + st*kd
 				}
-				sv, _ := majorizer(v, Yv[idx], Up.get(idx), isId)
-				sum += sv
+				y := Yv[idx]
+				// The majoriser at v (majorizer, inlined).
+				if isId || (y > 0 && (Up.get(idx) || v > 2*y)) || (y <= 0 && v > 0) {
+					e := v - y
+					sum += e * e
+				} else {
+					sum += y * y
+				}
 			}
 			acc[tt] += sum
 		}
