@@ -166,6 +166,18 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 	return p, nil
 }
 
+// WithNM returns a Pruner for the N:M pattern pat (Options.NM) on the same model and
+// calibration data, sharing p's dense activations and its cached lambda paths: a cached
+// path depends only on the layer's inputs and dense outputs, not on the pattern, so the
+// N:M row of the demo continues the first layer's path of the sparsity levels instead of
+// solving it again. The two Pruners must not run concurrently.
+func (p *Pruner) WithNM(pat NM) *Pruner {
+	q := *p
+	q.opt.NM = pat
+	q.curves = nil
+	return &q
+}
+
 // positions draws the output positions a convolution is fitted on: all of them when their
 // patches fit in MaxXBytes, else a seeded sample without replacement, sorted.
 func (p *Pruner) positions(L model.Layer, l int) []int {

@@ -260,3 +260,59 @@ func TestNM(t *testing.T) {
 		t.Errorf("relutrim's logits error %.4f not below magnitude's %.4f and Wanda's %.4f", er, em, ew)
 	}
 }
+
+// TestWithNMSharesPath: an N:M Pruner derived with WithNM after an unstructured level
+// continues that level's first-layer lambda path (the same cached path, so its first layer
+// needs fewer solver iterations than a fresh Pruner's), keeps the pattern in every row and group, and
+// fits the calibration logits about as well as a fresh N:M Pruner (within 10% relative
+// error; the reference is the fresh Pruner, tested against the baselines in TestNM), and
+// the unstructured Pruner's own next level is unaffected by the derived one's options.
+func TestWithNMSharesPath(t *testing.T) {
+	s := loadSmall(t)
+	ctx := context.Background()
+	pat := NM{N: 2, M: 4}
+	p, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := Budget(s.m, 0.7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := p.Prune(ctx, keep); err != nil {
+		t.Fatal(err)
+	}
+	cached := p.cache[0]
+	q := p.WithNM(pat)
+	if q.cache[0] != cached {
+		t.Fatal("WithNM did not share the first layer's cached path")
+	}
+	shared, repS, err := q.Prune(ctx, NMKeep(s.m, pat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2, NM: pat})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, repF, err := fresh.Prune(ctx, NMKeep(s.m, pat))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNM(t, "shared path", shared, pat)
+	if repS[0].Iters >= repF[0].Iters {
+		t.Errorf("layer 0: %d solver iterations on the shared path, %d fresh: nothing reused", repS[0].Iters, repF[0].Iters)
+	}
+	dense := s.m.Forward(s.calib, s.nCal)
+	logits := dense[len(dense)-1]
+	errOf := func(m model.Model) float64 {
+		acts := m.Forward(s.calib, s.nCal)
+		return relErr(acts[len(acts)-1], logits)
+	}
+	if es, ef := errOf(shared), errOf(own); es > 1.1*ef {
+		t.Errorf("logits error %.4f with the shared path, %.4f fresh", es, ef)
+	}
+	if p.opt.NM.N != 0 {
+		t.Errorf("WithNM changed the original Pruner's pattern to %+v", p.opt.NM)
+	}
+}

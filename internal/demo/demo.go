@@ -228,12 +228,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	for _, pat := range cfg.NM {
 		t0 := time.Now()
-		o := opt
-		o.NM = pat
-		pn, err := prune.NewPruner(m, calib, n, o)
-		if err != nil {
-			return nil, err
-		}
+		pn := p.WithNM(pat) // continues the levels' cached first-layer path
 		pm, reps, err := pn.Prune(ctx, prune.NMKeep(m, pat))
 		if err != nil {
 			return nil, err
