@@ -43,7 +43,7 @@ sys.path.insert(0, HERE)
 # bench_neurons sets OMP_WAIT_POLICY=PASSIVE before torch loads (see there) and holds the
 # timing loop, so that both benchmarks time alike.
 import bench_neurons  # noqa: E402
-from bench_neurons import cpu_name, run, time_models, uptime  # noqa: E402
+from bench_neurons import accuracies, header, prune_both, relutrim_line, run, time_grid, uptime  # noqa: E402
 import eval_onnx  # noqa: E402
 import mnist_data  # noqa: E402
 
@@ -122,19 +122,7 @@ def bench(args, tmp):
     sparse, sparse_js = os.path.join(work, "sparse.onnx"), os.path.join(work, "sparse.json")
     chan, chan_js = os.path.join(work, "channels.onnx"), os.path.join(work, "channels.json")
     common = ["--model", DENSE, "--calib", calib, "--test-x", tx, "--test-y", ty, "--max-patch-mib", str(args.max_patch_mib)]
-    t_sparse = t_chan = float("nan")
-    if not args.reuse:
-        t0 = time.time()
-        run([binary, "prune"] + common + ["--sparsity", s, "--out", sparse, "--report", sparse_js])
-        t_sparse = time.time() - t0
-        t0 = time.time()
-        run([binary, "prune"] + common + ["--structure", "neurons", "--sparsity", s, "--compare",
-                                          "--out", chan, "--report", chan_js])
-        t_chan = time.time() - t0
-    with open(chan_js) as f:
-        crep = json.load(f)
-    with open(sparse_js) as f:
-        srep = json.load(f)
+    t_sparse, t_chan, srep, crep = prune_both(binary, common, s, sparse, sparse_js, chan, chan_js, args.reuse)
 
     names = {"dense": DENSE, "unstructured %s (zeros)" % pct: sparse,
              "channels: %s of hidden channels removed (relutrim)" % pct: chan}
@@ -143,31 +131,12 @@ def bench(args, tmp):
         models[name], infos[name] = eval_onnx.load(path)
     xt = torch.from_numpy((xte.astype(np.float32) / np.float32(255.0)).reshape(-1, 1, 28, 28))
     yt = torch.from_numpy(yte)
-    acc = {}
-    with torch.no_grad():
-        for name, m in models.items():
-            pred = torch.cat([m(xt[i:i + 1000]).argmax(dim=1) for i in range(0, xt.shape[0], 1000)])
-            acc[name] = (pred == yt).double().mean().item()
+    acc = accuracies(models, xt, yt)
     mac = {name: macs(m, xt) for name, m in models.items()}
-
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, xt.shape[0], (256,), generator=g)
-    times, mins, cpus = {}, {}, {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for batch in (1, 256):
-            x = xt[idx[:batch]].contiguous()
-            times[(threads, batch)], mins[(threads, batch)], cpus[(threads, batch)] = time_models(
-                models, x, args.budget, args.rounds)
+    times, mins, cpus = time_grid(models, xt, args.budget, args.rounds)
     after = uptime()
 
-    out = []
-    out.append("bench_channels.py: %s UTC, %s, torch %s, OMP_WAIT_POLICY=%s; median over %d rounds of ~%g s per model"
-               % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_name(), torch.__version__,
-                  os.environ.get("OMP_WAIT_POLICY"), args.rounds, args.budget))
-    out.append("uptime before: " + before)
-    out.append("uptime after:  " + after)
-    out.append("")
+    out = header("bench_channels.py", args, before, after)
     out.append("| model | weight shapes | non-zero weights | MACs / image | test acc. (torch) | b=1, 1 thr | b=1, 2 thr | b=256, 1 thr | b=256, 2 thr | speedup b=1, 1 / 2 thr | speedup b=256, 1 / 2 thr (median) | (min) | (CPU time) |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     d = "dense"
@@ -181,13 +150,8 @@ def bench(args, tmp):
         out.append("| %s | %s | %d | %d | %.2f%% | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             name, weight_shapes(infos[name]), nonzeros(infos[name]), mac[name], 100 * acc[name],
             us(1, 1), us(2, 1), us(1, 256), us(2, 256), ratio(times, 1), ratio(times, 256), ratio(mins, 256), ratio(cpus, 256)))
-    a = crep.get("accuracy", {})
     out.append("")
-    out.append("relutrim's reports (Go forward pass, 10000 test images): dense %.2f%%; unstructured %s: %.2f%%; "
-               "channels: relutrim %.2f%%, L2-norm baseline %.2f%% (same shapes as relutrim's), L2-norm + relutrim's refit %.2f%%"
-               % (100 * a.get("dense_test", float("nan")), pct, 100 * srep["accuracy"]["relutrim_test"],
-                  100 * a.get("relutrim_test", float("nan")), 100 * a.get("l2norm_test", float("nan")),
-                  100 * a.get("l2norm_refit_test", float("nan"))))
+    out.append(relutrim_line(srep, crep, pct, "channels"))
     out.append("channels kept per hidden layer: %s of %s; prune times: unstructured %.1f s, channels (with --compare) %.1f s"
                % (crep["units_kept"], crep["units"], t_sparse, t_chan))
     print("\n".join(out))

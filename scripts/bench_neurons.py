@@ -154,6 +154,69 @@ def time_models(models, x, budget, rounds):
             {name: statistics.median(v) for name, v in cpu.items()})
 
 
+def prune_both(binary, common, sparsity, sparse_out, sparse_js, struct_out, struct_js, reuse):
+    """Runs relutrim prune twice (unstructured, then --structure neurons with --compare)
+    unless reuse, and returns the two wall times (nan when reused) and the two reports."""
+    t_sparse = t_struct = float("nan")
+    if not reuse:
+        t0 = time.time()
+        run([binary, "prune"] + common + ["--sparsity", sparsity, "--out", sparse_out, "--report", sparse_js])
+        t_sparse = time.time() - t0
+        t0 = time.time()
+        run([binary, "prune"] + common + ["--structure", "neurons", "--sparsity", sparsity, "--compare",
+                                          "--out", struct_out, "--report", struct_js])
+        t_struct = time.time() - t0
+    with open(sparse_js) as f:
+        srep = json.load(f)
+    with open(struct_js) as f:
+        nrep = json.load(f)
+    return t_sparse, t_struct, srep, nrep
+
+
+def accuracies(models, xt, yt):
+    """Test accuracy of every model in torch, 1000 images at a time."""
+    acc = {}
+    with torch.no_grad():
+        for name, m in models.items():
+            pred = torch.cat([m(xt[i:i + 1000]).argmax(dim=1) for i in range(0, xt.shape[0], 1000)])
+            acc[name] = (pred == yt).double().mean().item()
+    return acc
+
+
+def time_grid(models, xt, budget, rounds):
+    """time_models at 1 and 2 threads and batches 1 and 256 (the same 256 seeded test
+    images for every model): dicts keyed by (threads, batch) of the per-model medians,
+    minima and CPU times."""
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(0, xt.shape[0], (256,), generator=g)
+    times, mins, cpus = {}, {}, {}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for batch in (1, 256):
+            x = xt[idx[:batch]].contiguous()
+            times[(threads, batch)], mins[(threads, batch)], cpus[(threads, batch)] = time_models(
+                models, x, budget, rounds)
+    return times, mins, cpus
+
+
+def header(script, args, before, after):
+    """The first lines of a report: when, where, torch, the timing rounds and the load."""
+    return ["%s: %s UTC, %s, torch %s, OMP_WAIT_POLICY=%s; median over %d rounds of ~%g s per model"
+            % (script, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_name(), torch.__version__,
+               os.environ.get("OMP_WAIT_POLICY"), args.rounds, args.budget),
+            "uptime before: " + before, "uptime after:  " + after, ""]
+
+
+def relutrim_line(srep, rep, pct, what):
+    """relutrim's own accuracies from its reports (Go forward pass)."""
+    a = rep.get("accuracy", {})
+    return ("relutrim's reports (Go forward pass, 10000 test images): dense %.2f%%; unstructured %s: %.2f%%; "
+            "%s: relutrim %.2f%%, L2-norm baseline %.2f%% (same shapes as relutrim's), L2-norm + relutrim's refit %.2f%%"
+            % (100 * a.get("dense_test", float("nan")), pct, 100 * srep["accuracy"]["relutrim_test"], what,
+               100 * a.get("relutrim_test", float("nan")), 100 * a.get("l2norm_test", float("nan")),
+               100 * a.get("l2norm_refit_test", float("nan"))))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--relutrim", help="relutrim binary (default: go build one)")
@@ -193,19 +256,7 @@ def bench(args, tmp):
     sparse_st, sparse_js = os.path.join(work, "sparse.safetensors"), os.path.join(work, "sparse.json")
     neur_st, neur_js = os.path.join(work, "neurons.safetensors"), os.path.join(work, "neurons.json")
     common = ["--model", DENSE, "--calib", calib, "--test-x", tx, "--test-y", ty]
-    t_sparse = t_neur = float("nan")
-    if not args.reuse:
-        t0 = time.time()
-        run([binary, "prune"] + common + ["--sparsity", s, "--out", sparse_st, "--report", sparse_js])
-        t_sparse = time.time() - t0
-        t0 = time.time()
-        run([binary, "prune"] + common + ["--structure", "neurons", "--sparsity", s, "--compare",
-                                          "--out", neur_st, "--report", neur_js])
-        t_neur = time.time() - t0
-    with open(neur_js) as f:
-        nrep = json.load(f)
-    with open(sparse_js) as f:
-        srep = json.load(f)
+    t_sparse, t_neur, srep, nrep = prune_both(binary, common, s, sparse_st, sparse_js, neur_st, neur_js, args.reuse)
 
     tensors = {"dense": st.load_file(DENSE), "sparse": st.load_file(sparse_st), "neurons": st.load_file(neur_st)}
     models = {
@@ -218,30 +269,11 @@ def bench(args, tmp):
            "neurons: %s of units removed (relutrim)" % pct: "neurons"}
     xt = torch.from_numpy(xte.astype(np.float32) / np.float32(255.0))
     yt = torch.from_numpy(yte)
-    acc = {}
-    with torch.no_grad():
-        for name, m in models.items():
-            pred = torch.cat([m(xt[i:i + 1000]).argmax(dim=1) for i in range(0, xt.shape[0], 1000)])
-            acc[name] = (pred == yt).double().mean().item()
-
-    g = torch.Generator().manual_seed(0)
-    idx = torch.randint(0, xt.shape[0], (256,), generator=g)
-    times, mins, cpus = {}, {}, {}
-    for threads in (1, 2):
-        torch.set_num_threads(threads)
-        for batch in (1, 256):
-            x = xt[idx[:batch]].contiguous()
-            times[(threads, batch)], mins[(threads, batch)], cpus[(threads, batch)] = time_models(
-                models, x, args.budget, args.rounds)
+    acc = accuracies(models, xt, yt)
+    times, mins, cpus = time_grid(models, xt, args.budget, args.rounds)
     after = uptime()
 
-    out = []
-    out.append("bench_neurons.py: %s UTC, %s, torch %s, OMP_WAIT_POLICY=%s; median over %d rounds of ~%g s per model"
-               % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), cpu_name(), torch.__version__,
-                  os.environ.get("OMP_WAIT_POLICY"), args.rounds, args.budget))
-    out.append("uptime before: " + before)
-    out.append("uptime after:  " + after)
-    out.append("")
+    out = header("bench_neurons.py", args, before, after)
     out.append("| model | layers (in x out) | non-zero weights | test acc. (torch) | b=1, 1 thr | b=1, 2 thr | b=256, 1 thr | b=256, 2 thr | speedup b=256, 1 / 2 thr (median) | (min) | (CPU time) |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     d = "dense"
@@ -253,13 +285,8 @@ def bench(args, tmp):
         spc = "%.2fx / %.2fx" % (cpus[(1, 256)][d] / cpus[(1, 256)][name], cpus[(2, 256)][d] / cpus[(2, 256)][name])
         out.append("| %s | %s | %d | %.2f%% | %s | %s | %s | %s | %s | %s | %s |" % (
             name, shapes(t), nonzeros(t), 100 * acc[name], us(1, 1), us(2, 1), us(1, 256), us(2, 256), sp, spm, spc))
-    a = nrep.get("accuracy", {})
     out.append("")
-    out.append("relutrim's reports (Go forward pass, 10000 test images): dense %.2f%%; unstructured %s: %.2f%%; "
-               "neurons: relutrim %.2f%%, L2-norm baseline %.2f%% (same shapes as relutrim's), L2-norm + relutrim's refit %.2f%%"
-               % (100 * a.get("dense_test", float("nan")), pct, 100 * srep["accuracy"]["relutrim_test"],
-                  100 * a.get("relutrim_test", float("nan")), 100 * a.get("l2norm_test", float("nan")),
-                  100 * a.get("l2norm_refit_test", float("nan"))))
+    out.append(relutrim_line(srep, nrep, pct, "neurons"))
     out.append("units kept per hidden layer: %s of %s; prune times: unstructured %.1f s, neurons (with --compare) %.1f s"
                % (nrep["units_kept"], nrep["units"], t_sparse, t_neur))
     print("\n".join(out))
