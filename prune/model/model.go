@@ -530,17 +530,31 @@ func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
 	k := m.Outputs()
 	in := m.InShape().Size()
 	right := 0
-	for s := 0; s < n; s += accuracyBlock {
-		b := min(accuracyBlock, n-s)
+	block := m.accuracyBlock()
+	for s := 0; s < n; s += block {
+		b := min(block, n-s)
 		acts := m.Forward(X[s*in:(s+b)*in], b)
 		right += countRight(acts[len(acts)-1], b, k, labels[s:s+b])
 	}
 	return float64(right) / float64(n)
 }
 
-// accuracyBlock is the number of samples Accuracy runs at once (for a CNN, each sample's
-// activations are tens of thousands of values).
-const accuracyBlock = 256
+// accuracyBlock returns the number of samples Accuracy runs at once: as many as keep the
+// widest activation of a block within accuracyFloats values, at least 256. For a CNN
+// (tens of thousands of values per sample) that is a few hundred samples; for the demo's
+// MLP 5,350, so that the products' chunks of 1024 rows run on all threads (with blocks of
+// 256 every product was one chunk on one goroutine: the demo's 16 evaluations of the 10,000
+// test images took about 4 of its 27 s). Each sample's outputs do not depend on the block.
+func (m Model) accuracyBlock() int {
+	w := m.InShape().Size()
+	for _, L := range m.Layers {
+		w = max(w, L.OutShape().Size())
+	}
+	return max(256, accuracyFloats/max(w, 1))
+}
+
+// accuracyFloats bounds the values of one activation of an Accuracy block (32 MB).
+const accuracyFloats = 1 << 22
 
 func countRight(out []float64, n, k int, labels []int) int {
 	right := 0
