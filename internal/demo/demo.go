@@ -164,9 +164,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	train, err := mnist.Load(dir, true)
+	train, err := mnist.LoadFirst(dir, true, cfg.CalibRows) // only the calibration images
 	if err != nil {
 		return nil, err
+	}
+	if train.N < cfg.CalibRows {
+		return nil, fmt.Errorf("demo: %d calibration images asked for, MNIST has %d training images", cfg.CalibRows, train.N)
 	}
 	test, err := mnist.Load(dir, false)
 	if err != nil {

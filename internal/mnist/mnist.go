@@ -85,16 +85,21 @@ func escape(path string) string {
 }
 
 // Load reads the training or test set from dir.
-func Load(dir string, train bool) (Set, error) {
+func Load(dir string, train bool) (Set, error) { return LoadFirst(dir, train, 0) }
+
+// LoadFirst reads the first n images of the training or test set from dir (all of them
+// when n <= 0 or n exceeds the set): the files are decompressed only that far (the demo's
+// 2000 calibration images: 0.03 instead of 0.4 s).
+func LoadFirst(dir string, train bool, n int) (Set, error) {
 	pre := "t10k"
 	if train {
 		pre = "train"
 	}
-	imgs, rows, cols, err := readIDX(filepath.Join(dir, pre+"-images-idx3-ubyte.gz"), 3)
+	imgs, rows, cols, err := readIDX(filepath.Join(dir, pre+"-images-idx3-ubyte.gz"), 3, n)
 	if err != nil {
 		return Set{}, err
 	}
-	labs, n, _, err := readIDX(filepath.Join(dir, pre+"-labels-idx1-ubyte.gz"), 1)
+	labs, n, _, err := readIDX(filepath.Join(dir, pre+"-labels-idx1-ubyte.gz"), 1, n)
 	if err != nil {
 		return Set{}, err
 	}
@@ -112,8 +117,9 @@ func Load(dir string, train bool) (Set, error) {
 }
 
 // readIDX reads a gzipped IDX file of unsigned bytes with dims dimensions (big-endian
-// header: magic 0x00000800+dims, then the sizes).
-func readIDX(path string, dims int) (data []byte, d1, rest int, err error) {
+// header: magic 0x00000800+dims, then the sizes), its first limit items (all when limit
+// <= 0 or larger than the file's count); d1 is the number of items read.
+func readIDX(path string, dims, limit int) (data []byte, d1, rest int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, 0, 0, fmt.Errorf("mnist: %w", err)
@@ -129,6 +135,9 @@ func readIDX(path string, dims int) (data []byte, d1, rest int, err error) {
 	}
 	if hdr[0] != uint32(0x800+dims) {
 		return nil, 0, 0, fmt.Errorf("mnist: %s: magic %#x, want %#x", path, hdr[0], 0x800+dims)
+	}
+	if limit > 0 && limit < int(hdr[1]) {
+		hdr[1] = uint32(limit)
 	}
 	size := 1
 	for _, v := range hdr[1:] {

@@ -41,3 +41,36 @@ func TestEscape(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// TestLoadFirst: the first n images and labels equal the full load's (the reference is Load
+// itself, checked against the published labels above), n beyond the set gives the whole set.
+func TestLoadFirst(t *testing.T) {
+	d, err := Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := Load(d, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 37, 10000, 20000} {
+		part, err := LoadFirst(d, false, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(n, full.N)
+		if part.N != want || len(part.X) != want*784 || len(part.Labels) != want {
+			t.Fatalf("n=%d: N=%d, %d pixels, %d labels", n, part.N, len(part.X), len(part.Labels))
+		}
+		for i := range part.X {
+			if part.X[i] != full.X[i] {
+				t.Fatalf("n=%d: pixel %d = %v, full load %v", n, i, part.X[i], full.X[i])
+			}
+		}
+		for i := range part.Labels {
+			if part.Labels[i] != full.Labels[i] {
+				t.Fatalf("n=%d: label %d = %d, full load %d", n, i, part.Labels[i], full.Labels[i])
+			}
+		}
+	}
+}
