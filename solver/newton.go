@@ -229,11 +229,8 @@ func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, r
 //	y <= 0:                                   y^2 left of 0, (w - y)^2 right of it (= the term)
 //	y > 0 majorised at w0 < 0:                y^2 left of 2y, (w - y)^2 right of it
 func majorizer(w, y float64, upper, identity bool) (value, r float64) {
-	e := w - y
-	switch {
-	case identity || (y > 0 && upper):
-		return e * e, e
-	case y <= 0 && w > 0, y > 0 && w > 2*y:
+	if curvedAt(w, y, upper, identity) {
+		e := w - y
 		return e * e, e
 	}
 	return y * y, 0
@@ -500,22 +497,15 @@ func (nt *newton) settle(act, fix []int, all, init bool) {
 						Up.flip(idx)
 						nch++
 					}
-					e := w - y
-					ee := e * e
 					if w < 0 { // the term: (relu(w) - y)^2
 						tsum += y * y
 					} else {
-						tsum += ee
+						e := w - y
+						tsum += e * e
 					}
-					// The majoriser (majorizer, inlined): curved with value e^2 and
-					// residual e, else flat at y^2.
-					if (y > 0 && (up || w > 2*y)) || (y <= 0 && w > 0) {
-						ssum += ee
-						rc[(i-lo)*na] = e
-					} else {
-						ssum += y * y
-						rc[(i-lo)*na] = 0
-					}
+					sv, rv := majorizer(w, y, up, false)
+					ssum += sv
+					rc[(i-lo)*na] = rv
 				}
 			}
 			acc[width*jj] += tsum
@@ -970,14 +960,8 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 				} else {
 					v = W[idx] + st*kd
 				}
-				y := Yv[idx]
-				// The majoriser at v (majorizer, inlined).
-				if isId || (y > 0 && (Up.get(idx) || v > 2*y)) || (y <= 0 && v > 0) {
-					e := v - y
-					sum += e * e
-				} else {
-					sum += y * y
-				}
+				sv, _ := majorizer(v, Yv[idx], Up.get(idx), isId)
+				sum += sv
 			}
 			acc[tt] += sum
 		}
