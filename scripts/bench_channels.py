@@ -30,22 +30,18 @@ Prints a markdown table (with date, CPU, torch version and `uptime` before and a
 stdout; relutrim's own output goes to stderr.
 """
 import argparse
-import datetime
-import json
 import os
 import shutil
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 # bench_neurons sets OMP_WAIT_POLICY=PASSIVE before torch loads (see there) and holds the
 # timing loop, so that both benchmarks time alike.
 import bench_neurons  # noqa: E402
-from bench_neurons import accuracies, header, prune_both, relutrim_line, run, time_grid, uptime  # noqa: E402
+from bench_neurons import accuracies, header, prepare, prune_both, relutrim_line, time_grid, uptime  # noqa: E402
 import eval_onnx  # noqa: E402
-import mnist_data  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -104,19 +100,7 @@ def bench(args, tmp):
     work = args.keep or tmp
     os.makedirs(work, exist_ok=True)
     before = uptime()
-    xtr, _ = mnist_data.load("train")
-    xte, yte = mnist_data.load("t10k")
-    calib = os.path.join(tmp, "calib.npy")
-    np.save(calib, (xtr[:args.calib_rows].astype(np.float64) / 255.0).reshape(-1, 1, 28, 28))
-    tx, ty = os.path.join(tmp, "test_x.npy"), os.path.join(tmp, "test_y.npy")
-    np.save(tx, (xte.astype(np.float64) / 255.0).reshape(-1, 1, 28, 28))
-    np.save(ty, yte)
-    binary = args.relutrim
-    if args.reuse and not args.keep:
-        raise SystemExit("--reuse needs --keep")
-    if not binary and not args.reuse:
-        binary = os.path.join(tmp, "relutrim")
-        run(["go", "build", "-o", binary, "./cmd/relutrim"])
+    xte, yte, calib, tx, ty, binary = prepare(args, tmp, args.calib_rows, (1, 28, 28))
     s = "%g" % args.sparsity
     pct = "%g%%" % (100 * args.sparsity)
     sparse, sparse_js = os.path.join(work, "sparse.onnx"), os.path.join(work, "sparse.json")

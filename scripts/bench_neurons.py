@@ -154,6 +154,27 @@ def time_models(models, x, budget, rounds):
             {name: statistics.median(v) for name, v in cpu.items()})
 
 
+def prepare(args, tmp, calib_rows, image_shape):
+    """Writes the first calib_rows MNIST training images and the test set (pixel/255,
+    float64, image_shape per sample) and the test labels into tmp, and builds relutrim
+    there unless --relutrim gives a binary or --reuse skips it. Returns the test images and
+    labels (uint8), the three .npy paths and the binary."""
+    xtr, _ = mnist_data.load("train")
+    xte, yte = mnist_data.load("t10k")
+    calib = os.path.join(tmp, "calib.npy")
+    np.save(calib, (xtr[:calib_rows].astype(np.float64) / 255.0).reshape((-1,) + image_shape))
+    tx, ty = os.path.join(tmp, "test_x.npy"), os.path.join(tmp, "test_y.npy")
+    np.save(tx, (xte.astype(np.float64) / 255.0).reshape((-1,) + image_shape))
+    np.save(ty, yte)
+    binary = args.relutrim
+    if args.reuse and not args.keep:
+        raise SystemExit("--reuse needs --keep")
+    if not binary and not args.reuse:
+        binary = os.path.join(tmp, "relutrim")
+        run(["go", "build", "-o", binary, "./cmd/relutrim"])
+    return xte, yte, calib, tx, ty, binary
+
+
 def prune_both(binary, common, sparsity, sparse_out, sparse_js, struct_out, struct_js, reuse):
     """Runs relutrim prune twice (unstructured, then --structure neurons with --compare)
     unless reuse, and returns the two wall times (nan when reused) and the two reports."""
@@ -238,19 +259,7 @@ def bench(args, tmp):
     work = args.keep or tmp
     os.makedirs(work, exist_ok=True)
     before = uptime()
-    xtr, _ = mnist_data.load("train")
-    xte, yte = mnist_data.load("t10k")
-    calib = os.path.join(tmp, "calib.npy")
-    np.save(calib, xtr[:2000].astype(np.float64) / 255.0)
-    tx, ty = os.path.join(tmp, "test_x.npy"), os.path.join(tmp, "test_y.npy")
-    np.save(tx, xte.astype(np.float64) / 255.0)
-    np.save(ty, yte)
-    binary = args.relutrim
-    if args.reuse and not args.keep:
-        raise SystemExit("--reuse needs --keep")
-    if not binary and not args.reuse:
-        binary = os.path.join(tmp, "relutrim")
-        run(["go", "build", "-o", binary, "./cmd/relutrim"])
+    xte, yte, calib, tx, ty, binary = prepare(args, tmp, 2000, (784,))
     s = "%g" % args.sparsity
     pct = "%g%%" % (100 * args.sparsity)
     sparse_st, sparse_js = os.path.join(work, "sparse.safetensors"), os.path.join(work, "sparse.json")
