@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gonum.org/v1/gonum/floats"
+	"relutrim/internal/kern"
 )
 
 // newton is the default inner solver: proximal Newton steps on the CCP majoriser, for all
@@ -849,7 +849,7 @@ func cdLasso(H []float64, m int, q0, v0, l, v, q []float64, maxSweeps int, tol f
 			}
 			dl := nv - vk
 			v[k] = nv
-			floats.AddScaled(q, dl, H[k*m:(k+1)*m]) // q += H e_k dl (vectorised axpy)
+			kern.Axpy(q, dl, H[k*m:(k+1)*m]) // q += H e_k dl (vectorised axpy)
 			moved = math.Max(moved, math.Abs(dl)*math.Sqrt(h))
 		}
 		big = math.Max(big, moved)

@@ -5,8 +5,6 @@ import (
 	"sort"
 	"sync"
 
-	"gonum.org/v1/gonum/floats"
-
 	"relutrim/internal/kern"
 )
 
@@ -313,7 +311,7 @@ func (s *sample) rawGram(ws []int, pos []int, lo, hi int, use func(r int) bool, 
 			for t, a := range nz {
 				va := val[t]
 				sum[a] += va
-				floats.AddScaled(A[a*m+a:(a+1)*m], va, dense[a:m])
+				kern.Axpy(A[a*m+a:(a+1)*m], va, dense[a:m])
 			}
 			for _, a := range nz {
 				dense[a] = 0

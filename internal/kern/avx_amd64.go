@@ -23,3 +23,8 @@ func mulKern4x12(x *float64, ldx int, cols int, b *float64, dst *float64)
 //
 //go:noescape
 func mulTKern4x12(x *float64, ldx int, n int, a *float64, lda int, acc *float64)
+
+// axpyKern adds a*x[i] to y[i] for i < n, n a multiple of 16.
+//
+//go:noescape
+func axpyKern(a float64, x *float64, y *float64, n int)

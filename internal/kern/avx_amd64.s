@@ -138,3 +138,33 @@ tstore:
 	VMOVUPD Y11, 352(DX)
 	VZEROUPPER
 	RET
+
+// func axpyKern(a float64, x *float64, y *float64, n int)
+// y[i] += a * x[i] for i < n, n a multiple of 16.
+TEXT ·axpyKern(SB), NOSPLIT, $0-32
+	VBROADCASTSD a+0(FP), Y15
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHRQ $4, CX
+	JE axpydone
+axpyloop:
+	VMOVUPD (DI), Y0
+	VMOVUPD 32(DI), Y1
+	VMOVUPD 64(DI), Y2
+	VMOVUPD 96(DI), Y3
+	VFMADD231PD (SI), Y15, Y0
+	VFMADD231PD 32(SI), Y15, Y1
+	VFMADD231PD 64(SI), Y15, Y2
+	VFMADD231PD 96(SI), Y15, Y3
+	VMOVUPD Y0, (DI)
+	VMOVUPD Y1, 32(DI)
+	VMOVUPD Y2, 64(DI)
+	VMOVUPD Y3, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	DECQ CX
+	JNE axpyloop
+axpydone:
+	VZEROUPPER
+	RET

@@ -13,3 +13,7 @@ func mulKern4x12(x *float64, ldx int, cols int, b *float64, dst *float64) {
 func mulTKern4x12(x *float64, ldx int, n int, a *float64, lda int, acc *float64) {
 	panic("kern: no AVX kernels on this architecture")
 }
+
+func axpyKern(a float64, x *float64, y *float64, n int) {
+	panic("kern: no AVX kernels on this architecture")
+}
