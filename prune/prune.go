@@ -43,6 +43,10 @@ type Options struct {
 	MaxXBytes int
 	// Seed seeds the position sample (0 is a valid seed).
 	Seed uint64
+	// Unweighted fits every output unit of a layer with the same weight. By default a
+	// hidden layer followed only by dense layers weights each unit's error by its effect on
+	// the network's output (unitGains).
+	Unweighted bool
 }
 
 // DefaultMaxXBytes is the default bound on a convolution's unfolded input: 256 MiB of
@@ -102,9 +106,12 @@ type LayerReport struct {
 	PostErr         float64 `json:"rel_err_post_activation"`
 	PostErrNoDebias float64 `json:"rel_err_post_activation_without_refit"`
 	Debiased        bool    `json:"debiased"`
-	PathPoints      int     `json:"path_points"`
-	Iters           int     `json:"solver_iterations"`
-	Seconds         float64 `json:"seconds"`
+	// UnitWeighted: the fit weighted each output unit by its effect on the network's output
+	// (Options.Unweighted; unitGains).
+	UnitWeighted bool    `json:"unit_weighted"`
+	PathPoints   int     `json:"path_points"`
+	Iters        int     `json:"solver_iterations"`
+	Seconds      float64 `json:"seconds"`
 	// Rows is the number of rows the layer was fitted on: calibration samples for a
 	// dense layer; for a convolution, output positions (sampled from Positions, all output
 	// positions of all calibration samples, when their patches exceed Options.MaxXBytes).
@@ -125,9 +132,12 @@ type Pruner struct {
 	// yPre[l] are the dense layer's outputs after and before the activation there.
 	pos         [][]int
 	yPost, yPre [][]float64
-	opt         Options
-	cache       map[int]*lamPath
-	curves      []Curve // Curves, once measured
+	// gain[l] are layer l's unit weights (nil: unweighted) and yFit[l] its fit target, the
+	// columns of yPost[l] times gain[l].
+	gain, yFit [][]float64
+	opt        Options
+	cache      map[int]*lamPath
+	curves     []Curve // Curves, once measured
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the
@@ -162,6 +172,20 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 		p.pos = append(p.pos, pos)
 		p.yPost = append(p.yPost, pickRows(post, pos, L.Out))
 		p.yPre = append(p.yPre, pickRows(pre, pos, L.Out))
+	}
+	p.gain = make([][]float64, len(m.Layers))
+	if !opt.Unweighted {
+		p.gain = unitGains(m, p.yPre, n)
+	}
+	p.yFit = make([][]float64, len(m.Layers))
+	for l, g := range p.gain {
+		p.yFit[l] = p.yPost[l]
+		if g != nil {
+			p.yFit[l] = slices.Clone(p.yPost[l])
+			for i := range p.yFit[l] {
+				p.yFit[l][i] *= g[i%len(g)]
+			}
+		}
 	}
 	return p, nil
 }
@@ -262,8 +286,8 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	}
 	xs, rows := p.fitRows(l, in)
 	X := solver.Matrix{Rows: rows, Cols: L.In, F64: xs}
-	Y := solver.Matrix{Rows: rows, Cols: L.Out, F64: p.yPost[l]}
-	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out, Rows: rows, Positions: p.n * L.Positions(), XBytes: int64(len(xs)) * 8}
+	Y := solver.Matrix{Rows: rows, Cols: L.Out, F64: p.yFit[l]}
+	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out, Rows: rows, Positions: p.n * L.Positions(), XBytes: int64(len(xs)) * 8, UnitWeighted: p.gain[l] != nil}
 	base := solver.Settings{Link: link, Threads: p.opt.Threads, NoBias: L.NoBias}
 	var U, B []float64
 	if k >= L.In*L.Out {
@@ -318,7 +342,14 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 			}
 		}
 		B = append([]float64(nil), pt.B...)
-		rep.PostErrNoDebias = p.postErr(l, xs, U, B, relu)
+		// The refit is kept if it lowers the (weighted) error; the report gives the
+		// unweighted one.
+		errNoDebias := p.postErr(l, xs, U, B, relu, p.yFit[l])
+		rep.PostErrNoDebias = errNoDebias
+		if g := p.gain[l]; g != nil {
+			u, b := unscale(U, B, g)
+			rep.PostErrNoDebias = p.postErr(l, xs, u, b, relu, p.yPost[l])
+		}
 		// 3. Refit the kept weights with the support fixed (lambda = 0): undoes the L1 shrinkage.
 		if !p.opt.NoDebias {
 			s := base
@@ -328,9 +359,12 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 				return rep, err
 			}
 			rep.Iters += res.Iters
-			if e := p.postErr(l, xs, res.U, res.B, relu); e < rep.PostErrNoDebias {
+			if e := p.postErr(l, xs, res.U, res.B, relu, p.yFit[l]); e < errNoDebias {
 				U, B, rep.Debiased = res.U, res.B, true
 			}
+		}
+		if g := p.gain[l]; g != nil {
+			U, B = unscale(U, B, g)
 		}
 	}
 	m.Layers[l].W = model.Transpose(U, L.In, L.Out)
@@ -588,11 +622,25 @@ func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
 	return mask
 }
 
-// postErr is the relative error of layer l's output on its fit rows X with weights U, B.
-func (p *Pruner) postErr(l int, X, U, B []float64, relu bool) float64 {
+// postErr is the relative error, against y, of layer l's output on its fit rows X with
+// weights U, B.
+func (p *Pruner) postErr(l int, X, U, B []float64, relu bool, y []float64) float64 {
 	L := p.M.Layers[l]
 	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(X, len(X)/L.In, relu)
-	return relErr(post, p.yPost[l])
+	return relErr(post, y)
+}
+
+// unscale returns the weights U (In x Out) and biases B of the fit on the target scaled by
+// the unit weights g, divided by g: the weights of the layer itself.
+func unscale(U, B, g []float64) ([]float64, []float64) {
+	u, b := slices.Clone(U), slices.Clone(B)
+	for i := range u {
+		u[i] /= g[i%len(g)]
+	}
+	for j := range b {
+		b[j] /= g[j]
+	}
+	return u, b
 }
 
 func relErr(a, ref []float64) float64 {

@@ -10,17 +10,18 @@ import (
 )
 
 var demoFlags struct {
-	calib    int
-	test     int
-	levels   []float64
-	nm       []string
-	parallel bool
-	threads  int
-	verbose  bool
-	cnn      bool
-	maxX     int
-	neurons  float64
-	budget   string
+	calib      int
+	test       int
+	levels     []float64
+	nm         []string
+	parallel   bool
+	unweighted bool
+	threads    int
+	verbose    bool
+	cnn        bool
+	maxX       int
+	neurons    float64
+	budget     string
 }
 
 var demoCmd = &cobra.Command{
@@ -59,6 +60,7 @@ func init() {
 	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 8)")
 	f.StringVar(&demoFlags.budget, "budget", demo.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
+	f.BoolVar(&demoFlags.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: weighted by its effect on the network's output)")
 	f.Float64Var(&demoFlags.neurons, "neurons", 0.5, "also remove this fraction of each hidden layer's units (structured pruning; one line under the table; 0 = off)")
 	root.AddCommand(demoCmd)
 }
@@ -90,7 +92,7 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
 		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20,
-		Neurons: demoFlags.neurons, Budget: demoFlags.budget}
+		Neurons: demoFlags.neurons, Budget: demoFlags.budget, Unweighted: demoFlags.unweighted}
 	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
 		cfg.CalibRows = 0 // the CNN demo's own default
 	}

@@ -124,6 +124,21 @@ func TestPruneFlagsThroughCLI(t *testing.T) {
 	if refits == 0 {
 		t.Error("the default refits no layer, so --no-refit is not tested")
 	}
+
+	// --unweighted: no layer is unit-weighted, and the hidden layers' fits change; by
+	// default the two hidden layers (followed by dense layers only) are, the last is not.
+	unweighted, unweightedRep := pruneSmall(t, "--sparsity", "0.7", "--unweighted")
+	for i, l := range layerReports(t, unweightedRep) {
+		if l["unit_weighted"] != false {
+			t.Errorf("--unweighted: layer %d unit_weighted = %v", i, l["unit_weighted"])
+		}
+		if want := i < 2; cl[i]["unit_weighted"] != want {
+			t.Errorf("default: layer %d unit_weighted = %v, want %v", i, cl[i]["unit_weighted"], want)
+		}
+	}
+	if a, b := mustRead(t, cascade), mustRead(t, unweighted); bytes.Equal(a, b) {
+		t.Error("--unweighted wrote the same model as the default")
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {

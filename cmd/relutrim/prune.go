@@ -30,7 +30,7 @@ var pruneFlags struct {
 	structure                             string
 	sparsity                              float64
 	perLayer                              []float64
-	compare, masks, noRefit               bool
+	compare, masks, noRefit, unweighted   bool
 	threads, maxPatchMiB                  int
 }
 
@@ -41,7 +41,10 @@ var pruneCmd = &cobra.Command{
 relutrim's solver to reproduce the dense network's activations (post-ReLU for layers followed
 by a ReLU, the outputs for the last, linear layer) with as few weights as the budget allows:
 an L1 path selects the support, the largest weights are kept to the exact count, and the kept
-weights are refitted with the support fixed.
+weights are refitted with the support fixed. A hidden layer followed by dense layers only
+weights each of its units' errors by the unit's effect on the network's output (the root mean
+square over calibration samples of its Jacobian column's norm), so that the units the rest of
+the network reads most keep more weights; --unweighted fits every unit alike.
 
 Models: a PyTorch nn.Sequential of Linear layers with ReLU between them (its state_dict saved
 as safetensors: keys 0.weight, 0.bias, 2.weight, ...), or an ONNX file as torch.onnx.export
@@ -92,6 +95,7 @@ func init() {
 	f.StringVar(&fl.report, "report", "", "JSON report")
 	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
 	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
+	f.BoolVar(&fl.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: a hidden layer followed by dense layers only weights each unit's error by its effect on the network's output)")
 	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.IntVar(&fl.maxPatchMiB, "max-patch-mib", 0, "fit each convolution on at most this many MiB of unfolded input patches (a seeded sample of positions; default 256)")
 	f.StringVar(&fl.structure, "structure", "weights", "weights (unstructured) or neurons (remove whole hidden units; --sparsity is then the fraction of each hidden layer's units removed)")
@@ -255,7 +259,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.structure == "neurons" {
 		return runPruneNeurons(ctx, cmd, m, cal, calLab, test, start)
 	}
-	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20}
+	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Unweighted: fl.unweighted, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}

@@ -49,6 +49,8 @@ type Config struct {
 	// Budget names the split of each level over the layers: BudgetCurves or
 	// BudgetErdosRenyi ("" = DefaultBudget).
 	Budget string
+	// Unweighted turns the unit weights of the layer fits off (prune.Options.Unweighted).
+	Unweighted bool
 }
 
 // Defaults of the CNN demo: see Config.CNN.
@@ -79,6 +81,19 @@ type Result struct {
 	Parallel            bool
 	Neurons             *NeuronRow // Config.Neurons's line, nil without it
 	Budget              string
+	Unweighted          bool
+}
+
+// unitWeighted reports whether any layer of any row was fitted with unit weights.
+func (r *Result) unitWeighted() bool {
+	for _, row := range r.Rows {
+		for _, l := range row.Layers {
+			if l.UnitWeighted {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // WriteTable writes the demo's table, whole: a header, one row per level in the order of
@@ -90,7 +105,14 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "relutrim demo: %s on MNIST, %d test images\n", r.Model, r.TestRows)
-	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: %s; refit of kept weights: on\n", r.CalibRows, mode, budgetLine(r.Budget))
+	units := "off"
+	switch {
+	case r.unitWeighted():
+		units = "on (each hidden unit's error weighted by its effect on the output)"
+	case !r.Unweighted:
+		units = "none (no hidden layer is followed by dense layers only)"
+	}
+	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: %s; refit of kept weights: on; unit weights: %s\n", r.CalibRows, mode, budgetLine(r.Budget), units)
 	fmt.Fprintf(&b, "dense test accuracy: %.2f%%\n\n", 100*r.Dense)
 	hdr := "| sparsity | per-layer sparsity (" + r.Layers + ") | relutrim | magnitude | Wanda |"
 	sep := "|---|---|---|---|---|"
@@ -192,12 +214,13 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	n := cfg.CalibRows
 	calib := train.X[:n*784]
-	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes}
+	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes, Unweighted: cfg.Unweighted}
 	p, err := prune.NewPruner(m, calib, n, opt)
 	if err != nil {
 		return nil, err
 	}
 	res.Dense, res.TestRows, res.CalibRows, res.Parallel, res.Budget = m.Accuracy(test.X, test.N, test.Labels), test.N, n, cfg.Parallel, cfg.Budget
+	res.Unweighted = cfg.Unweighted
 	// Prune from the sparsest level down: the first layer's lambda path (shared by all
 	// levels, its input never changes) then descends once instead of jumping.
 	order := make([]int, len(cfg.Levels))

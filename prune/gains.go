@@ -1,0 +1,146 @@
+package prune
+
+import (
+	"math"
+	"math/rand/v2"
+
+	"relutrim/prune/model"
+)
+
+// Unit weights (output sensitivity). A layer's fit is a sum of squared errors over its
+// output units, and by default every unit counts the same. But an error of the same size in
+// two hidden units can move the network's output very differently: the next layer may read
+// one of them with large weights and the other with small ones. The layer fit therefore
+// weights unit j of layer l by g_j, the root mean square over calibration samples of the
+// norm of d(logits)/d(a_j), the column of the network's Jacobian for that unit's activation
+// (through the dense layers after it and their ReLU patterns on the dense network). The
+// weighted layer problem, sum_j g_j^2 ||relu(X w_j + b_j) - y_j||^2 + lambda ||W||_1, is
+// the plain one with target g_j y_j and weights g_j w_j (ReLU is positively homogeneous):
+// Pruner.layer fits the scaled target and divides the result by g. With the support fixed
+// the per-output refit does not depend on g; what changes is which weights are kept: one
+// lambda and one top-k ranking for the whole layer give more weights to the outputs that
+// matter more downstream.
+//
+// Measured on the MNIST demo (cascade, error-curve budget; scratch run on the first 2000
+// training images as calibration, training images 50000-59999 as validation): the mean
+// cross-entropy of the pruned network on the validation images went from 0.0474 / 0.0165 /
+// 0.0080 to 0.0385 / 0.0138 / 0.0060 at 95 / 90 / 80% sparsity, and on the test images
+// from 0.0994 / 0.0760 / 0.0675 to 0.0938 / 0.0739 / 0.0662. Weighting each unit by the
+// norm of its column in the next layer only (the Jacobian without the deeper layers) gave
+// 0.0407 / 0.0142 / 0.0063 on validation.
+
+// gainSamples bounds the calibration samples the Jacobians are averaged over, and
+// gainProbes the output directions: with more outputs than that, the squared column norms
+// are estimated with gainProbes random sign combinations of the outputs (E ||R^T J e_j||^2
+// / r = ||J e_j||^2 for R with independent +-1 entries).
+const (
+	gainSamples = 256
+	gainProbes  = 16
+	// gainFloor keeps a unit the Jacobian never reaches (dead downstream on the calibration
+	// data) in the fit with a small weight instead of none.
+	gainFloor = 1e-3
+)
+
+// unitGains returns g[l] for every layer whose output reaches the network's output through
+// dense layers only (no convolution after it, no pooling or flattening in between), and
+// nil for the others (their fit is unweighted) and for the last layer. yPre[l] are the
+// dense pre-activations of layer l on the n calibration samples (all rows: dense layers are
+// fitted on every sample). Each g[l] is scaled to root mean square 1.
+func unitGains(m model.Model, yPre [][]float64, n int) [][]float64 {
+	last := len(m.Layers) - 1
+	g := make([][]float64, len(m.Layers))
+	first := last // the first layer whose output is reached through dense layers only
+	for l := last - 1; l >= 0; l-- {
+		if m.Layers[l+1].Conv != nil || len(m.Layers[l].Post) > 0 || m.Layers[l+1].In != m.Layers[l].Out {
+			break
+		}
+		first = l
+	}
+	if first == last {
+		return g
+	}
+	// J holds the rows R^T d(logits)/d(a_l) of one sample (r x Out_l), layer by layer.
+	K := m.Layers[last].Out
+	r := min(K, gainProbes)
+	var R []float64 // r x K; nil: the identity
+	if r < K {
+		rng := rand.New(rand.NewPCG(1, 2))
+		R = make([]float64, r*K)
+		for i := range R {
+			R[i] = 1
+			if rng.IntN(2) == 0 {
+				R[i] = -1
+			}
+		}
+	}
+	top := m.Layers[last].W // K x In_last
+	if R != nil {
+		in := m.Layers[last].In
+		top = make([]float64, r*in)
+		for a := 0; a < r; a++ {
+			for k := 0; k < K; k++ {
+				if s := R[a*K+k]; s != 0 {
+					row := m.Layers[last].W[k*in : (k+1)*in]
+					dst := top[a*in : (a+1)*in]
+					for i, w := range row {
+						dst[i] += s * w
+					}
+				}
+			}
+		}
+	}
+	for l := first; l < last; l++ {
+		g[l] = make([]float64, m.Layers[l].Out)
+	}
+	ns := min(n, gainSamples)
+	J := make([]float64, 0, r*m.Layers[first].Out)
+	next := make([]float64, 0, cap(J))
+	for s := 0; s < ns; s++ {
+		J = append(J[:0], top...)
+		for l := last - 1; l >= first; l-- {
+			out := m.Layers[l].Out
+			for a := 0; a < r; a++ {
+				for j, v := range J[a*out : (a+1)*out] {
+					g[l][j] += v * v
+				}
+			}
+			if l == first {
+				break
+			}
+			// Through layer l's activation (its ReLU pattern on this sample) and weights.
+			L := m.Layers[l]
+			pre := yPre[l][s*out : (s+1)*out]
+			relu := m.Relu(l)
+			next = next[:r*L.In]
+			clear(next)
+			for a := 0; a < r; a++ {
+				dst := next[a*L.In : (a+1)*L.In]
+				for o, v := range J[a*out : (a+1)*out] {
+					if v == 0 || relu && pre[o] <= 0 {
+						continue
+					}
+					for i, w := range L.W[o*L.In : (o+1)*L.In] {
+						dst[i] += v * w
+					}
+				}
+			}
+			J, next = next, J
+		}
+	}
+	for l := first; l < last; l++ {
+		ss := 0.0
+		for j, v := range g[l] {
+			g[l][j] = math.Sqrt(v / float64(ns*r))
+			ss += g[l][j] * g[l][j]
+		}
+		rms := math.Sqrt(ss / float64(len(g[l])))
+		if rms == 0 {
+			g[l] = nil // nothing reaches the output: no weighting
+			continue
+		}
+		for j := range g[l] {
+			g[l][j] = math.Max(g[l][j]/rms, gainFloor)
+		}
+	}
+	return g
+}
