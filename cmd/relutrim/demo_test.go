@@ -8,23 +8,26 @@ import (
 // TestDemoOutput: the demo's table reaches stdout whole (header, separator, rows, total, in
 // that order and nothing between them), and progress goes to stderr only: per-layer lines
 // with --verbose, nothing when stderr is not a terminal without it. (The demo used to print
-// its header, then a dozen per-layer lines, then the rows.)
+// its header, then a dozen per-layer lines, then the rows.) By default the table ends with
+// a 2:4 row and the neuron line follows it; --nm none --neurons 0 leaves both out.
 func TestDemoOutput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo twice on a reduced configuration (about 10 s each)")
 	}
 	args := []string{"demo", "--calib-rows", "50", "--test-rows", "100", "--levels", "0.9"}
-	for _, verbose := range []bool{false, true} {
-		a := args
-		if verbose {
-			a = append(a, "--verbose")
+	for _, variant := range []string{"", "--verbose", "--nm none"} {
+		verbose := variant == "--verbose"
+		a := append(args, strings.Fields(variant)...)
+		want := []string{"relutrim demo:", "calibration:", "dense test accuracy:", "", "| sparsity |", "|---|", "| 90% |", "| 2:4 (N:M) |", "", "neurons: 50% of hidden units removed", "", "total time"}
+		if variant == "--nm none" {
+			a = append(a, "--neurons", "0")
+			want = []string{"relutrim demo:", "calibration:", "dense test accuracy:", "", "| sparsity |", "|---|", "| 90% |", "", "total time"}
 		}
 		r := run(t, ".", a...)
 		if r.code != 0 {
 			t.Fatalf("%v: exit %d: %s", a, r.code, r.stderr)
 		}
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-		want := []string{"relutrim demo:", "calibration:", "dense test accuracy:", "", "| sparsity |", "|---|", "| 90% |", "", "neurons: 50% of hidden units removed", "", "total time"}
 		if len(lines) != len(want) {
 			t.Fatalf("%v: stdout has %d lines, want %d:\n%s", a, len(lines), len(want), r.stdout)
 		}

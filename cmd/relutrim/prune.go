@@ -58,10 +58,10 @@ sample of positions when they exceed --max-patch-mib, default 256 MiB, reported 
 image model are a .npy of shape (N, C, H, W) like the model's input.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. --budget
-says how it is spread over the layers: erdos-renyi (default; a layer keeps weights in
-proportion to in+out, so wide layers are pruned hardest) or curves (each layer's error curve
-is measured on the calibration data, the layer pruned alone, and the counts minimising the
-sum of the network's output errors are chosen); --per-layer sets it layer by layer instead;
+says how it is spread over the layers: curves (default; each layer's error curve is measured
+on the calibration data, the layer pruned alone, and the counts minimising the sum of the
+network's output errors are chosen) or erdos-renyi (a layer keeps weights in proportion to
+in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead;
 --nm N:M (e.g. 2:4) prunes to semi-structured sparsity instead: at most N non-zeros in every
 M consecutive inputs of each row, in every layer.
 --mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel

@@ -58,7 +58,7 @@ func TestPruneONNX(t *testing.T) {
 	out := t.TempDir()
 	src := filepath.Join(onnxDir, "cnn.onnx")
 	pruned, rep := filepath.Join(out, "p.onnx"), filepath.Join(out, "r.json")
-	r := run(t, ".", "prune", "--model", src, "--calib", randomImages(t, 300, 3, 12, 16), "--sparsity", "0.6", "--out", pruned, "--report", rep, "--compare")
+	r := run(t, ".", "prune", "--model", src, "--calib", randomImages(t, 300, 3, 12, 16), "--sparsity", "0.6", "--budget", "erdos-renyi", "--out", pruned, "--report", rep, "--compare")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}

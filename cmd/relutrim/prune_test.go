@@ -121,7 +121,7 @@ func TestPruneBadInput(t *testing.T) {
 		{"bad budget", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--budget", "uniform"}, []string{"--budget must be curves or erdos-renyi", "uniform"}},
 		{"budget with per-layer", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,0.5,0", "--budget", "curves"}, []string{"--budget", "does not go with --per-layer"}},
 		{"budget with nm", []string{"--model", model, "--calib", calib, "--nm", "2:4", "--budget", "erdos-renyi"}, []string{"--budget", "--nm"}},
-		{"curves below their range", []string{"--model", model, "--calib", calib, "--sparsity", "0.999", "--budget", "curves"}, []string{"--budget curves", "density", "--budget erdos-renyi"}},
+		{"curves below their range", []string{"--model", model, "--calib", calib, "--sparsity", "0.999", "--budget", "curves"}, []string{"--budget curves", "outside the curves' range", "one weight per layer", "--budget erdos-renyi"}},
 		{"plot without test set", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--plot", filepath.Join(dir, "x.png")}, []string{"--plot", "--test-x"}},
 		{"labels wrong length", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--labels", filepath.Join(smallDir, "act1.npy")}, []string{"--labels", "500 labels"}},
 		{"unknown flag", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--frobnicate"}, []string{"unknown flag: --frobnicate"}},

@@ -13,7 +13,7 @@ const (
 	BudgetCurves     = "curves"
 	BudgetErdosRenyi = "erdos-renyi"
 	// DefaultBudget is the budget of Config's zero value.
-	DefaultBudget = BudgetErdosRenyi
+	DefaultBudget = BudgetCurves
 )
 
 // levelBudget returns the per-layer counts of sparsity s under the named budget.
