@@ -63,25 +63,32 @@ func pruneRows(m model.Model, keep []int, score func(l, o, i int) float64) model
 }
 
 // MagnitudeNM keeps, in every row and every group of pat.M consecutive inputs, the pat.N
-// weights of largest |W_ij|: magnitude pruning to an N:M pattern.
-func MagnitudeNM(m model.Model, pat NM) model.Model {
-	return pruneGroups(m, pat, func(l, o, i int) float64 { return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) })
+// weights of largest |W_ij|: magnitude pruning to an N:M pattern, in the layers marked in
+// on (nil: DefaultNMLayers).
+func MagnitudeNM(m model.Model, pat NM, on []bool) model.Model {
+	return pruneGroups(m, pat, on, func(l, o, i int) float64 { return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) })
 }
 
 // WandaNM is Wanda's score (|W_ij| ||X_j||) applied per group of an N:M pattern, the
-// semi-structured variant of Sun et al. 2023; norms as for Wanda.
-func WandaNM(m model.Model, pat NM, norms [][]float64) model.Model {
-	return pruneGroups(m, pat, func(l, o, i int) float64 {
+// semi-structured variant of Sun et al. 2023; norms as for Wanda; on as for MagnitudeNM.
+func WandaNM(m model.Model, pat NM, norms [][]float64, on []bool) model.Model {
+	return pruneGroups(m, pat, on, func(l, o, i int) float64 {
 		return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) * norms[l][i]
 	})
 }
 
-// pruneGroups keeps, in every row o of every layer and every group of the pattern
-// (nmGroups), the pat.N highest-scoring weights.
-func pruneGroups(m model.Model, pat NM, score func(l, o, i int) float64) model.Model {
+// pruneGroups keeps, in every row o of every layer marked in on (nil: DefaultNMLayers)
+// and every group of the pattern (nmGroups), the pat.N highest-scoring weights.
+func pruneGroups(m model.Model, pat NM, on []bool, score func(l, o, i int) float64) model.Model {
+	if on == nil {
+		on = DefaultNMLayers(m)
+	}
 	out := m.Clone()
 	idx := make([]int, 0, pat.M)
 	for l, L := range out.Layers {
+		if !on[l] {
+			continue
+		}
 		groups := nmGroups(L, pat.M)
 		for o := 0; o < L.Out; o++ {
 			for _, g := range groups {

@@ -59,10 +59,30 @@ type NM struct{ N, M int }
 // Valid reports whether 1 <= N < M.
 func (p NM) Valid() bool { return p.N >= 1 && p.M > p.N }
 
-// NMKeep returns, per layer, the largest number of weights the pattern allows.
-func NMKeep(m model.Model, p NM) []int {
+// DefaultNMLayers marks the layers an N:M pattern applies to by default: every layer but
+// the last (the classifier: small, and the layer whose errors reach the output
+// unfiltered).
+func DefaultNMLayers(m model.Model) []bool {
+	on := make([]bool, len(m.Layers))
+	for l := range on {
+		on[l] = l < len(m.Layers)-1
+	}
+	return on
+}
+
+// NMKeep returns, per layer, the largest number of weights the pattern allows in the
+// layers marked in on (nil: DefaultNMLayers), and all of a layer's weights in the others
+// (Prune keeps them dense).
+func NMKeep(m model.Model, p NM, on []bool) []int {
+	if on == nil {
+		on = DefaultNMLayers(m)
+	}
 	keep := make([]int, len(m.Layers))
 	for l, L := range m.Layers {
+		if !on[l] {
+			keep[l] = L.In * L.Out
+			continue
+		}
 		for _, g := range nmGroups(L, p.M) {
 			keep[l] += L.Out * min(p.N, len(g))
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,11 +198,15 @@ func TestMagnitudeAndWanda(t *testing.T) {
 	}
 }
 
-// checkNM fails unless every row of every layer of m has at most pat.N non-zeros in each
-// group of pat.M consecutive inputs.
-func checkNM(t *testing.T, name string, m model.Model, pat NM) {
+// checkNM fails unless every row of every layer of m but the last has at most pat.N
+// non-zeros in each group of pat.M consecutive inputs, and the last layer equals dense's.
+func checkNM(t *testing.T, name string, m, dense model.Model, pat NM) {
 	t.Helper()
-	for l, L := range m.Layers {
+	last := len(m.Layers) - 1
+	if !slices.Equal(m.Layers[last].W, dense.Layers[last].W) {
+		t.Errorf("%s: the last layer changed; N:M leaves it dense", name)
+	}
+	for l, L := range m.Layers[:last] {
 		for o := 0; o < L.Out; o++ {
 			for g := 0; g < L.In; g += pat.M {
 				nz := 0
@@ -229,15 +234,15 @@ func TestNM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep := NMKeep(s.m, pat)
+	keep := NMKeep(s.m, pat, nil)
 	pm, _, err := p.Prune(context.Background(), keep)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mag, wan := MagnitudeNM(s.m, pat), WandaNM(s.m, pat, p.InputNorms())
-	checkNM(t, "relutrim", pm, pat)
-	checkNM(t, "magnitude", mag, pat)
-	checkNM(t, "wanda", wan, pat)
+	mag, wan := MagnitudeNM(s.m, pat, nil), WandaNM(s.m, pat, p.InputNorms(), nil)
+	checkNM(t, "relutrim", pm, s.m, pat)
+	checkNM(t, "magnitude", mag, s.m, pat)
+	checkNM(t, "wanda", wan, s.m, pat)
 	total, nz := 0, 0
 	for l := range keep {
 		total += keep[l]
@@ -287,7 +292,7 @@ func TestWithNMSharesPath(t *testing.T) {
 	if q.cache[0] != cached {
 		t.Fatal("WithNM did not share the first layer's cached path")
 	}
-	shared, repS, err := q.Prune(ctx, NMKeep(s.m, pat))
+	shared, repS, err := q.Prune(ctx, NMKeep(s.m, pat, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,11 +300,11 @@ func TestWithNMSharesPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	own, repF, err := fresh.Prune(ctx, NMKeep(s.m, pat))
+	own, repF, err := fresh.Prune(ctx, NMKeep(s.m, pat, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkNM(t, "shared path", shared, pat)
+	checkNM(t, "shared path", shared, s.m, pat)
 	if repS[0].Iters >= repF[0].Iters {
 		t.Errorf("layer 0: %d solver iterations on the shared path, %d fresh: nothing reused", repS[0].Iters, repF[0].Iters)
 	}

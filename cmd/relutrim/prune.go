@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"relutrim/dataio"
 	"relutrim/internal/demo"
@@ -62,8 +63,10 @@ says how it is spread over the layers: curves (default; each layer's error curve
 on the calibration data, the layer pruned alone, and the counts minimising the sum of the
 network's output errors are chosen) or erdos-renyi (a layer keeps weights in proportion to
 in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead;
---nm N:M (e.g. 2:4) prunes to semi-structured sparsity instead: at most N non-zeros in every
-M consecutive inputs of each row, in every layer.
+--nm N:M (e.g. 2:4; alias --pattern) prunes to semi-structured sparsity instead: at most N
+non-zeros in every M consecutive inputs of each row, in every layer but the last (kept
+dense), or, with --per-layer, in the layers whose value is 1-N/M (0 keeps a layer dense:
+--nm 2:4 --per-layer 0.5,0.5,0.5 patterns all three layers of an MLP).
 --mode cascade (default) fits layer l on the pruned network's outputs of layer l-1; parallel
 fits it on the dense network's own inputs (Net-Trim's two schemes).
 --structure neurons removes whole hidden units instead and writes a smaller dense model
@@ -84,7 +87,8 @@ func init() {
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
 	f.StringVar(&fl.budget, "budget", demo.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
-	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row)")
+	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row; every layer but the last, or those --per-layer gives 1-N/M; alias --pattern)")
+	f.SetNormalizeFunc(aliasPattern)
 	f.StringVar(&fl.mode, "mode", "cascade", "cascade or parallel")
 	f.StringVar(&fl.labels, "labels", "", "labels of the calibration rows (.npy/.csv): report accuracy on them")
 	f.StringVar(&fl.testX, "test-x", "", "test inputs: report test accuracy (needs --test-y)")
@@ -144,13 +148,14 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	given := 0
-	for _, g := range []bool{changed("sparsity"), fl.perLayer != nil, changed("nm")} {
+	// With --nm, --per-layer says which layers get the pattern (nmLayers).
+	for _, g := range []bool{changed("sparsity"), fl.perLayer != nil && !changed("nm"), changed("nm")} {
 		if g {
 			given++
 		}
 	}
 	if given != 1 {
-		return usageErrorf("prune: give exactly one of --sparsity, --per-layer and --nm")
+		return usageErrorf("prune: give exactly one of --sparsity, --per-layer and --nm (--nm with --per-layer picks the patterned layers)")
 	}
 	var pat prune.NM
 	if changed("nm") {
@@ -222,9 +227,13 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	var keep []int
 	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
+	var nmOn []bool // the layers with the pattern (nil: all but the last)
 	if pat.N > 0 {
-		keep = prune.NMKeep(m, pat)
-		budget = fmt.Sprintf("%d:%d pattern: at most %d non-zeros in every %d consecutive inputs of each row", pat.N, pat.M, pat.N, pat.M)
+		if nmOn, err = nmLayers(pat, fl.perLayer, len(m.Layers)); err != nil {
+			return err
+		}
+		keep = prune.NMKeep(m, pat, nmOn)
+		budget = fmt.Sprintf("%d:%d pattern: at most %d non-zeros in every %d consecutive inputs of each row, in %s", pat.N, pat.M, pat.N, pat.M, nmLayersText(nmOn, len(m.Layers)))
 	} else if fl.perLayer != nil {
 		keep, err = prune.PerLayerBudget(m, fl.perLayer)
 		budget = "per layer, from --per-layer"
@@ -293,8 +302,8 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	var mag, wan model.Model
 	if fl.compare {
 		if pat.N > 0 {
-			mag = prune.MagnitudeNM(m, pat)
-			wan = prune.WandaNM(m, pat, pr.InputNorms())
+			mag = prune.MagnitudeNM(m, pat, nmOn)
+			wan = prune.WandaNM(m, pat, pr.InputNorms(), nmOn)
 		} else {
 			mag = prune.Magnitude(m, keep)
 			wan = prune.Wanda(m, keep, pr.InputNorms())
@@ -515,6 +524,47 @@ func printPrune(w io.Writer, r *pruneReport, written []string) {
 	fmt.Fprintf(w, "\nwrote %s (%.1f s)\n", strings.Join(written, ", "), r.Seconds)
 }
 
+// nmLayers reads --per-layer given with --nm: per layer 0 (kept dense) or the pattern's
+// sparsity 1 - N/M (patterned). Without --per-layer it returns nil (every layer but the
+// last).
+func nmLayers(pat prune.NM, perLayer []float64, layers int) ([]bool, error) {
+	if perLayer == nil {
+		return nil, nil
+	}
+	if len(perLayer) != layers {
+		return nil, usageErrorf("prune: --per-layer with --nm: %d values for %d layers", len(perLayer), layers)
+	}
+	s := 1 - float64(pat.N)/float64(pat.M)
+	on := make([]bool, layers)
+	for l, v := range perLayer {
+		switch {
+		case v == 0:
+		case math.Abs(v-s) < 1e-9:
+			on[l] = true
+		default:
+			return nil, usageErrorf("prune: --per-layer with --nm %d:%d: layer %d's value %v must be 0 (kept dense) or %v (the pattern)", pat.N, pat.M, l+1, v, s)
+		}
+	}
+	return on, nil
+}
+
+// nmLayersText names the patterned layers for the report.
+func nmLayersText(on []bool, layers int) string {
+	if on == nil {
+		return "every layer but the last"
+	}
+	var names []string
+	for l, o := range on {
+		if o {
+			names = append(names, fmt.Sprint(l+1))
+		}
+	}
+	if len(names) == 0 {
+		return "no layer"
+	}
+	return "layers " + strings.Join(names, ", ") + " of " + fmt.Sprint(layers)
+}
+
 // parseNM reads "N:M" with 1 <= N < M <= 256.
 func parseNM(v string) (prune.NM, error) {
 	a, b, ok := strings.Cut(v, ":")
@@ -528,4 +578,12 @@ func parseNM(v string) (prune.NM, error) {
 		return prune.NM{}, fmt.Errorf("want 1 <= N < M <= 256")
 	}
 	return p, nil
+}
+
+// aliasPattern makes --pattern (the name in issue 12) another spelling of --nm.
+func aliasPattern(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	if name == "pattern" {
+		name = "nm"
+	}
+	return pflag.NormalizedName(name)
 }

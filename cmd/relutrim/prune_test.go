@@ -2,6 +2,7 @@ package main
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -121,6 +122,8 @@ func TestPruneBadInput(t *testing.T) {
 		{"bad budget", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--budget", "uniform"}, []string{"--budget must be curves or erdos-renyi", "uniform"}},
 		{"budget with per-layer", []string{"--model", model, "--calib", calib, "--per-layer", "0.5,0.5,0", "--budget", "curves"}, []string{"--budget", "does not go with --per-layer"}},
 		{"budget with nm", []string{"--model", model, "--calib", calib, "--nm", "2:4", "--budget", "erdos-renyi"}, []string{"--budget", "--nm"}},
+		{"nm per-layer not the pattern", []string{"--model", model, "--calib", calib, "--nm", "2:4", "--per-layer", "0.5,0.3,0"}, []string{"--per-layer with --nm 2:4", "layer 2", "0.3", "0 (kept dense) or 0.5"}},
+		{"nm per-layer count", []string{"--model", model, "--calib", calib, "--pattern", "2:4", "--per-layer", "0.5,0.5"}, []string{"--per-layer with --nm", "2 values for 3 layers"}},
 		{"curves below their range", []string{"--model", model, "--calib", calib, "--sparsity", "0.999", "--budget", "curves"}, []string{"--budget curves", "outside the curves' range", "one weight per layer", "--budget erdos-renyi"}},
 		{"plot without test set", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--plot", filepath.Join(dir, "x.png")}, []string{"--plot", "--test-x"}},
 		{"labels wrong length", []string{"--model", model, "--calib", calib, "--sparsity", "0.5", "--labels", filepath.Join(smallDir, "act1.npy")}, []string{"--labels", "500 labels"}},
@@ -137,8 +140,9 @@ func TestPruneBadInput(t *testing.T) {
 }
 
 // TestPruneNM: --nm 2:4 through the command line writes a model whose every row has at
-// most 2 non-zeros in each group of 4 consecutive inputs (checked on the file), and the
-// report compares with magnitude and Wanda at the same pattern.
+// most 2 non-zeros in each group of 4 consecutive inputs in every layer but the last, which
+// stays dense (checked on the file), and the report compares with magnitude and Wanda at
+// the same pattern. --pattern 2:4 --per-layer 0.5,0.5,0.5 patterns every layer.
 func TestPruneNM(t *testing.T) {
 	out := t.TempDir()
 	pruned, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
@@ -149,15 +153,56 @@ func TestPruneNM(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	ts, err := dataio.ReadSafetensors(pruned)
+	m := loadFile(t, pruned)
+	orig := loadFile(t, filepath.Join(smallDir, "small.safetensors"))
+	last := len(m.Layers) - 1
+	if !slices.Equal(m.Layers[last].W, orig.Layers[last].W) {
+		t.Errorf("the last layer changed; --nm leaves it dense")
+	}
+	checkFileNM(t, m, m.Layers[:last])
+
+	all := filepath.Join(out, "all.safetensors")
+	if r := run(t, ".", append(smallArgs(), "--pattern", "2:4", "--per-layer", "0.5,0.5,0.5", "--out", all)...); r.code != 0 {
+		t.Fatalf("--pattern 2:4 --per-layer 0.5,0.5,0.5: exit %d: %s", r.code, r.stderr)
+	}
+	ma := loadFile(t, all)
+	if nz := ma.NonZeros()[last]; nz > 12 { // 3 outputs x 8 inputs, 2 of every 4
+		t.Errorf("--per-layer 0.5,0.5,0.5: the last layer keeps %d weights, want at most 12", nz)
+	}
+	checkFileNM(t, ma, ma.Layers)
+
+	var report pruneReport
+	readJSON(t, rep, &report)
+	if !strings.Contains(report.Budget, "2:4") || !strings.Contains(report.Budget, "every layer but the last") {
+		t.Errorf("budget %q", report.Budget)
+	}
+	for _, k := range []string{"relutrim_test", "magnitude_test", "wanda_test"} {
+		if _, ok := report.Accuracy[k]; !ok {
+			t.Errorf("report lacks accuracy %s", k)
+		}
+	}
+	t.Logf("2:4 test accuracy: relutrim %.3f, magnitude %.3f, Wanda %.3f (dense %.3f)", report.Accuracy["relutrim_test"],
+		report.Accuracy["magnitude_test"], report.Accuracy["wanda_test"], report.Accuracy["dense_test"])
+}
+
+func loadFile(t *testing.T, path string) model.Model {
+	t.Helper()
+	ts, err := dataio.ReadSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.FromTensors(ts, pruned)
+	m, err := model.FromTensors(ts, path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for l, L := range m.Layers {
+	return m
+}
+
+// checkFileNM fails unless every row of the layers has at most 2 non-zeros in each group
+// of 4 consecutive inputs.
+func checkFileNM(t *testing.T, m model.Model, layers []model.Layer) {
+	t.Helper()
+	for l, L := range layers {
 		for o := 0; o < L.Out; o++ {
 			for g := 0; g < L.In; g += 4 {
 				nz := 0
@@ -172,16 +217,4 @@ func TestPruneNM(t *testing.T) {
 			}
 		}
 	}
-	var report pruneReport
-	readJSON(t, rep, &report)
-	if !strings.Contains(report.Budget, "2:4") {
-		t.Errorf("budget %q", report.Budget)
-	}
-	for _, k := range []string{"relutrim_test", "magnitude_test", "wanda_test"} {
-		if _, ok := report.Accuracy[k]; !ok {
-			t.Errorf("report lacks accuracy %s", k)
-		}
-	}
-	t.Logf("2:4 test accuracy: relutrim %.3f, magnitude %.3f, Wanda %.3f (dense %.3f)", report.Accuracy["relutrim_test"],
-		report.Accuracy["magnitude_test"], report.Accuracy["wanda_test"], report.Accuracy["dense_test"])
 }

@@ -255,14 +255,14 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	for _, pat := range cfg.NM {
 		t0 := time.Now()
 		pn := p.WithNM(pat) // continues the levels' cached first-layer path
-		pm, reps, err := pn.Prune(ctx, prune.NMKeep(m, pat))
+		pm, reps, err := pn.Prune(ctx, prune.NMKeep(m, pat, nil))
 		if err != nil {
 			return nil, err
 		}
 		row := Row{Pattern: fmt.Sprintf("%d:%d", pat.N, pat.M), Sparsity: 1 - float64(pat.N)/float64(pat.M), Layers: reps}
 		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
-		row.Magnitude = prune.MagnitudeNM(m, pat).Accuracy(test.X, test.N, test.Labels)
-		row.Wanda = prune.WandaNM(m, pat, pn.InputNorms()).Accuracy(test.X, test.N, test.Labels)
+		row.Magnitude = prune.MagnitudeNM(m, pat, nil).Accuracy(test.X, test.N, test.Labels)
+		row.Wanda = prune.WandaNM(m, pat, pn.InputNorms(), nil).Accuracy(test.X, test.N, test.Labels)
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
