@@ -311,8 +311,15 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	base := solver.Settings{Link: link, Threads: p.opt.Threads, NoBias: L.NoBias}
 	var U, B []float64
 	if k >= L.In*L.Out {
-		// Nothing to prune: keep the dense layer.
+		// Nothing to prune: keep the dense layer; in cascade mode after a pruned layer,
+		// refit all of its weights (lambda = 0) to the pruned network's inputs (refitDense).
 		U, B = model.Transpose(L.W, L.Out, L.In), append([]float64(nil), L.B...)
+		if l > 0 && !p.opt.Parallel && !p.opt.NoDebias {
+			var err error
+			if U, B, err = p.refitDense(ctx, &rep, l, X, Y, &base, U, B, relu); err != nil {
+				return rep, err
+			}
+		}
 	} else {
 		// 1. Support: the first point of a decreasing lambda path with at least k non-zeros.
 		lp := p.cache[l]
@@ -399,6 +406,47 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep, nil
+}
+
+// refitDense refits a layer kept dense, U (In x Out) and B, to the pruned network's inputs
+// X (cascade mode: the earlier layers' errors are then partly corrected here, as every
+// pruned layer's refit does), with lambda = 0 on all of its weights, from the dense
+// weights; the refit is kept if it lowers the (unit-weighted) error against the dense
+// network's outputs. rep gets the error without the refit and the iterations.
+func (p *Pruner) refitDense(ctx context.Context, rep *LayerReport, l int, X, Y solver.Matrix, base *solver.Settings, U, B []float64, relu bool) ([]float64, []float64, error) {
+	xs := X.F64
+	rep.PostErrNoDebias = p.postErr(l, xs, U, B, relu, p.yPost[l])
+	start := fit.Point{U: U, B: B}
+	g := p.gain[l]
+	if g != nil { // the fit's target is scaled by g: so is its start
+		start.U, start.B = slices.Clone(U), slices.Clone(B)
+		for i := range start.U {
+			start.U[i] *= g[i%len(g)]
+		}
+		for j := range start.B {
+			start.B[j] *= g[j]
+		}
+	}
+	eng, err := fit.NewEngine(X, Y, base)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := *base
+	s.EpsRel, s.MaxIter = refitEpsRel, p.opt.RefitIters
+	res, err := eng.SolveWith(ctx, 0, &start, &s)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep.Iters += res.Iters
+	if p.postErr(l, xs, res.U, res.B, relu, p.yFit[l]) >= p.postErr(l, xs, start.U, start.B, relu, p.yFit[l]) {
+		return U, B, nil
+	}
+	rep.Debiased = true
+	if g != nil {
+		u, b := unscale(res.U, res.B, g)
+		return u, b, nil
+	}
+	return res.U, res.B, nil
 }
 
 // refineFactors: see refineIters.

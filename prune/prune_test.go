@@ -199,12 +199,13 @@ func TestMagnitudeAndWanda(t *testing.T) {
 }
 
 // checkNM fails unless every row of every layer of m but the last has at most pat.N
-// non-zeros in each group of pat.M consecutive inputs, and the last layer equals dense's.
+// non-zeros in each group of pat.M consecutive inputs, and the last layer keeps as many
+// non-zeros as dense's (N:M leaves it dense; relutrim refits it in cascade mode).
 func checkNM(t *testing.T, name string, m, dense model.Model, pat NM) {
 	t.Helper()
 	last := len(m.Layers) - 1
-	if !slices.Equal(m.Layers[last].W, dense.Layers[last].W) {
-		t.Errorf("%s: the last layer changed; N:M leaves it dense", name)
+	if got, want := m.NonZeros()[last], dense.NonZeros()[last]; got != want {
+		t.Errorf("%s: the last layer has %d non-zeros, the dense one %d; N:M leaves it dense", name, got, want)
 	}
 	for l, L := range m.Layers[:last] {
 		for o := 0; o < L.Out; o++ {
@@ -319,5 +320,49 @@ func TestWithNMSharesPath(t *testing.T) {
 	}
 	if p.opt.NM.N != 0 {
 		t.Errorf("WithNM changed the original Pruner's pattern to %+v", p.opt.NM)
+	}
+}
+
+// TestDenseLayerRefitInCascade: a layer whose budget is all of its weights stays dense,
+// but in cascade mode, after pruned layers, all of its weights are refitted to the pruned
+// network's inputs: the last layer of the small model then differs from the dense one,
+// and the network's output on the calibration data is closer to the dense network's than
+// with the dense last layer put back (the reference). In parallel mode, and with NoDebias,
+// the layer is the dense one.
+func TestDenseLayerRefitInCascade(t *testing.T) {
+	s := loadSmall(t)
+	last := len(s.m.Layers) - 1
+	keep := []int{60, 30, s.m.Layers[last].In * s.m.Layers[last].Out}
+	logits := func(m model.Model) []float64 {
+		acts := m.Forward(s.calib, s.nCal)
+		return acts[len(acts)-1]
+	}
+	dense := logits(s.m)
+	for _, opt := range []Options{{}, {Parallel: true}, {NoDebias: true}} {
+		p, err := NewPruner(s.m, s.calib, s.nCal, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pm, reps, err := p.Prune(context.Background(), keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		same := slices.Equal(pm.Layers[last].W, s.m.Layers[last].W) && slices.Equal(pm.Layers[last].B, s.m.Layers[last].B)
+		if opt.Parallel || opt.NoDebias {
+			if !same {
+				t.Errorf("%+v: the dense last layer changed", opt)
+			}
+			continue
+		}
+		if same || !reps[last].Debiased {
+			t.Fatalf("cascade: the dense last layer was not refitted (report %+v)", reps[last])
+		}
+		back := pm.Clone()
+		back.Layers[last].W, back.Layers[last].B = s.m.Layers[last].W, s.m.Layers[last].B
+		eRefit, eBack := relErr(logits(pm), dense), relErr(logits(back), dense)
+		if !(eRefit < eBack) {
+			t.Errorf("logits error %.5f with the refitted last layer, %.5f with the dense one", eRefit, eBack)
+		}
+		t.Logf("logits error %.5f refitted, %.5f dense last layer", eRefit, eBack)
 	}
 }
