@@ -201,10 +201,7 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 	for l, g := range p.gain {
 		p.yFit[l] = p.yPost[l]
 		if g != nil {
-			p.yFit[l] = slices.Clone(p.yPost[l])
-			for i := range p.yFit[l] {
-				p.yFit[l][i] *= g[i%len(g)]
-			}
+			p.yFit[l] = byUnit(p.yPost[l], g, false)
 		}
 	}
 	return p, nil
@@ -419,13 +416,7 @@ func (p *Pruner) refitDense(ctx context.Context, rep *LayerReport, l int, X, Y s
 	start := fit.Point{U: U, B: B}
 	g := p.gain[l]
 	if g != nil { // the fit's target is scaled by g: so is its start
-		start.U, start.B = slices.Clone(U), slices.Clone(B)
-		for i := range start.U {
-			start.U[i] *= g[i%len(g)]
-		}
-		for j := range start.B {
-			start.B[j] *= g[j]
-		}
+		start.U, start.B = byUnit(U, g, false), byUnit(B, g, false)
 	}
 	eng, err := fit.NewEngine(X, Y, base)
 	if err != nil {
@@ -701,14 +692,21 @@ func (p *Pruner) postErr(l int, X, U, B []float64, relu bool, y []float64) float
 // unscale returns the weights U (In x Out) and biases B of the fit on the target scaled by
 // the unit weights g, divided by g: the weights of the layer itself.
 func unscale(U, B, g []float64) ([]float64, []float64) {
-	u, b := slices.Clone(U), slices.Clone(B)
-	for i := range u {
-		u[i] /= g[i%len(g)]
+	return byUnit(U, g, true), byUnit(B, g, true)
+}
+
+// byUnit returns a copy of a, whose values are rows of one value per unit (len(g)), with
+// each value times its unit's g, or divided by it (div).
+func byUnit(a, g []float64, div bool) []float64 {
+	out := slices.Clone(a)
+	for i := range out {
+		if div {
+			out[i] /= g[i%len(g)]
+		} else {
+			out[i] *= g[i%len(g)]
+		}
 	}
-	for j := range b {
-		b[j] /= g[j]
-	}
-	return u, b
+	return out
 }
 
 func relErr(a, ref []float64) float64 {
