@@ -40,6 +40,7 @@ func run() error {
 	unweighted := flag.Bool("unweighted", false, "fit without unit weights")
 	var levels levelList = []float64{0.5, 0.8, 0.9, 0.95}
 	flag.Var(&levels, "levels", "sparsities (comma separated)")
+	nm := flag.String("nm", "", "an N:M pattern (e.g. 2:4) to run after the levels, as the demo does")
 	flag.Parse()
 	const valFrom, valN = 50000, 10000
 	if *calib < 1 || *calib > valFrom {
@@ -53,7 +54,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	test, err := mnist.Load(dir, false)
+	test, err = mnist.Load(dir, false)
 	if err != nil {
 		return err
 	}
@@ -64,7 +65,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	vx, vl := train.X[valFrom*784:(valFrom+valN)*784], train.Labels[valFrom:valFrom+valN]
+	vx, vl = train.X[valFrom*784:(valFrom+valN)*784], train.Labels[valFrom:valFrom+valN]
 	fmt.Printf("model %s: dense validation %.4f / %.2f%%, test %.4f / %.2f%% (cross-entropy / accuracy)\n",
 		name(*path), crossEntropy(m, vx, vl), 100*m.Accuracy(vx, valN, vl), crossEntropy(m, test.X, test.Labels), 100*m.Accuracy(test.X, test.N, test.Labels))
 	p, err := prune.NewPruner(m, train.X[:*calib*784], *calib, prune.Options{Unweighted: *unweighted})
@@ -91,14 +92,35 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%.0f%%: keep %v, post-activation errors", 100*s, keep)
-		for _, r := range reps {
-			fmt.Printf(" %.4f", r.PostErr)
+		show(fmt.Sprintf("%.0f%%", 100*s), keep, pm, reps, t0)
+	}
+	if *nm != "" {
+		var pat prune.NM
+		if _, err := fmt.Sscanf(*nm, "%d:%d", &pat.N, &pat.M); err != nil || !pat.Valid() {
+			return fmt.Errorf("--nm %q: want N:M with 1 <= N < M", *nm)
 		}
-		fmt.Printf("; validation %.4f / %.2f%%, test %.4f / %.2f%%; %.1f s\n",
-			crossEntropy(pm, vx, vl), 100*pm.Accuracy(vx, valN, vl), crossEntropy(pm, test.X, test.Labels), 100*pm.Accuracy(test.X, test.N, test.Labels), time.Since(t0).Seconds())
+		t0 := time.Now()
+		keep := prune.NMKeep(m, pat, nil)
+		pm, reps, err := p.WithNM(pat).Prune(ctx, keep)
+		if err != nil {
+			return err
+		}
+		show(*nm, keep, pm, reps, t0)
 	}
 	return nil
+}
+
+var vx []float64
+var vl []int
+var test mnist.Set
+
+func show(name string, keep []int, pm model.Model, reps []prune.LayerReport, t0 time.Time) {
+	fmt.Printf("%s: keep %v, post-activation errors", name, keep)
+	for _, r := range reps {
+		fmt.Printf(" %.4f", r.PostErr)
+	}
+	fmt.Printf("; validation %.4f / %.2f%%, test %.4f / %.2f%%; %.1f s\n",
+		crossEntropy(pm, vx, vl), 100*pm.Accuracy(vx, len(vl), vl), crossEntropy(pm, test.X, test.Labels), 100*pm.Accuracy(test.X, test.N, test.Labels), time.Since(t0).Seconds())
 }
 
 func name(path string) string {
