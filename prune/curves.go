@@ -228,8 +228,8 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 // measured on: curveRows, or as many as curveMACs multiply-adds of m's forward pass allow
 // (at least curveMinRows). Every point of a curve runs the network from the pruned layer
 // on. The demo's MLP (266,200 multiply-adds per sample) keeps 1000 samples, its CNN (2.5
-// million) 120: its 90% level with the curves took 18.3 s with 1000 samples, 6.3 s with
-// 120 (3.4 s with the Erdos-Renyi budget), with the same split within 0.4 points per layer.
+// million) 119: its 90% level with the curves took 18.3 s with 1000 samples, 6.3 s with
+// 119 (3.4 s with the Erdos-Renyi budget), with the same split within 0.4 points per layer.
 func curveSamples(m model.Model) int {
 	macs := 0.0
 	for _, L := range m.Layers {

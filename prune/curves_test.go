@@ -181,3 +181,32 @@ func TestAllocateFlatNotDense(t *testing.T) {
 		t.Errorf("split %v", k)
 	}
 }
+
+// TestCurveSamples: the curves' output errors use 1000 samples for the demo MLP (266,200
+// multiply-adds per sample) and, for the demo CNN, 3e8 / 2,509,696 = 119 (its multiply-adds
+// per image counted by hand from the layer shapes: 9*16*784 + 144*32*196 + 288*64*49 +
+// 576*64*16 + 64*10), and never fewer than 100.
+func TestCurveSamples(t *testing.T) {
+	mlp, err := model.Load("../internal/models/lenet300100.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cnn, err := model.Load("../internal/models/cnn_mnist.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := curveSamples(mlp); got != 1000 {
+		t.Errorf("MLP: %d samples, want 1000", got)
+	}
+	if macs := 9*16*784 + 144*32*196 + 288*64*49 + 576*64*16 + 64*10; macs != 2509696 {
+		t.Fatalf("hand count %d", macs)
+	}
+	if got := curveSamples(cnn); got != 119 {
+		t.Errorf("CNN: %d samples, want 119", got)
+	}
+	big := mlp.Clone()
+	big.Layers[0].In *= 1000 // 235 million multiply-adds per sample
+	if got := curveSamples(big); got != 100 {
+		t.Errorf("a costly model: %d samples, want the floor 100", got)
+	}
+}
