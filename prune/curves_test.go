@@ -4,6 +4,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 
 	"relutrim/prune/model"
@@ -119,8 +121,10 @@ func TestAllocateLarge(t *testing.T) {
 	}
 }
 
-// TestCurveBudgetSums: on a small random ReLU network the curves end dense at zero error
-// and the budget from them adds up to the level's count exactly.
+// TestCurveBudgetSums: on a small random ReLU network the curves start at one weight and
+// end dense at zero error, and the budget from them adds up to the level's count exactly,
+// down to 99% sparsity (3 of the 330 weights: below the first density point of every
+// layer; at least one weight per layer), while 99.9% (0 weights) is refused.
 func TestCurveBudgetSums(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	sizes := []int{20, 12, 6, 3}
@@ -153,8 +157,14 @@ func TestCurveBudgetSums(t *testing.T) {
 		if last.NonZeros != m.Layers[l].In*m.Layers[l].Out || last.OutErr != 0 {
 			t.Errorf("layer %d: last curve point %+v, want dense with no error", l, last)
 		}
+		if c.Points[0].NonZeros != 1 {
+			t.Errorf("layer %d: first curve point %+v, want one weight", l, c.Points[0])
+		}
 	}
-	for _, s := range []float64{0.3, 0.5, 0.8, 0.9} {
+	if _, err := p.CurveBudget(context.Background(), 0.999); err == nil || !strings.Contains(err.Error(), "one weight per layer") {
+		t.Errorf("sparsity 0.999 (no weight left): error %v, want a refusal naming one weight per layer", err)
+	}
+	for _, s := range []float64{0.3, 0.5, 0.8, 0.9, 0.99} {
 		k, err := p.CurveBudget(context.Background(), s)
 		if err != nil {
 			t.Fatal(err)
@@ -165,6 +175,9 @@ func TestCurveBudgetSums(t *testing.T) {
 		}
 		if want := int(math.Round((1 - s) * float64(m.Weights()))); sum != want {
 			t.Errorf("sparsity %v: counts %v add up to %d, want %d", s, k, sum, want)
+		}
+		if slices.Min(k) < 1 {
+			t.Errorf("sparsity %v: counts %v, want at least one weight per layer", s, k)
 		}
 	}
 }
