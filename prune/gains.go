@@ -32,13 +32,17 @@ import (
 // it changes nothing. The layers' unweighted errors grow (0.19 against 0.13 for the
 // 784-300 layer at 90%): the weights go where they matter to the output.
 
-// gainSamples bounds the calibration samples the Jacobians are averaged over, and
+// gainSamples bounds the calibration samples the Jacobians are averaged over (fewer, down
+// to gainMinSamples, when the backward pass through the layers would take more than
+// gainMACs multiply-adds: a wide MLP's; the demo's takes 300,000 per sample), and
 // gainProbes the output directions: with more outputs than that, the squared column norms
 // are estimated with gainProbes random sign combinations of the outputs (E ||R^T J e_j||^2
 // / r = ||J e_j||^2 for R with independent +-1 entries).
 const (
-	gainSamples = 256
-	gainProbes  = 16
+	gainSamples    = 256
+	gainMinSamples = 16
+	gainMACs       = 2e9
+	gainProbes     = 16
 	// gainFloor keeps a unit the Jacobian never reaches (dead downstream on the calibration
 	// data) in the fit with a small weight instead of none.
 	gainFloor = 1e-3
@@ -95,7 +99,11 @@ func unitGains(m model.Model, yPre [][]float64, n int) [][]float64 {
 	for l := first; l < last; l++ {
 		g[l] = make([]float64, m.Layers[l].Out)
 	}
-	ns := min(n, gainSamples)
+	macs := 0.0 // per sample: the products through layers first+1 .. last-1
+	for l := first + 1; l < last; l++ {
+		macs += float64(r) * float64(m.Layers[l].In) * float64(m.Layers[l].Out)
+	}
+	ns := min(n, gainSamples, max(gainMinSamples, int(gainMACs/math.Max(macs, 1))))
 	J := make([]float64, 0, r*m.Layers[first].Out)
 	next := make([]float64, 0, cap(J))
 	for s := 0; s < ns; s++ {
