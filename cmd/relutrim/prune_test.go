@@ -186,11 +186,7 @@ func TestPruneNM(t *testing.T) {
 
 func loadFile(t *testing.T, path string) model.Model {
 	t.Helper()
-	ts, err := dataio.ReadSafetensors(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := model.FromTensors(ts, path)
+	m, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
