@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -41,6 +42,7 @@ func run() error {
 	var levels levelList = []float64{0.5, 0.8, 0.9, 0.95}
 	flag.Var(&levels, "levels", "sparsities (comma separated)")
 	nm := flag.String("nm", "", "an N:M pattern (e.g. 2:4) to run after the levels, as the demo does")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pruning (not the evaluation) to this file")
 	flag.Parse()
 	const valFrom, valN = 50000, 10000
 	if *calib < 1 || *calib > valFrom {
@@ -68,10 +70,23 @@ func run() error {
 	vx, vl = train.X[valFrom*784:(valFrom+valN)*784], train.Labels[valFrom:valFrom+valN]
 	fmt.Printf("model %s: dense validation %.4f / %.2f%%, test %.4f / %.2f%% (cross-entropy / accuracy)\n",
 		name(*path), crossEntropy(m, vx, vl), 100*m.Accuracy(vx, valN, vl), crossEntropy(m, test.X, test.Labels), 100*m.Accuracy(test.X, test.N, test.Labels))
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	t0 := time.Now()
 	p, err := prune.NewPruner(m, train.X[:*calib*784], *calib, prune.Options{Unweighted: *unweighted})
 	if err != nil {
 		return err
 	}
+	fmt.Printf("NewPruner: %.2f s\n", time.Since(t0).Seconds())
 	ctx := context.Background()
 	sort.Sort(sort.Reverse(sort.Float64Slice(levels)))
 	for _, s := range levels {
@@ -88,6 +103,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
+		fmt.Printf("budget: %.2f s\n", time.Since(t0).Seconds())
 		pm, reps, err := p.Prune(ctx, keep)
 		if err != nil {
 			return err
@@ -118,6 +134,10 @@ func show(name string, keep []int, pm model.Model, reps []prune.LayerReport, t0 
 	fmt.Printf("%s: keep %v, post-activation errors", name, keep)
 	for _, r := range reps {
 		fmt.Printf(" %.4f", r.PostErr)
+	}
+	fmt.Printf(", layer seconds")
+	for _, r := range reps {
+		fmt.Printf(" %.2f", r.Seconds)
 	}
 	fmt.Printf("; validation %.4f / %.2f%%, test %.4f / %.2f%%; %.1f s\n",
 		crossEntropy(pm, vx, vl), 100*pm.Accuracy(vx, len(vl), vl), crossEntropy(pm, test.X, test.Labels), 100*pm.Accuracy(test.X, test.N, test.Labels), time.Since(t0).Seconds())
