@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
-	"sync"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
 	"relutrim/prune/model"
@@ -93,47 +89,20 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 	size := L.In * L.Out
 	c := Curve{Key: L.Key, Weights: size}
 	xs, rows := p.fitRows(l, p.dense[l])
-	// Gram of [X 1] and its product with the dense pre-activations.
-	d := L.In + 1
-	if L.NoBias {
-		d = L.In
+	// The normal equations of the dense pre-activations on [X 1], over the rows supports
+	// are selected on (selectRows).
+	ys := p.yPre[l]
+	if idx := p.selectRows(l, rows); idx != nil {
+		xs, ys, rows = pickRows(xs, idx, L.In), pickRows(ys, idx, L.Out), len(idx)
 	}
-	xa := xs
-	if !L.NoBias {
-		xa = make([]float64, rows*d)
-		for r := 0; r < rows; r++ {
-			copy(xa[r*d:r*d+L.In], xs[r*L.In:(r+1)*L.In])
-			xa[r*d+L.In] = 1
-		}
-	}
-	X := blas64.General{Rows: rows, Cols: d, Stride: d, Data: xa}
-	G := blas64.General{Rows: d, Cols: d, Stride: d, Data: make([]float64, d*d)}
-	blas64.Gemm(blas.Trans, blas.NoTrans, 1, X, X, 0, G)
-	Y := blas64.General{Rows: rows, Cols: L.Out, Stride: L.Out, Data: p.yPre[l]}
-	C := blas64.General{Rows: d, Cols: L.Out, Stride: L.Out, Data: make([]float64, d*L.Out)}
-	blas64.Gemm(blas.Trans, blas.NoTrans, 1, X, Y, 0, C)
-	yy := make([]float64, L.Out)
-	yyAll := 0.0
-	for r := 0; r < rows; r++ {
-		for o := 0; o < L.Out; o++ {
-			v := p.yPre[l][r*L.Out+o]
-			yy[o] += v * v
-		}
-	}
-	for _, v := range yy {
-		yyAll += v
-	}
-	ridge := 0.0
-	for i := 0; i < d; i++ {
-		ridge = math.Max(ridge, G.Data[i*d+i])
-	}
-	ridge = 1e-9*ridge + 1e-300
+	ne := newNormalEq(xs, rows, L.In, ys, L.Out, L.NoBias)
+	d := ne.d
 	// Wanda's score ranks the layer's weights once; a count's support is a prefix.
 	order := make([]int, size) // index o*In + i
 	score := make([]float64, size)
 	for o := 0; o < L.Out; o++ {
 		for i := 0; i < L.In; i++ {
-			score[o*L.In+i] = math.Abs(L.W[o*L.In+i]) * math.Sqrt(G.Data[i*d+i])
+			score[o*L.In+i] = math.Abs(L.W[o*L.In+i]) * math.Sqrt(ne.G[i*d+i])
 		}
 	}
 	for i := range order {
@@ -152,60 +121,52 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 			ks = append(ks, k)
 		}
 	}
-	threads := p.opt.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
+	// Per output: its inputs in the order they enter the supports (the bias first), and
+	// for each count the length of its prefix; then all counts' fits at once (prefixFits).
+	seq := make([][]int, L.Out)
+	if !L.NoBias {
+		for o := range seq {
+			seq[o] = []int{L.In}
+		}
 	}
+	lens := make([][]int, L.Out) // lens[o][c]: output o's support length at count ks[c]
+	at := 0
+	for _, k := range ks {
+		for ; at < k; at++ {
+			o, i := order[at]/L.In, order[at]%L.In
+			seq[o] = append(seq[o], i)
+		}
+		for o := range lens {
+			lens[o] = append(lens[o], len(seq[o]))
+		}
+	}
+	wts := make([][][]float64, L.Out) // wts[o][c]: weights on seq[o][:lens[o][c]]
+	fits := make([][]float64, L.Out)
+	forOutputs(L.Out, p.opt.Threads, func(o int) {
+		wts[o], fits[o] = ne.prefixFits(o, seq[o], lens[o])
+	})
 	last := len(p.M.Layers) - 1
 	nr := min(p.n, curveSamples(p.M))
 	ref := p.dense[last+1][:nr*len(p.dense[last+1])/p.n]
 	in0 := p.dense[l][:nr*len(p.dense[l])/p.n]
-	for _, k := range ks {
+	for ci, k := range ks {
 		if err := ctx.Err(); err != nil {
 			return c, err
 		}
-		supp := make([][]int, L.Out)
-		for _, idx := range order[:k] {
-			supp[idx/L.In] = append(supp[idx/L.In], idx%L.In)
-		}
 		W := make([]float64, size)
 		B := make([]float64, L.Out)
-		res := make([]float64, L.Out) // residual sum of squares per output
-		var wg sync.WaitGroup
-		next := make(chan int, L.Out)
-		for o := 0; o < L.Out; o++ {
-			next <- o
-		}
-		close(next)
-		for t := 0; t < threads; t++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for o := range next {
-					s := supp[o]
-					if !L.NoBias {
-						s = append(append([]int(nil), s...), L.In)
-					}
-					w := lsOnSupport(G.Data, C.Data, d, L.Out, o, s, ridge)
-					fit := 0.0
-					for a, i := range s {
-						fit += w[a] * C.Data[i*L.Out+o]
-						if i == L.In {
-							B[o] = w[a]
-						} else {
-							W[o*L.In+i] = w[a]
-						}
-					}
-					res[o] = math.Max(yy[o]-fit, 0)
-				}
-			}()
-		}
-		wg.Wait()
 		rss := 0.0
-		for _, v := range res {
-			rss += v
+		for o := 0; o < L.Out; o++ {
+			for a, i := range seq[o][:lens[o][ci]] {
+				if i == L.In {
+					B[o] = wts[o][ci][a]
+				} else {
+					W[o*L.In+i] = wts[o][ci][a]
+				}
+			}
+			rss += math.Max(ne.yy[o]-fits[o][ci], 0)
 		}
-		pt := CurvePoint{NonZeros: k, Sparsity: 1 - float64(k)/float64(size), LayerErr: math.Sqrt(rss / math.Max(yyAll, 1e-300))}
+		pt := CurvePoint{NonZeros: k, Sparsity: 1 - float64(k)/float64(size), LayerErr: math.Sqrt(rss / math.Max(ne.yyAll, 1e-300))}
 		// The network's output with layer l replaced.
 		m := p.M.Clone()
 		m.Layers[l].W, m.Layers[l].B = W, B

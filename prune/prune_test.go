@@ -273,11 +273,12 @@ func TestNM(t *testing.T) {
 // fits the calibration logits about as well as a fresh N:M Pruner (within 10% relative
 // error; the reference is the fresh Pruner, tested against the baselines in TestNM), and
 // the unstructured Pruner's own next level is unaffected by the derived one's options.
+// Only SelectL1Path has a path to share.
 func TestWithNMSharesPath(t *testing.T) {
 	s := loadSmall(t)
 	ctx := context.Background()
 	pat := NM{N: 2, M: 4}
-	p, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2})
+	p, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2, Select: SelectL1Path})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +298,7 @@ func TestWithNMSharesPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fresh, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2, NM: pat})
+	fresh, err := NewPruner(s.m, s.calib, s.nCal, Options{Threads: 2, NM: pat, Select: SelectL1Path})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,8 @@ func run() error {
 	var levels levelList = []float64{0.5, 0.8, 0.9, 0.95}
 	flag.Var(&levels, "levels", "sparsities (comma separated)")
 	nm := flag.String("nm", "", "an N:M pattern (e.g. 2:4) to run after the levels, as the demo does")
+	selectM := flag.String("select", "", "support selection: gradual (default) or l1-path")
+	selectRows := flag.Int("select-rows", 0, "rows the support is selected on (0: the default, -1: all)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the pruning (not the evaluation) to this file")
 	flag.Parse()
 	const valFrom, valN = 50000, 10000
@@ -82,7 +84,7 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 	t0 := time.Now()
-	p, err := prune.NewPruner(m, train.X[:*calib*784], *calib, prune.Options{Unweighted: *unweighted})
+	p, err := prune.NewPruner(m, train.X[:*calib*784], *calib, prune.Options{Unweighted: *unweighted, Select: *selectM, SelectRows: *selectRows})
 	if err != nil {
 		return err
 	}
