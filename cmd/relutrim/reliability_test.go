@@ -1,0 +1,51 @@
+package main
+
+// Tests of issue 22 (reliability of the new surfaces): each case is a promise of the README
+// ("The command line") that a careless-user pass found broken.
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestShardOutputsRefused: with %d shard patterns, an output that is one of the shards of
+// any process is refused on every process (the MPI run is collective: process 1 must not
+// go on while process 0 refuses, and process 0 must see process 1's shard), before
+// anything is read. The fake group stands for mpirun -np 2 (only rank and size are used
+// by the check); TestMPIOutputIsShard runs the real thing.
+func TestShardOutputsRefused(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"xs-0.npy", "xs-1.npy", "ys-0.npy", "ys-1.npy"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("shard"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := func(f string) string { return filepath.Join(dir, f) }
+	inputs := []pathFlag{{"--x", p("xs-%d.npy")}, {"--y", p("ys-%d.npy")}}
+	defer func(g *procGroup) { group = g }(group)
+	for _, c := range []struct {
+		outputs []pathFlag
+		want    string // "" : accepted
+	}{
+		{[]pathFlag{{"--out", p("ys-1.npy")}}, "--out " + p("ys-1.npy") + " is the same file as the input --y " + p("ys-1.npy")},
+		{[]pathFlag{{"--out", p("ys-0.npy")}}, "input --y " + p("ys-0.npy")},
+		{[]pathFlag{{"--out", p("o.safetensors")}, {"--report", p("xs-1.npy")}}, "--report " + p("xs-1.npy") + " is the same file as the input --x " + p("xs-1.npy")},
+		{[]pathFlag{{"--out", p("xs-2.npy")}}, ""}, // no process 2 in a run of 2
+		{[]pathFlag{{"--out", p("o.safetensors")}, {"--report", p("r.json")}}, ""},
+	} {
+		for rank := 0; rank < 2; rank++ {
+			group = &procGroup{rank: rank, size: 2}
+			err := checkOutputs(fitCmd, c.outputs, inputs)
+			switch {
+			case c.want == "" && err != nil:
+				t.Errorf("process %d, outputs %v: refused: %v", rank, c.outputs, err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Errorf("process %d, outputs %v: error %v, want one containing %q", rank, c.outputs, err, c.want)
+			case c.want != "" && exitStatus(t.Context(), err) != exitUsage:
+				t.Errorf("process %d: exit status %d, want 2", rank, exitStatus(t.Context(), err))
+			}
+		}
+	}
+}
