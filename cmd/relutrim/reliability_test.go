@@ -4,10 +4,13 @@ package main
 // ("The command line") that a careless-user pass found broken.
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 // TestShardOutputsRefused: with %d shard patterns, an output that is one of the shards of
@@ -47,5 +50,44 @@ func TestShardOutputsRefused(t *testing.T) {
 				t.Errorf("process %d: exit status %d, want 2", rank, exitStatus(t.Context(), err))
 			}
 		}
+	}
+}
+
+// TestBadNumberMessages: every numeric flag of every command, given "abc", exits 2 with
+// `<command>: --<flag>: "abc" is not a number` (or "whole number" for integer flags) and
+// nothing more: no Go internals such as strconv.ParseFloat (they used to end the message).
+// The flags are enumerated from the command tree, so a new numeric flag is covered too.
+func TestBadNumberMessages(t *testing.T) {
+	n := 0
+	for _, c := range root.Commands() {
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			typ := f.Value.Type()
+			what := ""
+			switch {
+			case strings.HasPrefix(typ, "float"):
+				what = "is not a number"
+			case strings.HasPrefix(typ, "int"), strings.HasPrefix(typ, "uint"):
+				what = "is not a whole number"
+			default:
+				return
+			}
+			n++
+			val := "abc"
+			if strings.HasSuffix(typ, "Slice") {
+				val = "0.5,abc" // a list: the message names the bad element
+			}
+			r := run(t, t.TempDir(), c.Name(), "--"+f.Name, val)
+			want := fmt.Sprintf("relutrim: %s: --%s: \"abc\" %s\n", c.Name(), f.Name, what)
+			if r.code != exitUsage || r.stderr != want {
+				t.Errorf("%s --%s %s: exit %d, stderr %q; want 2 and %q", c.Name(), f.Name, val, r.code, r.stderr, want)
+			}
+		})
+	}
+	if n < 10 {
+		t.Errorf("only %d numeric flags found; the enumeration is broken", n)
+	}
+	r := run(t, ".", "fit", "--threads", "99999999999999999999")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `--threads: "99999999999999999999" is out of range`) || strings.Contains(r.stderr, "strconv") {
+		t.Errorf("--threads 1e20: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
