@@ -42,6 +42,11 @@ func parseSize(s string) (int64, error) {
 	if err != nil || !(v > 0) || math.IsInf(v, 0) || v*mult >= math.MaxInt64 || strings.ContainsAny(t, "xXpP") {
 		return 0, fmt.Errorf("want a positive size such as 2G, 512M or 1073741824, got %q", s)
 	}
+	if v*mult < 1 {
+		// 0.1 would truncate to 0 bytes, which means "no cap" inside (as an unknown
+		// MemAvailable does): refuse it like 0.
+		return 0, fmt.Errorf("%q is less than one byte; want a positive size such as 2G, 512M or 1073741824", s)
+	}
 	return int64(v * mult), nil
 }
 

@@ -91,3 +91,23 @@ func TestBadNumberMessages(t *testing.T) {
 		t.Errorf("--threads 1e20: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestMaxMemoryBelowOneByte: --max-memory 0.1 (or 0.9) used to truncate to a 0-byte cap,
+// which inside means "no cap", and the fit ran; it is refused like 0, with exit 2 and
+// nothing written.
+func TestMaxMemoryBelowOneByte(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, filepath.Join("testdata", "X.npy"), filepath.Join(dir, "X.npy"))
+	copyFile(t, filepath.Join("testdata", "Y.npy"), filepath.Join(dir, "Y.npy"))
+	out := t.TempDir()
+	for _, v := range []string{"0.1", "0.9", "0.0001K", "0"} {
+		r := run(t, dir, "fit", "--x", "X.npy", "--y", "Y.npy", "--lambda", "0.02", "--max-memory", v, "--out", filepath.Join(out, "o.safetensors"))
+		expectUsageError(t, r, []string{"fit: --max-memory: ", fmt.Sprintf("%q", v)}, out)
+	}
+	if v, err := parseSize("0.5"); err == nil {
+		t.Errorf("parseSize(0.5) = %d, want an error", v)
+	}
+	if v, err := parseSize("0.5K"); err != nil || v != 512 {
+		t.Errorf("parseSize(0.5K) = %d, %v; want 512", v, err)
+	}
+}
