@@ -290,6 +290,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
+	threads = min(threads, kern.MaxThreads()) // what the solver runs (a huge --threads costs nothing)
 	link := solver.ReLU
 	if fl.linear {
 		link = solver.Identity

@@ -9,8 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
+
+	"relutrim/internal/kern"
 )
 
 // TestShardOutputsRefused: with %d shard patterns, an output that is one of the shards of
@@ -109,5 +112,43 @@ func TestMaxMemoryBelowOneByte(t *testing.T) {
 	}
 	if v, err := parseSize("0.5K"); err != nil || v != 512 {
 		t.Errorf("parseSize(0.5K) = %d, %v; want 512", v, err)
+	}
+}
+
+// TestHugeThreadsCostNothing: the README promises that --threads beyond the CPUs costs
+// nothing (results do not depend on it). fit --threads 10000000 used to allocate a gather
+// buffer per thread (1.6-1.9 GB, then out of memory) and prune --threads 10000000 on a
+// 472-weight MLP started ten million goroutines per curve point (over 60 s). Both must
+// finish (within a generous 60 s), with the same layer as --threads 1, a modest peak
+// memory, and the report's threads capped at kern.MaxThreads.
+func TestHugeThreadsCostNothing(t *testing.T) {
+	dir := t.TempDir()
+	oocData(t, dir, 5000, 8, 3, false, 1, true) // Newton with its row sample's Gram
+	var layers [2]string
+	for i, th := range []string{"1", "10000000"} {
+		out := fmt.Sprintf("o%d.safetensors", i)
+		r := runIn(t, dir, 60*time.Second, "fit", "--x", "X.npy", "--y", "Y.npy", "--lambda", "0.01", "--threads", th,
+			"--out", out, "--report", fmt.Sprintf("r%d.json", i), "--quiet")
+		if r.code != 0 {
+			t.Fatalf("fit --threads %s: exit %d: %s", th, r.code, r.stderr)
+		}
+		layers[i] = fileBytes(filepath.Join(dir, out))
+		var rep fitReport
+		readJSON(t, filepath.Join(dir, fmt.Sprintf("r%d.json", i)), &rep)
+		if rep.Threads > kern.MaxThreads() {
+			t.Errorf("fit --threads %s: report says %d threads, above the cap %d", th, rep.Threads, kern.MaxThreads())
+		}
+		if rep.PeakRSS > 400<<20 {
+			t.Errorf("fit --threads %s: peak RSS %d MB on a 5000 x 8 problem", th, rep.PeakRSS>>20)
+		}
+	}
+	if layers[0] != layers[1] {
+		t.Error("fit --threads 10000000 wrote a different layer from --threads 1")
+	}
+	out := t.TempDir()
+	r := runIn(t, ".", 60*time.Second, "prune", "--model", filepath.Join(smallDir, "small.safetensors"), "--calib", filepath.Join(smallDir, "calib_x.npy"),
+		"--sparsity", "0.5", "--threads", "10000000", "--out", filepath.Join(out, "p.safetensors"), "--quiet")
+	if r.code != 0 {
+		t.Fatalf("prune --threads 10000000: exit %d: %s", r.code, r.stderr)
 	}
 }
