@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"relutrim/dataio"
 	"relutrim/internal/kern"
 )
 
@@ -151,4 +152,79 @@ func TestHugeThreadsCostNothing(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("prune --threads 10000000: exit %d: %s", r.code, r.stderr)
 	}
+}
+
+// hostileONNX is the directory of scripts/make_hostile_onnx.py's models (its meta.json
+// holds onnx.checker's verdict on each).
+var hostileONNX = filepath.Join("..", "..", "prune", "model", "testdata", "onnx", "hostile")
+
+// writeMLP writes a safetensors state_dict of float32 zeros with the given shapes.
+func writeMLP(t *testing.T, path string, shapes map[string][]int) {
+	t.Helper()
+	ts := map[string]dataio.Tensor{}
+	for k, sh := range shapes {
+		n := 1
+		for _, d := range sh {
+			n *= d
+		}
+		ts[k] = dataio.Tensor{DType: "F32", Shape: sh, F32: make([]float32, n)}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := dataio.EncodeSafetensors(f, ts, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pruneHostileCase is a model relutrim prune must refuse: exit 2, stderr containing want,
+// no stack trace, nothing written, the model unchanged.
+type pruneHostileCase struct {
+	name, model, calib string
+	extra              []string
+	want               []string
+}
+
+func runPruneHostile(t *testing.T, cases []pruneHostileCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := fileBytes(c.model)
+			out := t.TempDir()
+			args := append([]string{"prune", "--model", c.model, "--calib", c.calib, "--sparsity", "0.5", "--threads", "1",
+				"--out", filepath.Join(out, "p"+filepath.Ext(c.model)), "--report", filepath.Join(out, "r.json")}, c.extra...)
+			r := runIn(t, ".", 60*time.Second, args...)
+			if strings.Contains(r.stderr, "goroutine ") || strings.Contains(r.stderr, "panic") || strings.Contains(r.stderr, "fatal error") {
+				t.Fatalf("crashed (exit %d):\n%.2000s", r.code, r.stderr)
+			}
+			expectUsageError(t, r, append([]string{"prune: --model " + c.model}, c.want...), out)
+			if fileBytes(c.model) != before {
+				t.Error("the model file changed")
+			}
+		})
+	}
+}
+
+// TestPruneHostileShapes: models whose shapes used to crash prune with a stack trace (a
+// hidden layer of width 0, a last layer with 0 outputs, Conv pads of 1e6, an input whose
+// C*H*W wraps int64 to 64 given a (N, 64) calibration array) exit 2 with a message
+// naming the model and the layer, node or input.
+func TestPruneHostileShapes(t *testing.T) {
+	dir := t.TempDir()
+	w0, out0 := filepath.Join(dir, "w0.safetensors"), filepath.Join(dir, "out0.safetensors")
+	writeMLP(t, w0, map[string][]int{"0.weight": {0, 20}, "0.bias": {0}, "2.weight": {3, 0}, "2.bias": {3}})
+	writeMLP(t, out0, map[string][]int{"0.weight": {4, 20}, "0.bias": {4}, "2.weight": {0, 4}, "2.bias": {0}})
+	calib20 := filepath.Join(smallDir, "calib_x.npy")
+	calib64 := filepath.Join(dir, "calib64.npy")
+	writeNPY(t, calib64, 10, 64, func(i, j int) float64 { return float64(i + j) })
+	runPruneHostile(t, []pruneHostileCase{
+		{"hidden width 0", w0, calib20, nil, []string{"layer 0: weight shape [0 20]: a layer needs at least one output and one input"}},
+		{"no outputs", out0, calib20, nil, []string{"layer 2: weight shape [0 4]: a layer needs at least one output and one input"}},
+		{"pads 1e6", filepath.Join(hostileONNX, "pads_1e6.onnx"), randomImages(t, 4, 3, 8, 8), nil,
+			[]string{"node /conv/Conv (Conv): its output of 4 x 2000006 x 2000006 per sample has more than"}},
+		{"input wraps int64", filepath.Join(hostileONNX, "input_overflow.onnx"), calib64, nil,
+			[]string{`input "input" has shape [1 192 192153584101141163] per sample`}},
+	})
 }

@@ -217,6 +217,9 @@ func FromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
 		if len(w.Shape) != 2 || len(b.Shape) != 1 || b.Shape[0] != w.Shape[0] {
 			return Model{}, fmt.Errorf("%s: layer %s: weight shape %v and bias shape %v; want [out, in] and [out]", name, key, w.Shape, b.Shape)
 		}
+		if w.Shape[0] < 1 || w.Shape[1] < 1 {
+			return Model{}, fmt.Errorf("%s: layer %s: weight shape %v: a layer needs at least one output and one input", name, key, w.Shape)
+		}
 		l := Layer{Key: key, Out: w.Shape[0], In: w.Shape[1], W: toF64(w), B: toF64(b), WType: w.DType, BType: b.DType}
 		if n > 0 && l.In != m.Layers[n-1].Out {
 			prev := m.Layers[n-1]

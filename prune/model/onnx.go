@@ -198,6 +198,9 @@ func (p *onnxParser) parse() (Model, error) {
 	default:
 		return Model{}, fmt.Errorf("%s: input %q has rank %d; want (batch, features) or (batch, channels, height, width)", p.name, in.GetName(), rank)
 	}
+	if _, ok := m.In.CheckedSize(); !ok {
+		return Model{}, fmt.Errorf("%s: input %q has shape %v per sample: more than %d values (or their product overflows)", p.name, in.GetName(), dims, MaxSampleValues)
+	}
 	shape := m.In
 	cur := in.GetName()
 	// stage of the last layer: 0 just built, 1 bias or BatchNormalization added, 2 Relu
@@ -333,6 +336,9 @@ func (p *onnxParser) parse() (Model, error) {
 		default:
 			return Model{}, p.errf(n, i, "op %s is not supported (supported: %s)", op, supportedOps)
 		}
+		if _, ok := shape.CheckedSize(); !ok {
+			return Model{}, p.errf(n, i, "its output of %d x %d x %d per sample has more than %d values", shape.C, shape.H, shape.W, MaxSampleValues)
+		}
 		cur = n.GetOutput()[0]
 	}
 	if out := g.GetOutput()[0].GetName(); out != cur {
@@ -441,6 +447,9 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 		return Layer{}, p.errf(n, i, "weight %q is not a constant 4-D tensor (C_out, C_in, kh, kw)", wName)
 	}
 	d := wt.GetDims()
+	if slices.Min(d) < 1 || slices.Max(d) > maxAttr {
+		return Layer{}, p.errf(n, i, "weight %q has shape %v; want four positive dimensions", wName, d)
+	}
 	cout, cin, kh, kw := int(d[0]), int(d[1]), int(d[2]), int(d[3])
 	if cin != in.C {
 		return Layer{}, p.errf(n, i, "weight %q takes %d input channels but its input has %d", wName, cin, in.C)
@@ -449,7 +458,8 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 		return Layer{}, p.errf(n, i, "kernel_shape %v does not match the weight's %dx%d (only 2-D convolutions are supported)", ks, kh, kw)
 	}
 	st, dl, pd := ints(n, "strides", []int{1, 1}), ints(n, "dilations", []int{1, 1}), ints(n, "pads", []int{0, 0, 0, 0})
-	if len(st) != 2 || len(dl) != 2 || len(pd) != 4 || st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1 || slices.Min(pd) < 0 {
+	if len(st) != 2 || len(dl) != 2 || len(pd) != 4 || st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1 || slices.Min(pd) < 0 ||
+		slices.Max(slices.Concat(st, dl, pd)) > maxAttr {
 		return Layer{}, p.errf(n, i, "strides %v, dilations %v, pads %v: want two positive strides and dilations and four non-negative pads", st, dl, pd)
 	}
 	c := &Conv{In: in, KH: kh, KW: kw, SH: st[0], SW: st[1], DH: dl[0], DW: dl[1], PT: pd[0], PL: pd[1], PB: pd[2], PR: pd[3]}
@@ -498,6 +508,9 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	wt := p.inits[wName]
 	if wt == nil || len(wt.GetDims()) != 2 {
 		return Layer{}, p.errf(n, i, "weight %q is not a constant 2-D tensor", wName)
+	}
+	if slices.Min(wt.GetDims()) < 1 {
+		return Layer{}, p.errf(n, i, "weight %q has shape %v; want two positive dimensions", wName, wt.GetDims())
 	}
 	r, c := int(wt.GetDims()[0]), int(wt.GetDims()[1])
 	out, win := r, c
@@ -585,7 +598,8 @@ func (p *onnxParser) pool(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 	if len(n.GetOutput()) > 1 && p.uses[n.GetOutput()[1]] > 0 {
 		return Op{}, p.errf(n, i, "the Indices output is not supported")
 	}
-	if len(ks) != 2 || len(st) != 2 || len(pd) != 4 || ks[0] < 1 || ks[1] < 1 || st[0] < 1 || st[1] < 1 || slices.Min(pd) < 0 {
+	if len(ks) != 2 || len(st) != 2 || len(pd) != 4 || ks[0] < 1 || ks[1] < 1 || st[0] < 1 || st[1] < 1 || slices.Min(pd) < 0 ||
+		slices.Max(slices.Concat(ks, st, pd)) > maxAttr {
 		return Op{}, p.errf(n, i, "kernel_shape %v, strides %v, pads %v: want a 2-D window", ks, st, pd)
 	}
 	o := Op{Kind: MaxPool, In: in, KH: ks[0], KW: ks[1], SH: st[0], SW: st[1], PT: pd[0], PL: pd[1], PB: pd[2], PR: pd[3],
@@ -624,7 +638,7 @@ func (p *onnxParser) pad(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 	if len(n.GetInput()) > 3 {
 		return Op{}, p.errf(n, i, "the axes input is not supported")
 	}
-	if len(pads) != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || slices.Min(pads) < 0 {
+	if len(pads) != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || slices.Min(pads) < 0 || slices.Max(pads) > maxAttr {
 		return Op{}, p.errf(n, i, "pads %v: only non-negative padding of height and width is supported", pads)
 	}
 	return Op{Kind: Pad, In: in, PT: int(pads[2]), PL: int(pads[3]), PB: int(pads[6]), PR: int(pads[7]), Node: p.nodeName(n, i)}, nil
@@ -679,19 +693,27 @@ func (p *onnxParser) floats(n *onnx.NodeProto, i int, name string) ([]float64, e
 	return v, nil
 }
 
-func numel(t *onnx.TensorProto) int {
+// numel returns the number of values of t's shape; an error for a negative dimension or
+// a product that overflows.
+func numel(t *onnx.TensorProto) (int, error) {
 	n := 1
 	for _, d := range t.GetDims() {
+		if d < 0 || d > 0 && int64(n) > math.MaxInt64/d {
+			return 0, fmt.Errorf("shape %v is negative or too large", t.GetDims())
+		}
 		n *= int(d)
 	}
-	return n
+	return n, nil
 }
 
 var errNotFloat = errors.New("not a float tensor")
 
 // tensorFloats decodes a FLOAT, DOUBLE or FLOAT16 tensor.
 func tensorFloats(t *onnx.TensorProto) ([]float64, error) {
-	n := numel(t)
+	n, err := numel(t)
+	if err != nil {
+		return nil, err
+	}
 	raw := t.GetRawData()
 	var out []float64
 	switch onnx.TensorProto_DataType(t.GetDataType()) {
