@@ -228,3 +228,25 @@ func TestPruneHostileShapes(t *testing.T) {
 			[]string{`input "input" has shape [1 192 192153584101141163] per sample`}},
 	})
 }
+
+// TestPruneInvalidONNX: ONNX files that onnx.checker refuses (scripts/make_hostile_onnx.py
+// records its verdicts in meta.json), a float16 model and an opset-7 model were pruned
+// (exit 0) or refused as "not a float tensor"; each now exits 2 saying what is wrong.
+func TestPruneInvalidONNX(t *testing.T) {
+	calib := randomImages(t, 4, 3, 8, 8)
+	h := func(f string) string { return filepath.Join(hostileONNX, f) }
+	runPruneHostile(t, []pruneHostileCase{
+		{"duplicate initializer", h("dup_init.onnx"), calib, nil, []string{`two initializers are named "conv.weight"`}},
+		{"not SSA", h("dup_output.onnx"), calib, nil, []string{"not in single static assignment form"}},
+		{"float16 weights on float32", h("fp16_weights.onnx"), calib, nil, []string{`tensor "conv.weight" is float16 but the graph's input is float32`}},
+		{"float16 model", h("fp16_model.onnx"), calib, nil, []string{"relutrim prunes float32 and float64 ONNX models only"}},
+		{"opset 7", h("opset7.onnx"), calib, nil, []string{"opset 7: relutrim reads ONNX opset 13 or later"}},
+	})
+	// The base model of those files is pruned.
+	out := t.TempDir()
+	r := runIn(t, ".", 60*time.Second, "prune", "--model", h("good.onnx"), "--calib", calib, "--sparsity", "0.5", "--threads", "1",
+		"--out", filepath.Join(out, "p.onnx"), "--quiet")
+	if r.code != 0 {
+		t.Errorf("good.onnx: exit %d: %s", r.code, r.stderr)
+	}
+}

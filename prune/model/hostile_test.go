@@ -84,3 +84,41 @@ func TestMLPWidthsPositive(t *testing.T) {
 		}
 	}
 }
+
+// TestONNXValidation: every hostile file that onnx.checker refuses (meta.json: duplicate
+// initializer names, a graph not in SSA form, float16 weights on a float32 graph) is
+// refused by Load too, with a message naming the file and the problem; and so are two
+// files the checker accepts but relutrim does not support: a float16 model (said plainly,
+// not "not a float tensor") and opset 7 (the README says 13 or later). The base model
+// loads.
+func TestONNXValidation(t *testing.T) {
+	want := map[string]string{
+		"dup_init.onnx":     `two initializers are named "conv.weight"`,
+		"dup_output.onnx":   `node /relu/Relu (Relu): its output "conv_out" is already the output of node /conv/Conv: the graph is not in single static assignment form`,
+		"fp16_weights.onnx": `node /conv/Conv (Conv): tensor "conv.weight" is float16 but the graph's input is float32`,
+		"fp16_model.onnx":   `input "input" is float16: relutrim prunes float32 and float64 ONNX models only`,
+		"opset7.onnx":       "opset 7: relutrim reads ONNX opset 13 or later",
+	}
+	verdicts := hostileVerdicts(t)
+	refused := 0
+	for file, verdict := range verdicts {
+		path := filepath.Join(hostileDir, file)
+		_, err := Load(path)
+		if verdict != "ok" {
+			refused++
+			if err == nil {
+				t.Errorf("%s: loaded, but onnx.checker refuses it (%s)", file, verdict)
+				continue
+			}
+		}
+		if w, ok := want[file]; ok && (err == nil || !strings.Contains(err.Error(), path+": ") || !strings.Contains(err.Error(), w)) {
+			t.Errorf("%s: error %v, want one naming the file and containing %q", file, err, w)
+		}
+	}
+	if refused != 3 {
+		t.Errorf("meta.json has %d files onnx.checker refuses, want 3 (dup_init, dup_output, fp16_weights): regenerate the fixtures?", refused)
+	}
+	if _, err := Load(filepath.Join(hostileDir, "good.onnx")); err != nil {
+		t.Errorf("good.onnx: %v", err)
+	}
+}

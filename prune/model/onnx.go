@@ -96,6 +96,12 @@ func FromONNX(data []byte, name string) (Model, error) {
 		return Model{}, fmt.Errorf("%s: not an ONNX model (no graph or no nodes; truncated or another format?)", name)
 	}
 	p := &onnxParser{name: name, g: g, inits: map[string]*onnx.TensorProto{}, uses: map[string]int{}}
+	if err := p.checkOpset(mp); err != nil {
+		return Model{}, err
+	}
+	if err := p.checkNames(); err != nil {
+		return Model{}, err
+	}
 	m, err := p.parse()
 	if err != nil {
 		return Model{}, err
@@ -109,6 +115,96 @@ type onnxParser struct {
 	g     *onnx.GraphProto
 	inits map[string]*onnx.TensorProto // initializers and Constant nodes' values
 	uses  map[string]int               // how many node inputs (and graph outputs) read a tensor
+	opset int64                        // the default domain's opset version
+	elem  onnx.TensorProto_DataType    // the graph input's element type (FLOAT or DOUBLE)
+}
+
+// minOpset is the oldest ONNX opset relutrim reads (README: opset 13 or later, what
+// torch.onnx.export writes by default since torch 1.13).
+const minOpset = 13
+
+// checkOpset requires an opset of the default ONNX domain, 13 or later: the attributes and
+// inputs relutrim reads (Pad's pads as an input, Reshape's shape as an input, Dropout's
+// inference form) are those of opset 13 on.
+func (p *onnxParser) checkOpset(mp *onnx.ModelProto) error {
+	found := false
+	for _, o := range mp.GetOpsetImport() {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			p.opset, found = o.GetVersion(), true
+		}
+	}
+	switch {
+	case !found:
+		return fmt.Errorf("%s: the model declares no opset of the default ONNX domain (opset_import); onnx.checker refuses such a model", p.name)
+	case p.opset < minOpset:
+		return fmt.Errorf("%s: opset %d: relutrim reads ONNX opset %d or later; re-export the model with torch.onnx.export(..., opset_version=%d)", p.name, p.opset, minOpset, minOpset)
+	}
+	return nil
+}
+
+// checkNames applies onnx.checker's naming rules to the names relutrim relies on to find
+// tensors: initializer names are unique ("initializer name is not unique"), and the graph
+// is in single static assignment form: no node output repeats a graph input, an
+// initializer or another node's output.
+func (p *onnxParser) checkNames() error {
+	defined := map[string]string{}
+	for _, v := range p.g.GetInput() {
+		if _, ok := defined[v.GetName()]; ok {
+			return fmt.Errorf("%s: graph input %q is declared twice", p.name, v.GetName())
+		}
+		defined[v.GetName()] = "a graph input"
+	}
+	inits := map[string]bool{}
+	for _, t := range p.g.GetInitializer() {
+		if inits[t.GetName()] {
+			return fmt.Errorf("%s: two initializers are named %q; names must be unique (onnx.checker refuses this model)", p.name, t.GetName())
+		}
+		inits[t.GetName()] = true
+		if _, ok := defined[t.GetName()]; !ok {
+			defined[t.GetName()] = "an initializer"
+		}
+	}
+	for i, n := range p.g.GetNode() {
+		for _, o := range n.GetOutput() {
+			if o == "" {
+				continue
+			}
+			if what, ok := defined[o]; ok {
+				return p.errf(n, i, "its output %q is already %s: the graph is not in single static assignment form (onnx.checker refuses this model)", o, what)
+			}
+			defined[o] = fmt.Sprintf("the output of node %s", p.nodeName(n, i))
+		}
+	}
+	return nil
+}
+
+// typed is floats for a tensor that must have the graph input's element type, as ONNX's
+// type constraints require of a Conv's, Gemm's, MatMul's and Add's inputs (onnx.checker's
+// type inference refuses float16 weights on a float32 graph).
+func (p *onnxParser) typed(n *onnx.NodeProto, i int, name string) ([]float64, error) {
+	v, err := p.floats(n, i, name)
+	if err != nil {
+		return nil, err
+	}
+	if dt := onnx.TensorProto_DataType(p.inits[name].GetDataType()); dt != p.elem {
+		return nil, p.errf(n, i, "tensor %q is %s but the graph's input is %s: the inputs of a %s must have one element type", name, typeName(dt), typeName(p.elem), n.GetOpType())
+	}
+	return v, nil
+}
+
+// typeName names an ONNX element type as numpy does.
+func typeName(dt onnx.TensorProto_DataType) string {
+	switch dt {
+	case onnx.TensorProto_FLOAT:
+		return "float32"
+	case onnx.TensorProto_DOUBLE:
+		return "float64"
+	case onnx.TensorProto_FLOAT16:
+		return "float16"
+	case onnx.TensorProto_BFLOAT16:
+		return "bfloat16"
+	}
+	return strings.ToLower(dt.String())
 }
 
 func (p *onnxParser) nodeName(n *onnx.NodeProto, i int) string {
@@ -174,8 +270,20 @@ func (p *onnxParser) parse() (Model, error) {
 	}
 	in := inputs[0]
 	tt := in.GetType().GetTensorType()
-	if tt == nil || (tt.GetElemType() != int32(onnx.TensorProto_FLOAT) && tt.GetElemType() != int32(onnx.TensorProto_DOUBLE)) {
-		return Model{}, fmt.Errorf("%s: input %q is not a float tensor", p.name, in.GetName())
+	if tt == nil {
+		return Model{}, fmt.Errorf("%s: input %q is not a tensor", p.name, in.GetName())
+	}
+	switch p.elem = onnx.TensorProto_DataType(tt.GetElemType()); p.elem {
+	case onnx.TensorProto_FLOAT, onnx.TensorProto_DOUBLE:
+	case onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16:
+		return Model{}, fmt.Errorf("%s: input %q is %s: relutrim prunes float32 and float64 ONNX models only; export the model in float32 "+
+			"(model.float() before torch.onnx.export), or save its state_dict as safetensors, where float16 is supported", p.name, in.GetName(), typeName(p.elem))
+	default:
+		return Model{}, fmt.Errorf("%s: input %q is a tensor of %s, not of float32 or float64", p.name, in.GetName(), typeName(p.elem))
+	}
+	if ot := g.GetOutput()[0].GetType().GetTensorType(); ot != nil && ot.GetElemType() != 0 && onnx.TensorProto_DataType(ot.GetElemType()) != p.elem {
+		return Model{}, fmt.Errorf("%s: output %q is %s but input %q is %s: the graph's element types are inconsistent", p.name,
+			g.GetOutput()[0].GetName(), typeName(onnx.TensorProto_DataType(ot.GetElemType())), in.GetName(), typeName(p.elem))
 	}
 	var dims []int
 	for k, d := range tt.GetShape().GetDim() {
@@ -267,7 +375,7 @@ func (p *onnxParser) parse() (Model, error) {
 			if last == nil || stage != 0 || last.Conv != nil {
 				return Model{}, p.errf(n, i, "an Add is supported only as the bias of a MatMul (a residual Add is not)")
 			}
-			b, err := p.floats(n, i, n.GetInput()[1])
+			b, err := p.typed(n, i, n.GetInput()[1])
 			if err != nil {
 				return Model{}, err
 			}
@@ -466,7 +574,7 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 	if err := c.setOut(); err != nil {
 		return Layer{}, p.errf(n, i, "%v", err)
 	}
-	w, err := p.floats(n, i, wName)
+	w, err := p.typed(n, i, wName)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -476,7 +584,7 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 	L.BType = L.WType
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bName := n.GetInput()[2]
-		if L.B, err = p.floats(n, i, bName); err != nil {
+		if L.B, err = p.typed(n, i, bName); err != nil {
 			return Layer{}, err
 		}
 		if len(L.B) != cout {
@@ -520,7 +628,7 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	if win != in {
 		return Layer{}, p.errf(n, i, "weight %q (%dx%d) takes %d inputs but its input has %d features", wName, r, c, win, in)
 	}
-	w, err := p.floats(n, i, wName)
+	w, err := p.typed(n, i, wName)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -532,7 +640,7 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	L.BType = L.WType
 	if op == "Gemm" && len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bName := n.GetInput()[2]
-		if L.B, err = p.floats(n, i, bName); err != nil {
+		if L.B, err = p.typed(n, i, bName); err != nil {
 			return Layer{}, err
 		}
 		if len(L.B) != out {
@@ -552,7 +660,11 @@ func (p *onnxParser) foldBN(n *onnx.NodeProto, i int, L *Layer) error {
 	}
 	var v [4][]float64
 	for k := range v {
-		x, err := p.floats(n, i, n.GetInput()[k+1])
+		read := p.typed // before opset 15, scale, B, mean and var have the input's type T
+		if p.opset >= 15 {
+			read = p.floats // T1 (scale, B) and T2 (mean, var) may differ from T: checked below
+		}
+		x, err := read(n, i, n.GetInput()[k+1])
 		if err != nil {
 			return err
 		}
@@ -560,6 +672,10 @@ func (p *onnxParser) foldBN(n *onnx.NodeProto, i int, L *Layer) error {
 			return p.errf(n, i, "parameter %q has %d values for %d channels", n.GetInput()[k+1], len(x), L.Out)
 		}
 		v[k] = x
+	}
+	dt := func(k int) int32 { return p.inits[n.GetInput()[k]].GetDataType() }
+	if dt(1) != dt(2) || dt(3) != dt(4) {
+		return p.errf(n, i, "scale and B (or mean and var) have different element types")
 	}
 	eps := 1e-5
 	if a := attr(n, "epsilon"); a != nil {
@@ -627,7 +743,7 @@ func (p *onnxParser) pad(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 		return Op{}, p.errf(n, i, "pads %q: %v", n.GetInput()[1], err)
 	}
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-		v, err := p.floats(n, i, n.GetInput()[2])
+		v, err := p.typed(n, i, n.GetInput()[2])
 		if err != nil {
 			return Op{}, err
 		}
