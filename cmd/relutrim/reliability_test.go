@@ -15,6 +15,7 @@ import (
 
 	"relutrim/dataio"
 	"relutrim/internal/kern"
+	"relutrim/prune/model"
 )
 
 // TestShardOutputsRefused: with %d shard patterns, an output that is one of the shards of
@@ -248,5 +249,61 @@ func TestPruneInvalidONNX(t *testing.T) {
 		"--out", filepath.Join(out, "p.onnx"), "--quiet")
 	if r.code != 0 {
 		t.Errorf("good.onnx: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// TestPruneMemoryRefused: a valid ONNX model whose padding turns an 8x8 input into 6006x6006
+// activations (8 channels: 288e6 values per sample) asked for about 230 GB with 100
+// calibration rows and died with Go's "fatal error: out of memory", with --structure
+// neurons too. The size is computed from the graph before anything is allocated, and a run
+// above the memory available (README: MemAvailable or the cgroup's limit, as fit's
+// --max-memory default) exits 2 saying the size, the memory and what to reduce.
+func TestPruneMemoryRefused(t *testing.T) {
+	calib := randomImages(t, 100, 3, 8, 8)
+	model := filepath.Join(hostileONNX, "pads_2999.onnx")
+	want := []string{"--calib " + calib + " (100 rows): the calibration activations and patches need at least",
+		"GB of memory available (MemAvailable or the cgroup's limit); "}
+	runPruneHostile(t, []pruneHostileCase{
+		{"weights", model, calib, nil, want},
+		{"neurons", model, calib, []string{"--structure", "neurons"}, want},
+	})
+}
+
+// TestCheckPruneMemory: the bound of good.onnx (input 3x8x8, Conv 3->4 k3 pad 1, Relu,
+// GlobalAveragePool, Flatten, Gemm 4->2) counted by hand: kept per sample 192 (input) + 4
+// (the Gemm's input) + 2 (output) values, transient 2 x 256 (the Conv's output and
+// pre-activation) + 4 + 4 (its pool and flatten), so 8 x 718 = 5744 bytes per sample; the
+// patches, 64 positions x 27 values, are 13,824 bytes per sample, or with a patch cap
+// below that the cap plus the 8 x 64-byte permutation of the positions. Above the memory
+// given it is refused with exit 2, below (or unknown memory, 0) accepted.
+func TestCheckPruneMemory(t *testing.T) {
+	m, err := model.Load(filepath.Join(hostileONNX, "good.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		n     int
+		patch int64
+		want  float64
+	}{
+		{1, 1 << 20, 5744 + 13824},
+		{10, 1 << 20, 57440 + 138240},
+		{10, 1000, 57440 + 1000 + 5120},
+	} {
+		if got := m.PruneBytes(c.n, c.patch); got != c.want {
+			t.Errorf("PruneBytes(%d, %d) = %v, want %v", c.n, c.patch, got, c.want)
+		}
+	}
+	defer func(mib int) { pruneFlags.maxPatchMiB = mib }(pruneFlags.maxPatchMiB)
+	pruneFlags.maxPatchMiB = 1
+	need := m.PruneBytes(1000, 1<<20)
+	if err := checkPruneMemory(pruneCmd, m, 1000, int64(need)-1); err == nil || exitStatus(t.Context(), err) != exitUsage ||
+		!strings.Contains(err.Error(), "reduce the --calib rows (at most about 999 fit)") {
+		t.Errorf("1 byte short: %v", err)
+	}
+	for _, avail := range []int64{int64(need), 0} {
+		if err := checkPruneMemory(pruneCmd, m, 1000, avail); err != nil {
+			t.Errorf("memory %d: %v", avail, err)
+		}
 	}
 }
