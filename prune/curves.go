@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"runtime"
 	"sort"
 	"sync"
 
@@ -12,6 +11,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"relutrim/internal/kern"
 	"relutrim/prune/model"
 )
 
@@ -152,10 +152,7 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 			ks = append(ks, k)
 		}
 	}
-	threads := p.opt.Threads
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
+	threads := kern.Workers(p.opt.Threads, L.Out) // one goroutine per output at most
 	last := len(p.M.Layers) - 1
 	nr := min(p.n, curveSamples(p.M))
 	ref := p.dense[last+1][:nr*len(p.dense[last+1])/p.n]
