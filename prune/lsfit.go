@@ -2,11 +2,12 @@ package prune
 
 import (
 	"math"
-	"runtime"
 	"sync"
 
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"relutrim/internal/kern"
 )
 
 // normalEq holds the normal equations of a linear least-squares fit of Y (rows x out) on
@@ -94,12 +95,10 @@ func (ne *normalEq) fitMask(mask []bool, threads int) (U, B []float64) {
 	return U, B
 }
 
-// forOutputs calls f(o) for o in [0, n) on up to threads goroutines (0: GOMAXPROCS).
+// forOutputs calls f(o) for o in [0, n) on up to threads goroutines (kern.Workers: 0
+// means all CPUs; never more than n).
 func forOutputs(n, threads int, f func(o int)) {
-	if threads <= 0 {
-		threads = runtime.GOMAXPROCS(0)
-	}
-	threads = max(1, min(threads, n))
+	threads = kern.Workers(threads, n)
 	var wg sync.WaitGroup
 	next := make(chan int, n)
 	for o := 0; o < n; o++ {

@@ -61,6 +61,9 @@ else
 fi
 echo "== default build, all packages"
 go test ./...
+echo "== the model readers fuzzed briefly (go test runs only their seeds)"
+go test -run '^$' -fuzz '^FuzzONNX$' -fuzztime 15s ./prune/model
+go test -run '^$' -fuzz '^FuzzMLPShapes$' -fuzztime 15s ./prune/model
 echo "== pure Go without cgo"
 CGO_ENABLED=0 go test ./internal/kern ./solver
 echo "== pure Go with the AVX2 micro-kernels off (the gonum Dgemv path of CPUs without AVX2/FMA)"

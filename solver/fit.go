@@ -42,6 +42,7 @@ func (s *Settings) withDefaults() Settings {
 	if o.Threads <= 0 {
 		o.Threads = runtime.GOMAXPROCS(0)
 	}
+	o.Threads = min(o.Threads, kern.MaxThreads()) // a huge count costs nothing (issue 22)
 	if o.MaxIter == 0 {
 		o.MaxIter = defaultMaxIter
 	}

@@ -369,7 +369,7 @@ func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 			// range order: deterministic for any thread count.
 			Hs := make([][]float64, blocks)
 			var wg sync.WaitGroup
-			pool := make(chan *gramScratch, max(1, threads)) // one gather buffer per goroutine
+			pool := make(chan *gramScratch, kern.Workers(threads, blocks)) // one gather buffer per goroutine
 			for range cap(pool) {
 				pool <- &gramScratch{}
 			}
@@ -399,7 +399,7 @@ func (s *sample) sharedGram(p, threads int) (gram []float64, built bool) {
 		As := make([][]float64, blocks)
 		sums := make([][]float64, blocks)
 		var wg sync.WaitGroup
-		sem := make(chan struct{}, max(1, threads))
+		sem := make(chan struct{}, kern.Workers(threads, blocks))
 		for b := 0; b < blocks; b++ {
 			wg.Add(1)
 			sem <- struct{}{}

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -33,6 +34,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"relutrim/dataio"
@@ -75,9 +77,43 @@ Exit status: 0 on success, 1 when the run fails, 2 for a bad command line or bad
 func init() {
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar and no summary on stdout (warnings and errors still go to stderr)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if msg, ok := badFlagValue(err); ok {
+			return usageErrorf("%s: %s", c.Name(), msg)
+		}
 		return usageErrorf("%v (see '%s --help')", err, c.CommandPath())
 	})
 	root.CompletionOptions.DisableDefaultCmd = true
+}
+
+// badFlagValue words pflag's error for a value that does not parse ("invalid argument
+// "abc" for "--lambda" flag: strconv.ParseFloat: parsing "abc": invalid syntax") as
+// `--lambda: "abc" is not a number`, naming the flag, the value (for a list such as
+// --per-layer, the bad element) and what it must be, without Go's internals. ok is false
+// for other errors.
+func badFlagValue(err error) (msg string, ok bool) {
+	var ive *pflag.InvalidValueError
+	if !errors.As(err, &ive) {
+		return "", false
+	}
+	f := ive.GetFlag()
+	val := ive.GetValue()
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		val = ne.Num
+	}
+	what := "is not valid"
+	switch t := f.Value.Type(); {
+	case strings.HasPrefix(t, "float"):
+		what = "is not a number"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		what = "is not a whole number"
+	case strings.HasPrefix(t, "bool"):
+		what = "is not true or false"
+	}
+	if ne != nil && errors.Is(ne.Err, strconv.ErrRange) {
+		what = "is out of range"
+	}
+	return fmt.Sprintf("--%s: %q %s", f.Name, val, what), true
 }
 
 // usageError is a bad command line or bad input: exit status 2.

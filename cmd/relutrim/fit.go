@@ -213,7 +213,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}}
 	if err := group.agree(checkOutputs(cmd, outputs, []pathFlag{{"--x", fl.x}, {"--y", fl.y}}), func(e error) int { return exitStatus(ctx, e) }); err != nil {
-		return err // across MPI processes, process 0 (which writes) checks the outputs
+		return err // across MPI processes, every process checks the outputs against every shard
 	}
 	if strings.Contains(fl.x+fl.y, "%d") && group == nil {
 		if !mpiBuilt {
@@ -290,6 +290,7 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
+	threads = min(threads, kern.MaxThreads()) // what the solver runs (a huge --threads costs nothing)
 	link := solver.ReLU
 	if fl.linear {
 		link = solver.Identity
@@ -440,18 +441,41 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// checkOutputs checks the output paths before any work (only on process 0 across MPI
-// processes: the others write nothing).
+// checkOutputs checks the output paths before any work. Across MPI processes only process
+// 0 writes, so only it checks that the outputs' directories exist; but every process
+// checks that no output is an input of any process: a %d shard pattern is expanded to the
+// shard of every process (shardInputs), so that an --out ys-1.npy cannot replace process
+// 1's shard, whichever machine holds it.
 func checkOutputs(cmd *cobra.Command, outputs, inputs []pathFlag) error {
-	if group != nil && group.rank != 0 {
-		return nil
-	}
-	for _, c := range outputs {
-		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
-			return err
+	if group == nil || group.rank == 0 {
+		for _, c := range outputs {
+			if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
+				return err
+			}
 		}
 	}
-	return checkDistinct(cmd, inputs, outputs)
+	procs := 1
+	if group != nil {
+		procs = group.size
+	}
+	return checkDistinct(cmd, shardInputs(inputs, procs), outputs)
+}
+
+// shardInputs returns inputs with every %d shard pattern replaced by the shard files of
+// processes 0..procs-1 (shardPath); the pattern itself is kept too (a file may be named
+// so literally). Other inputs are returned as they are.
+func shardInputs(inputs []pathFlag, procs int) []pathFlag {
+	var out []pathFlag
+	for _, in := range inputs {
+		out = append(out, in)
+		if !strings.Contains(in.path, "%d") {
+			continue
+		}
+		for r := 0; r < procs; r++ {
+			out = append(out, pathFlag{in.flag, shardPath(in.path, r)})
+		}
+	}
+	return out
 }
 
 // fitErr turns an error of the fit into the command's error: cancellation is an

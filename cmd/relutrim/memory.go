@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/dataio"
+	"relutrim/prune"
+	"relutrim/prune/model"
 )
 
 // Out-of-core inputs: an X larger than --max-memory is memory-mapped read-only from its
@@ -41,6 +43,11 @@ func parseSize(s string) (int64, error) {
 	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
 	if err != nil || !(v > 0) || math.IsInf(v, 0) || v*mult >= math.MaxInt64 || strings.ContainsAny(t, "xXpP") {
 		return 0, fmt.Errorf("want a positive size such as 2G, 512M or 1073741824, got %q", s)
+	}
+	if v*mult < 1 {
+		// 0.1 would truncate to 0 bytes, which means "no cap" inside (as an unknown
+		// MemAvailable does): refuse it like 0.
+		return 0, fmt.Errorf("%q is less than one byte; want a positive size such as 2G, 512M or 1073741824", s)
 	}
 	return int64(v * mult), nil
 }
@@ -201,6 +208,49 @@ func peakRSS() int64 {
 		}
 	}
 	return -1
+}
+
+// checkPruneMemory refuses, before anything is allocated, a prune whose calibration
+// activations and convolution patches need more than avail bytes (the memory available,
+// as fit's --max-memory default; 0: unknown, no check), computed from the model's shapes
+// (model.PruneBytes, a lower bound). The message gives the size needed, the memory
+// available and what to reduce: the --calib rows (how many would fit), or --max-patch-mib
+// when the patches alone are the problem.
+func checkPruneMemory(cmd *cobra.Command, m model.Model, rows int, avail int64) error {
+	if avail <= 0 {
+		return nil
+	}
+	fl := &pruneFlags
+	patch := int64(fl.maxPatchMiB) << 20
+	if patch == 0 {
+		patch = prune.DefaultMaxXBytes
+	}
+	need := m.PruneBytes(rows, patch)
+	if need <= float64(avail) {
+		return nil
+	}
+	// The most rows that fit (the bound grows with the rows).
+	lo, hi := 0, rows
+	for lo < hi {
+		mid := lo + (hi-lo+1)/2
+		if m.PruneBytes(mid, patch) <= float64(avail) {
+			lo = mid
+		} else {
+			hi = mid - 1
+		}
+	}
+	var hint string
+	switch {
+	case lo >= 1:
+		hint = fmt.Sprintf("reduce the --calib rows (at most about %d fit)", lo)
+	case m.PruneBytes(1, 0) <= float64(avail):
+		hint = fmt.Sprintf("lower --max-patch-mib (now %d) and the --calib rows", patch>>20)
+	default:
+		hint = fmt.Sprintf("one calibration sample alone needs %.3g GB: the model's activations are too large for this machine", m.PruneBytes(1, 0)/1e9)
+	}
+	return usageErrorf("%s: --model %s with --calib %s (%d rows): the calibration activations and patches need at least %.3g GB, "+
+		"more than the %.3g GB of memory available (MemAvailable or the cgroup's limit); %s",
+		cmd.Name(), fl.model, fl.calib, rows, need/1e9, float64(avail)/1e9, hint)
 }
 
 // workBytes estimates the memory a fit needs besides X (README, "X larger than memory"):

@@ -254,3 +254,45 @@ func TestMPIFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestMPIOutputIsShard (issue 22): an output that is one of the %d shards, of any process,
+// is refused by every process with exit 2 before anything runs, and no shard changes (it
+// used to exit 0 and replace the shard with the output).
+func TestMPIOutputIsShard(t *testing.T) {
+	dir := t.TempDir()
+	oocData(t, dir, 5000, 8, 3, false, 1, true) // not tiny: the Newton solver runs across processes
+	lo := solver.SplitRows(5000, 2)
+	writeShards(t, dir, filepath.Join(dir, "X.npy"), "xs", lo)
+	writeShards(t, dir, filepath.Join(dir, "Y.npy"), "ys", lo)
+	before := map[string]string{}
+	for _, f := range []string{"xs-0.npy", "xs-1.npy", "ys-0.npy", "ys-1.npy"} {
+		before[f] = fileBytes(filepath.Join(dir, f))
+	}
+	for _, c := range []struct {
+		outs []string
+		want string
+	}{
+		{[]string{"--out", "ys-1.npy"}, "--out ys-1.npy is the same file as the input --y ys-1.npy"},
+		{[]string{"--out", "ys-0.npy"}, "--out ys-0.npy is the same file as the input --y ys-0.npy"},
+		{[]string{"--out", "o.safetensors", "--report", "xs-1.npy"}, "--report xs-1.npy is the same file as the input --x xs-1.npy"},
+	} {
+		args := append([]string{"fit", "--x", "xs-%d.npy", "--y", "ys-%d.npy", "--lambda", "0.01", "--threads", "1"}, c.outs...)
+		r, st := runMPI(t, dir, 2, nil, args...)
+		for rank, s := range st {
+			if s != "2" {
+				t.Errorf("%v: process %d exited with %q, want 2 (stderr %s)", c.outs, rank, s, r.stderr)
+			}
+		}
+		if !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%v: stderr lacks %q:\n%s", c.outs, c.want, r.stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "o.safetensors")); err == nil {
+			t.Errorf("%v: o.safetensors was written", c.outs)
+		}
+	}
+	for f, b := range before {
+		if fileBytes(filepath.Join(dir, f)) != b {
+			t.Errorf("shard %s was changed", f)
+		}
+	}
+}

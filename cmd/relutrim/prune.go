@@ -225,6 +225,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPruneMemory(cmd, m, cal.Rows, availableMemory()); err != nil {
+		return err
+	}
 	var keep []int
 	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
 	var nmOn []bool // the layers with the pattern (nil: all but the last)

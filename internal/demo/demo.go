@@ -167,6 +167,9 @@ func describe(m model.Model) (name, layers string) {
 // table is written to w (if non-nil), so that progress printed meanwhile cannot split it.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	start := time.Now()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if cfg.Levels == nil && len(cfg.NM) == 0 {
 		cfg.Levels = []float64{0.5, 0.8, 0.9, 0.95}
 	}
@@ -215,11 +218,29 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	n := cfg.CalibRows
 	calib := train.X[:n*784]
 	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes, Unweighted: cfg.Unweighted}
+	// Every evaluation on the test images checks ctx between blocks (the CNN's takes
+	// seconds); accErr keeps the first cancellation, checked after each evaluation. The
+	// dense network's comes first, before the pruner's dense pass over the calibration
+	// images (which does not check ctx: about a second on the CNN).
+	var accErr error
+	accuracy := func(pm model.Model) float64 {
+		a, err := pm.AccuracyContext(ctx, test.X, test.N, test.Labels)
+		if accErr == nil {
+			accErr = err
+		}
+		return a
+	}
+	if res.Dense = accuracy(m); accErr != nil {
+		return nil, accErr
+	}
 	p, err := prune.NewPruner(m, calib, n, opt)
 	if err != nil {
 		return nil, err
 	}
-	res.Dense, res.TestRows, res.CalibRows, res.Parallel, res.Budget = m.Accuracy(test.X, test.N, test.Labels), test.N, n, cfg.Parallel, cfg.Budget
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.TestRows, res.CalibRows, res.Parallel, res.Budget = test.N, n, cfg.Parallel, cfg.Budget
 	res.Unweighted = cfg.Unweighted
 	// Prune from the sparsest level down: the first layer's lambda path (shared by all
 	// levels, its input never changes) then descends once instead of jumping.
@@ -241,9 +262,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			return nil, err
 		}
 		row := Row{Sparsity: s, Layers: reps, Seconds: time.Since(t0).Seconds()}
-		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
-		row.Magnitude = prune.Magnitude(m, keep).Accuracy(test.X, test.N, test.Labels)
-		row.Wanda = prune.Wanda(m, keep, p.InputNorms()).Accuracy(test.X, test.N, test.Labels)
+		row.Relutrim = accuracy(pm)
+		row.Magnitude = accuracy(prune.Magnitude(m, keep))
+		row.Wanda = accuracy(prune.Wanda(m, keep, p.InputNorms()))
+		if accErr != nil {
+			return nil, accErr
+		}
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
@@ -260,9 +284,12 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			return nil, err
 		}
 		row := Row{Pattern: fmt.Sprintf("%d:%d", pat.N, pat.M), Sparsity: 1 - float64(pat.N)/float64(pat.M), Layers: reps}
-		row.Relutrim = pm.Accuracy(test.X, test.N, test.Labels)
-		row.Magnitude = prune.MagnitudeNM(m, pat, nil).Accuracy(test.X, test.N, test.Labels)
-		row.Wanda = prune.WandaNM(m, pat, pn.InputNorms(), nil).Accuracy(test.X, test.N, test.Labels)
+		row.Relutrim = accuracy(pm)
+		row.Magnitude = accuracy(prune.MagnitudeNM(m, pat, nil))
+		row.Wanda = accuracy(prune.WandaNM(m, pat, pn.InputNorms(), nil))
+		if accErr != nil {
+			return nil, accErr
+		}
 		for _, r := range reps {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}

@@ -1,9 +1,25 @@
 package kern
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
+
+// MaxThreads bounds every worker count (Settings.Threads, --threads): four goroutines per
+// CPU. Results do not depend on the count (fixed chunking), and beyond the CPUs more
+// goroutines only add scheduling and per-worker buffers: a --threads of ten million used to
+// allocate ten million buffers and run out of memory (issue 22).
+func MaxThreads() int { return 4 * runtime.NumCPU() }
+
+// Workers returns the goroutines to run work independent items on with threads asked for
+// (<= 0: runtime.GOMAXPROCS(0)): at least 1, at most work and at most MaxThreads.
+func Workers(threads, work int) int {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	return max(1, min(threads, work, MaxThreads()))
+}
 
 // ForChunks calls f(c, lo, hi) for every chunk c of ChunkRows rows ([lo, hi)) of n rows,
 // on up to threads goroutines (the caller is one of them; chunks are taken from a shared

@@ -18,6 +18,29 @@ type Shape struct{ C, H, W int }
 // Size is C*H*W.
 func (s Shape) Size() int { return s.C * s.H * s.W }
 
+// MaxSampleValues bounds the values of one sample's activations at any point of a model
+// (2^31 float64 values, 16 GiB): a model whose shapes ask for more per sample, or whose
+// C*H*W would overflow, is refused when it is loaded instead of panicking in an
+// allocation later (issue 22: pads of 1e6, an input of 1 x 192 x 192153584101141163).
+const MaxSampleValues = 1 << 31
+
+// maxAttr bounds the integer attributes of a convolution, pooling or padding (kernel,
+// strides, dilations, pads), so that the output-size arithmetic cannot overflow.
+const maxAttr = 1 << 30
+
+// CheckedSize returns C*H*W computed without overflow; ok is false when a dimension is
+// not positive or the product exceeds MaxSampleValues.
+func (s Shape) CheckedSize() (size int, ok bool) {
+	v := 1
+	for _, d := range []int{s.C, s.H, s.W} {
+		if d < 1 || d > MaxSampleValues/v {
+			return 0, false
+		}
+		v *= d
+	}
+	return v, true
+}
+
 // Flat reports whether s is a vector (H = W = 1).
 func (s Shape) Flat() bool { return s.H == 1 && s.W == 1 }
 

@@ -13,6 +13,7 @@
 package model
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -216,6 +217,9 @@ func FromTensors(ts map[string]dataio.Tensor, name string) (Model, error) {
 		}
 		if len(w.Shape) != 2 || len(b.Shape) != 1 || b.Shape[0] != w.Shape[0] {
 			return Model{}, fmt.Errorf("%s: layer %s: weight shape %v and bias shape %v; want [out, in] and [out]", name, key, w.Shape, b.Shape)
+		}
+		if w.Shape[0] < 1 || w.Shape[1] < 1 {
+			return Model{}, fmt.Errorf("%s: layer %s: weight shape %v: a layer needs at least one output and one input", name, key, w.Shape)
 		}
 		l := Layer{Key: key, Out: w.Shape[0], In: w.Shape[1], W: toF64(w), B: toF64(b), WType: w.DType, BType: b.DType}
 		if n > 0 && l.In != m.Layers[n-1].Out {
@@ -527,20 +531,32 @@ func (m Model) Outputs() int {
 // Accuracy is the fraction of rows whose arg-max output equals the label. Samples are
 // run in blocks, so that only one block's activations exist at a time.
 func (m Model) Accuracy(X []float64, n int, labels []int) float64 {
+	a, _ := m.AccuracyContext(context.Background(), X, n, labels)
+	return a
+}
+
+// AccuracyContext is Accuracy that checks ctx before every block of samples and returns
+// its error once it is canceled (issue 22: the CNN demo's evaluation of 10,000 test images
+// took seconds to notice SIGINT).
+func (m Model) AccuracyContext(ctx context.Context, X []float64, n int, labels []int) (float64, error) {
 	k := m.Outputs()
 	in := m.InShape().Size()
 	right := 0
 	block := m.accuracyBlock()
 	for s := 0; s < n; s += block {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
 		b := min(block, n-s)
 		acts := m.Forward(X[s*in:(s+b)*in], b)
 		right += countRight(acts[len(acts)-1], b, k, labels[s:s+b])
 	}
-	return float64(right) / float64(n)
+	return float64(right) / float64(n), nil
 }
 
 // accuracyBlock returns the number of samples Accuracy runs at once: as many as keep the
-// widest activation of a block within accuracyFloats values, at least 256. For a CNN
+// widest activation of a block within accuracyFloats values, at least 1 (a model whose
+// sample alone is wider runs one sample at a time, not 256 of them). For a CNN
 // (tens of thousands of values per sample) that is a few hundred samples; for the demo's
 // MLP 5,350, so that the products' chunks of 1024 rows run on all threads (with blocks of
 // 256 every product was one chunk on one goroutine: the demo's 16 evaluations of the 10,000
@@ -550,7 +566,7 @@ func (m Model) accuracyBlock() int {
 	for _, L := range m.Layers {
 		w = max(w, L.OutShape().Size())
 	}
-	return max(256, accuracyFloats/max(w, 1))
+	return max(1, accuracyFloats/max(w, 1))
 }
 
 // accuracyFloats bounds the values of one activation of an Accuracy block (32 MB).

@@ -96,6 +96,12 @@ func FromONNX(data []byte, name string) (Model, error) {
 		return Model{}, fmt.Errorf("%s: not an ONNX model (no graph or no nodes; truncated or another format?)", name)
 	}
 	p := &onnxParser{name: name, g: g, inits: map[string]*onnx.TensorProto{}, uses: map[string]int{}}
+	if err := p.checkOpset(mp); err != nil {
+		return Model{}, err
+	}
+	if err := p.checkNames(); err != nil {
+		return Model{}, err
+	}
 	m, err := p.parse()
 	if err != nil {
 		return Model{}, err
@@ -109,6 +115,96 @@ type onnxParser struct {
 	g     *onnx.GraphProto
 	inits map[string]*onnx.TensorProto // initializers and Constant nodes' values
 	uses  map[string]int               // how many node inputs (and graph outputs) read a tensor
+	opset int64                        // the default domain's opset version
+	elem  onnx.TensorProto_DataType    // the graph input's element type (FLOAT or DOUBLE)
+}
+
+// minOpset is the oldest ONNX opset relutrim reads (README: opset 13 or later, what
+// torch.onnx.export writes by default since torch 1.13).
+const minOpset = 13
+
+// checkOpset requires an opset of the default ONNX domain, 13 or later: the attributes and
+// inputs relutrim reads (Pad's pads as an input, Reshape's shape as an input, Dropout's
+// inference form) are those of opset 13 on.
+func (p *onnxParser) checkOpset(mp *onnx.ModelProto) error {
+	found := false
+	for _, o := range mp.GetOpsetImport() {
+		if o.GetDomain() == "" || o.GetDomain() == "ai.onnx" {
+			p.opset, found = o.GetVersion(), true
+		}
+	}
+	switch {
+	case !found:
+		return fmt.Errorf("%s: the model declares no opset of the default ONNX domain (opset_import); onnx.checker refuses such a model", p.name)
+	case p.opset < minOpset:
+		return fmt.Errorf("%s: opset %d: relutrim reads ONNX opset %d or later; re-export the model with torch.onnx.export(..., opset_version=%d)", p.name, p.opset, minOpset, minOpset)
+	}
+	return nil
+}
+
+// checkNames applies onnx.checker's naming rules to the names relutrim relies on to find
+// tensors: initializer names are unique ("initializer name is not unique"), and the graph
+// is in single static assignment form: no node output repeats a graph input, an
+// initializer or another node's output.
+func (p *onnxParser) checkNames() error {
+	defined := map[string]string{}
+	for _, v := range p.g.GetInput() {
+		if _, ok := defined[v.GetName()]; ok {
+			return fmt.Errorf("%s: graph input %q is declared twice", p.name, v.GetName())
+		}
+		defined[v.GetName()] = "a graph input"
+	}
+	inits := map[string]bool{}
+	for _, t := range p.g.GetInitializer() {
+		if inits[t.GetName()] {
+			return fmt.Errorf("%s: two initializers are named %q; names must be unique (onnx.checker refuses this model)", p.name, t.GetName())
+		}
+		inits[t.GetName()] = true
+		if _, ok := defined[t.GetName()]; !ok {
+			defined[t.GetName()] = "an initializer"
+		}
+	}
+	for i, n := range p.g.GetNode() {
+		for _, o := range n.GetOutput() {
+			if o == "" {
+				continue
+			}
+			if what, ok := defined[o]; ok {
+				return p.errf(n, i, "its output %q is already %s: the graph is not in single static assignment form (onnx.checker refuses this model)", o, what)
+			}
+			defined[o] = fmt.Sprintf("the output of node %s", p.nodeName(n, i))
+		}
+	}
+	return nil
+}
+
+// typed is floats for a tensor that must have the graph input's element type, as ONNX's
+// type constraints require of a Conv's, Gemm's, MatMul's and Add's inputs (onnx.checker's
+// type inference refuses float16 weights on a float32 graph).
+func (p *onnxParser) typed(n *onnx.NodeProto, i int, name string) ([]float64, error) {
+	v, err := p.floats(n, i, name)
+	if err != nil {
+		return nil, err
+	}
+	if dt := onnx.TensorProto_DataType(p.inits[name].GetDataType()); dt != p.elem {
+		return nil, p.errf(n, i, "tensor %q is %s but the graph's input is %s: the inputs of a %s must have one element type", name, typeName(dt), typeName(p.elem), n.GetOpType())
+	}
+	return v, nil
+}
+
+// typeName names an ONNX element type as numpy does.
+func typeName(dt onnx.TensorProto_DataType) string {
+	switch dt {
+	case onnx.TensorProto_FLOAT:
+		return "float32"
+	case onnx.TensorProto_DOUBLE:
+		return "float64"
+	case onnx.TensorProto_FLOAT16:
+		return "float16"
+	case onnx.TensorProto_BFLOAT16:
+		return "bfloat16"
+	}
+	return strings.ToLower(dt.String())
 }
 
 func (p *onnxParser) nodeName(n *onnx.NodeProto, i int) string {
@@ -174,8 +270,20 @@ func (p *onnxParser) parse() (Model, error) {
 	}
 	in := inputs[0]
 	tt := in.GetType().GetTensorType()
-	if tt == nil || (tt.GetElemType() != int32(onnx.TensorProto_FLOAT) && tt.GetElemType() != int32(onnx.TensorProto_DOUBLE)) {
-		return Model{}, fmt.Errorf("%s: input %q is not a float tensor", p.name, in.GetName())
+	if tt == nil {
+		return Model{}, fmt.Errorf("%s: input %q is not a tensor", p.name, in.GetName())
+	}
+	switch p.elem = onnx.TensorProto_DataType(tt.GetElemType()); p.elem {
+	case onnx.TensorProto_FLOAT, onnx.TensorProto_DOUBLE:
+	case onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16:
+		return Model{}, fmt.Errorf("%s: input %q is %s: relutrim prunes float32 and float64 ONNX models only; export the model in float32 "+
+			"(model.float() before torch.onnx.export), or save its state_dict as safetensors, where float16 is supported", p.name, in.GetName(), typeName(p.elem))
+	default:
+		return Model{}, fmt.Errorf("%s: input %q is a tensor of %s, not of float32 or float64", p.name, in.GetName(), typeName(p.elem))
+	}
+	if ot := g.GetOutput()[0].GetType().GetTensorType(); ot != nil && ot.GetElemType() != 0 && onnx.TensorProto_DataType(ot.GetElemType()) != p.elem {
+		return Model{}, fmt.Errorf("%s: output %q is %s but input %q is %s: the graph's element types are inconsistent", p.name,
+			g.GetOutput()[0].GetName(), typeName(onnx.TensorProto_DataType(ot.GetElemType())), in.GetName(), typeName(p.elem))
 	}
 	var dims []int
 	for k, d := range tt.GetShape().GetDim() {
@@ -197,6 +305,9 @@ func (p *onnxParser) parse() (Model, error) {
 		m.In = Shape{dims[0], dims[1], dims[2]}
 	default:
 		return Model{}, fmt.Errorf("%s: input %q has rank %d; want (batch, features) or (batch, channels, height, width)", p.name, in.GetName(), rank)
+	}
+	if _, ok := m.In.CheckedSize(); !ok {
+		return Model{}, fmt.Errorf("%s: input %q has shape %v per sample: more than %d values (or their product overflows)", p.name, in.GetName(), dims, MaxSampleValues)
 	}
 	shape := m.In
 	cur := in.GetName()
@@ -264,7 +375,7 @@ func (p *onnxParser) parse() (Model, error) {
 			if last == nil || stage != 0 || last.Conv != nil {
 				return Model{}, p.errf(n, i, "an Add is supported only as the bias of a MatMul (a residual Add is not)")
 			}
-			b, err := p.floats(n, i, n.GetInput()[1])
+			b, err := p.typed(n, i, n.GetInput()[1])
 			if err != nil {
 				return Model{}, err
 			}
@@ -332,6 +443,9 @@ func (p *onnxParser) parse() (Model, error) {
 			}
 		default:
 			return Model{}, p.errf(n, i, "op %s is not supported (supported: %s)", op, supportedOps)
+		}
+		if _, ok := shape.CheckedSize(); !ok {
+			return Model{}, p.errf(n, i, "its output of %d x %d x %d per sample has more than %d values", shape.C, shape.H, shape.W, MaxSampleValues)
 		}
 		cur = n.GetOutput()[0]
 	}
@@ -441,6 +555,9 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 		return Layer{}, p.errf(n, i, "weight %q is not a constant 4-D tensor (C_out, C_in, kh, kw)", wName)
 	}
 	d := wt.GetDims()
+	if slices.Min(d) < 1 || slices.Max(d) > maxAttr {
+		return Layer{}, p.errf(n, i, "weight %q has shape %v; want four positive dimensions", wName, d)
+	}
 	cout, cin, kh, kw := int(d[0]), int(d[1]), int(d[2]), int(d[3])
 	if cin != in.C {
 		return Layer{}, p.errf(n, i, "weight %q takes %d input channels but its input has %d", wName, cin, in.C)
@@ -449,14 +566,15 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 		return Layer{}, p.errf(n, i, "kernel_shape %v does not match the weight's %dx%d (only 2-D convolutions are supported)", ks, kh, kw)
 	}
 	st, dl, pd := ints(n, "strides", []int{1, 1}), ints(n, "dilations", []int{1, 1}), ints(n, "pads", []int{0, 0, 0, 0})
-	if len(st) != 2 || len(dl) != 2 || len(pd) != 4 || st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1 || slices.Min(pd) < 0 {
+	if len(st) != 2 || len(dl) != 2 || len(pd) != 4 || st[0] < 1 || st[1] < 1 || dl[0] < 1 || dl[1] < 1 || slices.Min(pd) < 0 ||
+		slices.Max(slices.Concat(st, dl, pd)) > maxAttr {
 		return Layer{}, p.errf(n, i, "strides %v, dilations %v, pads %v: want two positive strides and dilations and four non-negative pads", st, dl, pd)
 	}
 	c := &Conv{In: in, KH: kh, KW: kw, SH: st[0], SW: st[1], DH: dl[0], DW: dl[1], PT: pd[0], PL: pd[1], PB: pd[2], PR: pd[3]}
 	if err := c.setOut(); err != nil {
 		return Layer{}, p.errf(n, i, "%v", err)
 	}
-	w, err := p.floats(n, i, wName)
+	w, err := p.typed(n, i, wName)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -466,7 +584,7 @@ func (p *onnxParser) conv(n *onnx.NodeProto, i int, in Shape) (Layer, error) {
 	L.BType = L.WType
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bName := n.GetInput()[2]
-		if L.B, err = p.floats(n, i, bName); err != nil {
+		if L.B, err = p.typed(n, i, bName); err != nil {
 			return Layer{}, err
 		}
 		if len(L.B) != cout {
@@ -499,6 +617,9 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	if wt == nil || len(wt.GetDims()) != 2 {
 		return Layer{}, p.errf(n, i, "weight %q is not a constant 2-D tensor", wName)
 	}
+	if slices.Min(wt.GetDims()) < 1 {
+		return Layer{}, p.errf(n, i, "weight %q has shape %v; want two positive dimensions", wName, wt.GetDims())
+	}
 	r, c := int(wt.GetDims()[0]), int(wt.GetDims()[1])
 	out, win := r, c
 	if trans {
@@ -507,7 +628,7 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	if win != in {
 		return Layer{}, p.errf(n, i, "weight %q (%dx%d) takes %d inputs but its input has %d features", wName, r, c, win, in)
 	}
-	w, err := p.floats(n, i, wName)
+	w, err := p.typed(n, i, wName)
 	if err != nil {
 		return Layer{}, err
 	}
@@ -519,7 +640,7 @@ func (p *onnxParser) dense(n *onnx.NodeProto, i int, in int) (Layer, error) {
 	L.BType = L.WType
 	if op == "Gemm" && len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
 		bName := n.GetInput()[2]
-		if L.B, err = p.floats(n, i, bName); err != nil {
+		if L.B, err = p.typed(n, i, bName); err != nil {
 			return Layer{}, err
 		}
 		if len(L.B) != out {
@@ -539,7 +660,11 @@ func (p *onnxParser) foldBN(n *onnx.NodeProto, i int, L *Layer) error {
 	}
 	var v [4][]float64
 	for k := range v {
-		x, err := p.floats(n, i, n.GetInput()[k+1])
+		read := p.typed // before opset 15, scale, B, mean and var have the input's type T
+		if p.opset >= 15 {
+			read = p.floats // T1 (scale, B) and T2 (mean, var) may differ from T: checked below
+		}
+		x, err := read(n, i, n.GetInput()[k+1])
 		if err != nil {
 			return err
 		}
@@ -547,6 +672,10 @@ func (p *onnxParser) foldBN(n *onnx.NodeProto, i int, L *Layer) error {
 			return p.errf(n, i, "parameter %q has %d values for %d channels", n.GetInput()[k+1], len(x), L.Out)
 		}
 		v[k] = x
+	}
+	dt := func(k int) int32 { return p.inits[n.GetInput()[k]].GetDataType() }
+	if dt(1) != dt(2) || dt(3) != dt(4) {
+		return p.errf(n, i, "scale and B (or mean and var) have different element types")
 	}
 	eps := 1e-5
 	if a := attr(n, "epsilon"); a != nil {
@@ -585,7 +714,8 @@ func (p *onnxParser) pool(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 	if len(n.GetOutput()) > 1 && p.uses[n.GetOutput()[1]] > 0 {
 		return Op{}, p.errf(n, i, "the Indices output is not supported")
 	}
-	if len(ks) != 2 || len(st) != 2 || len(pd) != 4 || ks[0] < 1 || ks[1] < 1 || st[0] < 1 || st[1] < 1 || slices.Min(pd) < 0 {
+	if len(ks) != 2 || len(st) != 2 || len(pd) != 4 || ks[0] < 1 || ks[1] < 1 || st[0] < 1 || st[1] < 1 || slices.Min(pd) < 0 ||
+		slices.Max(slices.Concat(ks, st, pd)) > maxAttr {
 		return Op{}, p.errf(n, i, "kernel_shape %v, strides %v, pads %v: want a 2-D window", ks, st, pd)
 	}
 	o := Op{Kind: MaxPool, In: in, KH: ks[0], KW: ks[1], SH: st[0], SW: st[1], PT: pd[0], PL: pd[1], PB: pd[2], PR: pd[3],
@@ -613,7 +743,7 @@ func (p *onnxParser) pad(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 		return Op{}, p.errf(n, i, "pads %q: %v", n.GetInput()[1], err)
 	}
 	if len(n.GetInput()) > 2 && n.GetInput()[2] != "" {
-		v, err := p.floats(n, i, n.GetInput()[2])
+		v, err := p.typed(n, i, n.GetInput()[2])
 		if err != nil {
 			return Op{}, err
 		}
@@ -624,7 +754,7 @@ func (p *onnxParser) pad(n *onnx.NodeProto, i int, in Shape) (Op, error) {
 	if len(n.GetInput()) > 3 {
 		return Op{}, p.errf(n, i, "the axes input is not supported")
 	}
-	if len(pads) != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || slices.Min(pads) < 0 {
+	if len(pads) != 8 || pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0 || slices.Min(pads) < 0 || slices.Max(pads) > maxAttr {
 		return Op{}, p.errf(n, i, "pads %v: only non-negative padding of height and width is supported", pads)
 	}
 	return Op{Kind: Pad, In: in, PT: int(pads[2]), PL: int(pads[3]), PB: int(pads[6]), PR: int(pads[7]), Node: p.nodeName(n, i)}, nil
@@ -679,19 +809,27 @@ func (p *onnxParser) floats(n *onnx.NodeProto, i int, name string) ([]float64, e
 	return v, nil
 }
 
-func numel(t *onnx.TensorProto) int {
+// numel returns the number of values of t's shape; an error for a negative dimension or
+// a product that overflows.
+func numel(t *onnx.TensorProto) (int, error) {
 	n := 1
 	for _, d := range t.GetDims() {
+		if d < 0 || d > 0 && int64(n) > math.MaxInt64/d {
+			return 0, fmt.Errorf("shape %v is negative or too large", t.GetDims())
+		}
 		n *= int(d)
 	}
-	return n
+	return n, nil
 }
 
 var errNotFloat = errors.New("not a float tensor")
 
 // tensorFloats decodes a FLOAT, DOUBLE or FLOAT16 tensor.
 func tensorFloats(t *onnx.TensorProto) ([]float64, error) {
-	n := numel(t)
+	n, err := numel(t)
+	if err != nil {
+		return nil, err
+	}
 	raw := t.GetRawData()
 	var out []float64
 	switch onnx.TensorProto_DataType(t.GetDataType()) {
