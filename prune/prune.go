@@ -494,9 +494,8 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 // ReLU layer by the solver, to refitEpsRel or RefitIters iterations. When the support was
 // selected on a sample of the rows, the refit runs there first (cheap, warm-started from
 // the selection's last point) and then on all rows from that point, for at most
-// fullRefitIters steps (the sample's optimum is near the full one: more steps changed the
-// demo's layer errors in the fourth digit). It returns the weights and the solver
-// iterations spent.
+// fullRefitIters steps (the sample's optimum is near the full one). It returns the
+// weights and the solver iterations spent.
 func (p *Pruner) refit(ctx context.Context, sel selection, X, Y solver.Matrix, base *solver.Settings, U, B []float64) ([]float64, []float64, int, error) {
 	if base.Link == solver.Identity {
 		ne := sel.lp.ne
@@ -710,8 +709,12 @@ const (
 	// selecting at 2k with one cut at 1.4k 97.53 / 98.99%. Scoring by the norm of x_i over
 	// the rows where output j is curved, instead of all rows, lowered the layer errors but
 	// not the validation accuracy (98.15 against 98.46% at 95%, cuts at 2k, 1.4k).
-	// fullRefitIters: see refit.
-	fullRefitIters = 3
+	// fullRefitIters: Newton steps of the refit on all rows after the refit on the
+	// selection sample (refit). Measured with internal/valcheck on the bundled MLP, 10,000
+	// calibration rows, 2000 selection rows, 90%: the 784-300 layer's relative error
+	// 0.2576 without the step, 0.2540 with one, 0.2539 with three (one step costs about a
+	// second there; test accuracy 98.07 / 98.10 / 98.08%).
+	fullRefitIters = 1
 	// refineIters: Newton steps of the refit on each intermediate support. One step is
 	// enough for the ranking: 1, 2 and 10 steps (cuts at 2k, 1.4k) gave 98.32 / 98.23 /
 	// 98.30% on the validation images at 95%.

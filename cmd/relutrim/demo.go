@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/internal/demo"
+	"relutrim/prune"
 )
 
 var demoFlags struct {
@@ -16,6 +17,8 @@ var demoFlags struct {
 	nm         []string
 	parallel   bool
 	unweighted bool
+	selectBy   string
+	selectRows int
 	threads    int
 	verbose    bool
 	cnn        bool
@@ -63,6 +66,8 @@ func init() {
 	f.StringVar(&demoFlags.budget, "budget", demo.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	f.BoolVar(&demoFlags.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: weighted by its effect on the network's output)")
+	f.StringVar(&demoFlags.selectBy, "select", prune.SelectGradual, "support selection: gradual or l1-path (see relutrim prune --help)")
+	f.IntVar(&demoFlags.selectRows, "select-rows", prune.DefaultSelectRows, "select each layer's support on this many of its fit rows, then refit on all (-1: all rows)")
 	f.Float64Var(&demoFlags.neurons, "neurons", 0.5, "also remove this fraction of each hidden layer's units (structured pruning; one line under the table; 0 = off)")
 	root.AddCommand(demoCmd)
 }
@@ -94,7 +99,8 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
 		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20,
-		Neurons: demoFlags.neurons, Budget: demoFlags.budget, Unweighted: demoFlags.unweighted}
+		Neurons: demoFlags.neurons, Budget: demoFlags.budget, Unweighted: demoFlags.unweighted,
+		Select: demoFlags.selectBy, SelectRows: demoFlags.selectRows}
 	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
 		cfg.CalibRows = 0 // the CNN demo's own default
 	}

@@ -28,7 +28,8 @@ import (
 var pruneFlags struct {
 	model, calib, mode, out, report, plot string
 	labels, testX, testY, nm, budget      string
-	structure                             string
+	structure, selectBy                   string
+	selectRows                            int
 	sparsity                              float64
 	perLayer                              []float64
 	compare, masks, noRefit, unweighted   bool
@@ -41,8 +42,10 @@ var pruneCmd = &cobra.Command{
 	Long: `prune takes a trained ReLU network and calibration inputs, and refits every layer with
 relutrim's solver to reproduce the dense network's activations (post-ReLU for layers followed
 by a ReLU, the outputs for the last, linear layer) with as few weights as the budget allows:
-an L1 path selects the support, the largest weights are kept to the exact count, and the kept
-weights are refitted with the support fixed. A hidden layer followed by dense layers only
+the support is selected on a sample of --select-rows calibration rows (default 2000) by cutting
+the dense weights gradually to the exact count with a refit step after each cut (--select
+gradual, the default) or from the layer's L1-regularised fit along a lambda path (--select
+l1-path), and the kept weights are then refitted on all rows with the support fixed. A hidden layer followed by dense layers only
 weights each of its units' errors by the unit's effect on the network's output (the root mean
 square over calibration samples of its Jacobian column's norm), so that the units the rest of
 the network reads most keep more weights; --unweighted fits every unit alike.
@@ -102,6 +105,8 @@ func init() {
 	f.BoolVar(&fl.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: a hidden layer followed by dense layers only weights each unit's error by its effect on the network's output)")
 	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.IntVar(&fl.maxPatchMiB, "max-patch-mib", 0, "fit each convolution on at most this many MiB of unfolded input patches (a seeded sample of positions; default 256)")
+	f.StringVar(&fl.selectBy, "select", prune.SelectGradual, "support selection: gradual (cuts from the dense weights with a refit step after each) or l1-path (the L1-regularised fit's lambda path, then the same cuts)")
+	f.IntVar(&fl.selectRows, "select-rows", prune.DefaultSelectRows, "select each layer's support on a seeded sample of this many of its fit rows, then refit on all (-1: all rows)")
 	f.StringVar(&fl.structure, "structure", "weights", "weights (unstructured) or neurons (remove whole hidden units; --sparsity is then the fraction of each hidden layer's units removed)")
 	root.AddCommand(pruneCmd)
 }
@@ -271,7 +276,8 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if fl.structure == "neurons" {
 		return runPruneNeurons(ctx, cmd, m, cal, calLab, test, start)
 	}
-	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Unweighted: fl.unweighted, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20}
+	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Unweighted: fl.unweighted, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20,
+		Select: fl.selectBy, SelectRows: fl.selectRows}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}

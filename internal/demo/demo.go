@@ -51,6 +51,9 @@ type Config struct {
 	Budget string
 	// Unweighted turns the unit weights of the layer fits off (prune.Options.Unweighted).
 	Unweighted bool
+	// Select and SelectRows are prune.Options.Select and SelectRows.
+	Select     string
+	SelectRows int
 }
 
 // Defaults of the CNN demo: see Config.CNN.
@@ -217,7 +220,8 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	n := cfg.CalibRows
 	calib := train.X[:n*784]
-	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes, Unweighted: cfg.Unweighted}
+	opt := prune.Options{Parallel: cfg.Parallel, Threads: cfg.Threads, Log: cfg.Log, MaxXBytes: cfg.MaxXBytes, Unweighted: cfg.Unweighted,
+		Select: cfg.Select, SelectRows: cfg.SelectRows}
 	// Every evaluation on the test images checks ctx between blocks (the CNN's takes
 	// seconds); accErr keeps the first cancellation, checked after each evaluation. The
 	// dense network's comes first, before the pruner's dense pass over the calibration
