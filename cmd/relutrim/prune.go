@@ -126,6 +126,8 @@ type pruneReport struct {
 	Accuracy       map[string]float64  `json:"accuracy,omitempty"`
 	Backend        string              `json:"backend"`
 	Seconds        float64             `json:"seconds"`
+	// PeakRSS is the process's peak resident set when the report was made (as fit's).
+	PeakRSS int64 `json:"peak_rss_bytes"`
 	// BudgetKeep is the per-layer split of --sparsity (weights each layer was given);
 	// BudgetCurves the error curves it was chosen from (--budget curves).
 	BudgetKeep   []int                `json:"budget_keep,omitempty"`
@@ -328,7 +330,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			return err
 		}
 	}
-	rep.Seconds = time.Since(start).Seconds()
+	rep.Seconds, rep.PeakRSS = time.Since(start).Seconds(), peakRSS()
 
 	// Outputs: everything computed; write them now, all of them or none.
 	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, fl.masks) }}}
