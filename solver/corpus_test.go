@@ -31,7 +31,7 @@ import (
 // the same floor applies to the other comparisons).
 //
 // `go test ./solver -run TestCorpus` runs every 25th problem (40 problems, about 2 s per
-// method; every 100th under -race); RELUTRIM_CORPUS=full runs all of them (see README, "Robustness corpus", for the counts).
+// method; every 100th under -race); RELUTRIM_CORPUS=full runs all of them (docs/robustness.md has the counts).
 
 const corpusSize = 1000
 
@@ -281,7 +281,7 @@ func runCorpusProblem(id int, m Method) corpusOutcome {
 				fail("converged but F %.15g is %.2e above the reference %.15g", res.F, (res.F-ref)/ref, ref)
 			}
 			// ReLU: the reference is the global minimum (exact sector search), and the CCP
-			// can stop at a local one; counted, not failed (README, "Local minima").
+			// can stop at a local one; counted, not failed (docs/limits.md, "Local minima").
 		}
 	}
 	return out

@@ -203,7 +203,7 @@ func peakRSS() int64 {
 	return -1
 }
 
-// workBytes estimates the memory a fit needs besides X (README, "X larger than memory"):
+// workBytes estimates the memory a fit needs besides X (docs/scale.md):
 // at most six N x Ny float64 arrays (Y and the ADMM's iterate and three scalar duals; the
 // Newton solver needs three: Y, w = X U + b and the bound's dual point), two per-row
 // vectors, and the row sample of at most 20,000 rows of X in float32.
