@@ -676,7 +676,7 @@ func (nt *newton) workingSet(j int, ws []int) []int {
 
 // stepWork is the scratch of one worker of steps.
 type stepWork struct {
-	ws, pos, nz  []int
+	pos, nz      []int
 	H, xw, A, B  []float64
 	val          []float64
 	q0, v0, l, v []float64
