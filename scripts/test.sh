@@ -5,7 +5,7 @@
 # apt-get, and otherwise skips those steps with a notice. The Python cross-checks need
 # /usr/bin/python3 with python3-numpy, python3-onnx and python3-torch (not installed here:
 # .ci/run does), and skip with a notice without them. With CI=true all are required: a
-# missing one fails the run.
+# missing one fails the run. Also runs staticcheck (installed at a pinned version if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" # Debian's OpenBLAS 0.3.21 misdetects this CPU
@@ -72,6 +72,21 @@ if [ "${CI:-}" = true ]; then export RELUTRIM_REQUIRE_PYTHON=1; fi
 echo "== go vet"
 go vet ./...
 if [ "$openblas" = 1 ]; then go vet -tags openblas ./internal/kern ./solver; fi
+# staticcheck at a pinned version (installed with go install when missing or another
+# version), over every build the project has: the default one, and openblas and mpi when they
+# build here (-matrix merges them: code used by one build only is not reported as unused).
+staticcheck_version=0.8.2
+staticcheck="$(go env GOPATH)/bin/staticcheck"
+if ! "$staticcheck" -version 2>/dev/null | grep -q "($staticcheck_version)"; then
+  echo "== installing staticcheck v$staticcheck_version"
+  GOBIN="$(go env GOPATH)/bin" go install "honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"
+fi
+echo "== staticcheck"
+{
+  echo "default:"
+  if [ "$openblas" = 1 ]; then echo "openblas: -tags=openblas"; fi
+  if [ "$mpi" = 1 ]; then echo "mpi: -tags=mpi"; fi
+} | "$staticcheck" -matrix ./...
 if [ "$(go env CGO_ENABLED)" = 1 ]; then
   echo "== default (pure Go) build, race detector on the solver packages"
   go test -race ./solver ./internal/kern ./dataio
