@@ -1,5 +1,5 @@
 // Command bench compares relutrim with its peers (scipy L-BFGS-B, torch Adam, sklearn
-// Lasso) on seeded planted problems and an MNIST first layer. See README.md.
+// Lasso) on seeded planted problems and an MNIST first layer. See README.md in this directory.
 //
 //	go run ./bench [-problems S,M,L,W,LS] [-out bench/out] [-peers lbfgsb,lbfgsb-warm,adam,lasso]
 //	               [-backends purego,openblas] [-methods newton,admm] [-quick] [-time-limit 600]

@@ -241,7 +241,7 @@ func genMNIST(p *problem, root string) error {
 		return fmt.Errorf("%s: 0.weight takes %d inputs, images have 784 pixels", model, d)
 	}
 	if p.N > train.N {
-		return fmt.Errorf("W: %d images requested, MNIST has %d", p.N, train.N)
+		return fmt.Errorf("problem W: %d images requested, MNIST has %d", p.N, train.N)
 	}
 	p.Nx, p.Ny = d, W0.Rows
 	X := dataio.Matrix{Name: p.XPath, Rows: p.N, Cols: d, F64: train.X[:p.N*d]}

@@ -88,13 +88,6 @@ func transposeInPlace[T any](a []T, rows, cols int) {
 
 func unsafeSizeof[T any](v T) uintptr { return unsafe.Sizeof(v) }
 
-// growSlice returns s with room for at least extra more elements.
-func growSlice[T any](s []T, extra int) []T {
-	out := make([]T, len(s), len(s)+extra)
-	copy(out, s)
-	return out
-}
-
 // uintptrOf returns the address of b's first byte.
 func uintptrOf(b []byte) uintptr {
 	if len(b) == 0 {

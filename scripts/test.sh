@@ -2,8 +2,10 @@
 # The project's test command (README.md, "Two commands"). Needs Go. The OpenBLAS backend
 # also needs Debian's libopenblas-dev, the MPI build (tag mpi) libopenmpi-dev and
 # openmpi-bin: when they are missing, this script installs them if it runs as root with
-# apt-get, and otherwise skips those steps with a notice. With CI=true both are required:
-# a missing library fails the run.
+# apt-get, and otherwise skips those steps with a notice. The Python cross-checks need
+# /usr/bin/python3 with python3-numpy, python3-onnx and python3-torch (not installed here:
+# .ci/run does), and skip with a notice without them. With CI=true all are required: a
+# missing one fails the run. Also runs staticcheck (installed at a pinned version if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" # Debian's OpenBLAS 0.3.21 misdetects this CPU
@@ -50,9 +52,41 @@ if ! have_mpi; then
   fi
 fi
 
+# The cross-checks against NumPy (dataio) and against onnx.checker and torch (cmd/relutrim's
+# ONNX tests) run Debian's /usr/bin/python3 with python3-numpy, python3-onnx and
+# python3-torch (.ci/run installs them). Without them those tests skip, and go test shows a
+# skip only with -v, so the notice is printed here; with CI=true they are required (the
+# tests fail instead of skipping: RELUTRIM_REQUIRE_PYTHON=1).
+python_missing=""
+/usr/bin/python3 -c "import numpy" >/dev/null 2>&1 || python_missing="python3-numpy"
+/usr/bin/python3 -c "import onnx, torch" >/dev/null 2>&1 || python_missing="$python_missing python3-onnx python3-torch"
+if [ -n "$python_missing" ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "FAIL: CI=true requires /usr/bin/python3 with numpy, onnx and torch for the cross-checks (apt-get install$python_missing)" >&2
+    exit 1
+  fi
+  echo "NOTICE: Python cross-checks SKIPPED (NumPy in dataio, onnx/torch in cmd/relutrim): /usr/bin/python3 lacks$python_missing" >&2
+fi
+if [ "${CI:-}" = true ]; then export RELUTRIM_REQUIRE_PYTHON=1; fi
+
 echo "== go vet"
 go vet ./...
 if [ "$openblas" = 1 ]; then go vet -tags openblas ./internal/kern ./solver; fi
+# staticcheck at a pinned version (installed with go install when missing or another
+# version), over every build the project has: the default one, and openblas and mpi when they
+# build here (-matrix merges them: code used by one build only is not reported as unused).
+staticcheck_version=0.8.2
+staticcheck="$(go env GOPATH)/bin/staticcheck"
+if ! "$staticcheck" -version 2>/dev/null | grep -q "($staticcheck_version)"; then
+  echo "== installing staticcheck v$staticcheck_version"
+  GOBIN="$(go env GOPATH)/bin" go install "honnef.co/go/tools/cmd/staticcheck@v$staticcheck_version"
+fi
+echo "== staticcheck"
+{
+  echo "default:"
+  if [ "$openblas" = 1 ]; then echo "openblas: -tags=openblas"; fi
+  if [ "$mpi" = 1 ]; then echo "mpi: -tags=mpi"; fi
+} | "$staticcheck" -matrix ./...
 if [ "$(go env CGO_ENABLED)" = 1 ]; then
   echo "== default (pure Go) build, race detector on the solver packages"
   go test -race ./solver ./internal/kern ./dataio
@@ -66,8 +100,12 @@ go test -run '^$' -fuzz '^FuzzONNX$' -fuzztime 15s ./prune/model
 go test -run '^$' -fuzz '^FuzzMLPShapes$' -fuzztime 15s ./prune/model
 echo "== pure Go without cgo"
 CGO_ENABLED=0 go test ./internal/kern ./solver
+# internal/kern's TestAVXAgainstGeneric compares the kernels with the AVX2 micro-kernels on
+# and off in every run; this step runs the solver's tests on the generic kernels (what CPUs
+# without AVX2/FMA run). RELUTRIM_NOAVX is read at package init, which go test's cache does
+# not see: -count=1, or the step would print the cached results of the AVX run.
 echo "== pure Go with the AVX2 micro-kernels off (the gonum Dgemv path of CPUs without AVX2/FMA)"
-RELUTRIM_NOAVX=1 go test ./internal/kern ./solver
+RELUTRIM_NOAVX=1 go test -count=1 ./solver
 if [ "$mpi" = 1 ]; then
   echo "== MPI build: mpirun --oversubscribe -np 1,2,3 against one process, and the failure cases"
   go vet -tags mpi ./internal/mpi ./cmd/relutrim
@@ -76,7 +114,9 @@ fi
 if [ "$openblas" = 1 ]; then
   echo "== OpenBLAS backend"
   go test -tags openblas ./internal/kern ./solver
-  echo "all tests passed$([ "$mpi" = 1 ] || echo " (MPI build SKIPPED)")"
-else
-  echo "all tests passed (OpenBLAS backend SKIPPED: libopenblas-dev missing$([ "$mpi" = 1 ] || echo "; MPI build SKIPPED"))"
 fi
+skipped=""
+[ "$openblas" = 1 ] || skipped="$skipped; OpenBLAS backend SKIPPED: libopenblas-dev missing"
+[ "$mpi" = 1 ] || skipped="$skipped; MPI build SKIPPED"
+[ -z "$python_missing" ] || skipped="$skipped; Python cross-checks SKIPPED:$python_missing missing"
+echo "all tests passed${skipped:+ (${skipped#; })}"

@@ -8,7 +8,7 @@ import (
 // outputs at once (all N x Ny arrays are row-major, sample-major).
 //
 // The iteration is consensus ADMM with one local copy u_p per sample (Boyd et al. 2010,
-// ch. 7; paper section 4) in the reduced form of MATH.md: because each local term depends on
+// ch. 7; paper section 4) in a reduced form (docs/method.md, section 3): because each local term depends on
 // u_p only through K_p^T u_p, every local copy and dual is a shared vector plus a multiple of
 // K_p, so the state is the consensus variable z (p x Ny) and one scalar per (sample, output).
 // Written in the scalar duals nu_p = g_p'(t_p) it is the diagonally preconditioned
@@ -20,7 +20,7 @@ import (
 // theta the power-iteration estimate of lambda_max(K^T diag(1/||K_p||^2) K)/N (times a safety
 // margin), the largest steps for which the iteration still converges (tau sigma ||K||^2 <= 1
 // in the preconditioned norm). For well-conditioned data theta ~ 1/Nx, which removes most of
-// the iterations plain consensus ADMM spends (README, "How it works").
+// the iterations plain consensus ADMM spends (docs/method.md, section 3).
 //
 // One iteration, with over-relaxation omega (Chambolle & Pock 2016, relaxed form):
 //

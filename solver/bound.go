@@ -3,7 +3,7 @@ package solver
 import "math"
 
 // lowerBound returns, per output, a certified lower bound on min F from weak duality for
-// the convex relaxation (MATH.md): each term f_p is replaced by its convex envelope h_p
+// the convex relaxation (docs/method.md, section 5): each term f_p is replaced by its convex envelope h_p
 // (h_p = f_p for y_p <= 0 and for the identity link; theta(w - y)(w - y)^2 otherwise), and
 // since sum_p h_p <= sum_p f_p, any dual-feasible point of the relaxed problem bounds F.
 //

@@ -136,7 +136,7 @@ func TestLowerBoundIdentityInformative(t *testing.T) {
 
 // TestLowerBoundReLUNoBias: for ReLU without a bias (1 and 2 columns, 60 seeded problems)
 // the bound is valid against the exact minimum of reluNoBias2, and equals the trivial
-// sum_{y_p <= 0} y_p^2 / (2N); README's "Limits" says so. The fitted F is compared with the
+// sum_{y_p <= 0} y_p^2 / (2N); docs/limits.md says so. The fitted F is compared with the
 // exact minimum too (within 1e-6 relative in at least 95% of the problems; the problem is
 // not convex).
 func TestLowerBoundReLUNoBias(t *testing.T) {
@@ -165,7 +165,7 @@ func TestLowerBoundReLUNoBias(t *testing.T) {
 				}
 				triv /= 2 * float64(Y.Rows)
 				if math.Abs(res.LowerBound-triv) > 1e-12*(1+triv) {
-					t.Errorf("trial %d: LowerBound %.15g, trivial bound %.15g: README says they agree", trial, res.LowerBound, triv)
+					t.Errorf("trial %d: LowerBound %.15g, trivial bound %.15g: docs/limits.md says they agree", trial, res.LowerBound, triv)
 				}
 				if res.F < fmin*(1-1e-9) {
 					t.Errorf("trial %d: F %.15g below the exact minimum %.15g: the reference is wrong", trial, res.F, fmin)

@@ -14,8 +14,9 @@ import (
 // mu holds the column means and D the column standard deviations (root mean squares without
 // a bias), so K^T K / N has a unit diagonal. K is never formed: products with K are products
 // with X plus rank-one corrections. In these coordinates u~ = D u and b~ = b + mu^T u, and
-// the L1 penalty lambda ||u||_1 becomes per-coordinate weights lambda / d_k (MATH.md, "Scale is
-// the real enemy").
+// the L1 penalty lambda ||u||_1 becomes per-coordinate weights lambda / d_k, and the solver is invariant to the
+// scale of X's columns (a fixed-rho ADMM on unscaled columns stalled when they were x30).
+// See docs/method.md, section 2.
 type design struct {
 	X       kern.Matrix
 	n, nx   int // n: this process's rows of X (all of them in one process)

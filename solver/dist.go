@@ -9,7 +9,7 @@ import (
 	"relutrim/internal/kern"
 )
 
-// One fit across several processes (README, "Many processes (MPI)").
+// One fit across several processes (docs/scale.md, "Many processes (MPI)").
 //
 // Every process holds a contiguous block of the fit's rows of X and Y (rank order = row
 // order) and runs the same solver on it; the solver keeps everything row-local (w = K z,

@@ -2,7 +2,7 @@
 //
 //	F(U, b) = 1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda ||U||_1     (bias unpenalised)
 //
-// by the convex-concave procedure (CCP) of Johnston (2017, ../shared/paper): every
+// by the convex-concave procedure (CCP) of Johnston's 2017 research note (docs/method.md): every
 // non-convex term is replaced by its convex majoriser at the current point (prox.go), the
 // convex surrogate is minimised, and the procedure repeats. Two inner solvers minimise the
 // surrogates:

@@ -358,18 +358,18 @@ func groupScale(g *design, kt []float64, ny int, lambda float64, gs *groupSpec, 
 	return sMax
 }
 
-// GroupObjective evaluates F with the group penalty,
+// groupObjective evaluates F with the group penalty,
 //
 //	1/(2N) sum_p ||act(U^T x_p + b) - y_p||^2 + lambda sum_k w_k ||U_k,:||_2,
 //
 // directly from the data (w nil means all 1), like Objective.
-func GroupObjective(X, Y Matrix, U, B []float64, lambda float64, w []float64, link Link) float64 {
-	return GroupObjectiveOf(X, Y, U, B, lambda, nil, w, link)
+func groupObjective(X, Y Matrix, U, B []float64, lambda float64, w []float64, link Link) float64 {
+	return groupObjectiveOf(X, Y, U, B, lambda, nil, w, link)
 }
 
-// GroupObjectiveOf is GroupObjective for groups of features (Settings.Groups; nil: one
+// groupObjectiveOf is groupObjective for groups of features (Settings.Groups; nil: one
 // per feature): the penalty is lambda sum_g w_g ||U_{G_g,:}||_F.
-func GroupObjectiveOf(X, Y Matrix, U, B []float64, lambda float64, groups []int, w []float64, link Link) float64 {
+func groupObjectiveOf(X, Y Matrix, U, B []float64, lambda float64, groups []int, w []float64, link Link) float64 {
 	f := Objective(X, Y, U, B, 0, link)
 	ng := X.Cols
 	if groups != nil {
@@ -388,8 +388,8 @@ func GroupObjectiveOf(X, Y Matrix, U, B []float64, lambda float64, groups []int,
 	return f
 }
 
-// GroupNorms returns ||U_k,:||_2 for each row k of U (Nx x Ny).
-func GroupNorms(U []float64, nx, ny int) []float64 {
+// groupNorms returns ||U_k,:||_2 for each row k of U (Nx x Ny).
+func groupNorms(U []float64, nx, ny int) []float64 {
 	return GroupNormsOf(U, nx, ny, nil, nx)
 }
 

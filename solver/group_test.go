@@ -281,7 +281,7 @@ func groupLassoRefOf(X, Y Matrix, lambda float64, groups []int, w []float64) (U,
 
 // TestGroupFitIdentity: with the identity link and the group penalty Fit reaches the FISTA
 // reference's objective (1e-6 relative), the same rows are exactly zero, F is the
-// objective recomputed from the data (GroupObjective), and the lower bound is valid and
+// objective recomputed from the data (groupObjective), and the lower bound is valid and
 // close (the problem is convex).
 func TestGroupFitIdentity(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
@@ -309,8 +309,8 @@ func TestGroupFitIdentity(t *testing.T) {
 			t.Fatal(err)
 		}
 		Uref, Bref := groupLassoRef(pp.X, pp.Y, lam, wRef)
-		fRef := GroupObjective(pp.X, pp.Y, Uref, Bref, lam, wRef, Identity)
-		f := GroupObjective(pp.X, pp.Y, res.U, res.B, lam, wRef, Identity)
+		fRef := groupObjective(pp.X, pp.Y, Uref, Bref, lam, wRef, Identity)
+		f := groupObjective(pp.X, pp.Y, res.U, res.B, lam, wRef, Identity)
 		if math.Abs(f-res.F) > 1e-9*f {
 			t.Errorf("seed %d: reported F %.12g, recomputed %.12g", seed, res.F, f)
 		}
@@ -320,7 +320,7 @@ func TestGroupFitIdentity(t *testing.T) {
 		if res.LowerBound > fRef*(1+1e-9) || res.LowerBound < fRef*(1-1e-3) {
 			t.Errorf("seed %d: lower bound %.12g, optimum %.12g", seed, res.LowerBound, fRef)
 		}
-		gn, gr := GroupNorms(res.U, pp.Nx, pp.Ny), GroupNorms(Uref, pp.Nx, pp.Ny)
+		gn, gr := groupNorms(res.U, pp.Nx, pp.Ny), groupNorms(Uref, pp.Nx, pp.Ny)
 		zeros := 0
 		for k := range gn {
 			if (gn[k] == 0) != (gr[k] == 0) {
@@ -366,14 +366,14 @@ func TestGroupFitReLU(t *testing.T) {
 	if res.Method != ADMM {
 		t.Errorf("method %v, want admm", res.Method)
 	}
-	f := GroupObjective(pp.X, pp.Y, res.U, res.B, lam, nil, ReLU)
+	f := groupObjective(pp.X, pp.Y, res.U, res.B, lam, nil, ReLU)
 	if math.Abs(f-res.F) > 1e-9*f {
 		t.Errorf("reported F %.12g, recomputed %.12g", res.F, f)
 	}
 	if res.LowerBound > f {
 		t.Errorf("lower bound %g above F %g", res.LowerBound, f)
 	}
-	for k, nrm := range GroupNorms(res.U, pp.Nx, pp.Ny) {
+	for k, nrm := range groupNorms(res.U, pp.Nx, pp.Ny) {
 		if dead[k] != (nrm == 0) {
 			t.Errorf("row %d: norm %g, planted dead %v", k, nrm, dead[k])
 		}
@@ -411,8 +411,8 @@ func TestGroupFitUnequalRho(t *testing.T) {
 	}
 	w := []float64{1, 1, 1, 1, 1, 1, 1, 1}
 	Uref, Bref := groupLassoRef(pp.X, pp.Y, lam, w)
-	fRef := GroupObjective(pp.X, pp.Y, Uref, Bref, lam, w, Identity)
-	f := GroupObjective(pp.X, pp.Y, res.U, res.B, lam, w, Identity)
+	fRef := groupObjective(pp.X, pp.Y, Uref, Bref, lam, w, Identity)
+	f := groupObjective(pp.X, pp.Y, res.U, res.B, lam, w, Identity)
 	distinct := false
 	for _, r := range res.Rho {
 		distinct = distinct || r != res.Rho[0]
@@ -522,8 +522,8 @@ func TestGroupFitColumnGroups(t *testing.T) {
 			t.Fatal(err)
 		}
 		Uref, Bref := groupLassoRefOf(pp.X, pp.Y, lam, groups, w)
-		fRef := GroupObjectiveOf(pp.X, pp.Y, Uref, Bref, lam, groups, w, Identity)
-		f := GroupObjectiveOf(pp.X, pp.Y, res.U, res.B, lam, groups, w, Identity)
+		fRef := groupObjectiveOf(pp.X, pp.Y, Uref, Bref, lam, groups, w, Identity)
+		f := groupObjectiveOf(pp.X, pp.Y, res.U, res.B, lam, groups, w, Identity)
 		if math.Abs(f-res.F) > 1e-9*f {
 			t.Errorf("seed %d: reported F %.12g, recomputed %.12g", seed, res.F, f)
 		}
@@ -544,7 +544,7 @@ func TestGroupFitColumnGroups(t *testing.T) {
 				continue
 			}
 			for k, gk := range groups { // a kept group keeps all of its rows
-				if gk == g && GroupNorms(res.U[k*pp.Ny:(k+1)*pp.Ny], 1, pp.Ny)[0] == 0 {
+				if gk == g && groupNorms(res.U[k*pp.Ny:(k+1)*pp.Ny], 1, pp.Ny)[0] == 0 {
 					t.Errorf("seed %d: row %d of kept group %d is zero", seed, k, g)
 				}
 			}
@@ -601,7 +601,7 @@ func TestGroupFitColumnGroupsReLU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := GroupObjectiveOf(pp.X, pp.Y, res.U, res.B, lam, groups, nil, ReLU)
+	f := groupObjectiveOf(pp.X, pp.Y, res.U, res.B, lam, groups, nil, ReLU)
 	if math.Abs(f-res.F) > 1e-9*f {
 		t.Errorf("reported F %.12g, recomputed %.12g", res.F, f)
 	}

@@ -8,7 +8,8 @@ import (
 
 // TestReducedADMMEqualsNaive: the solver's reduced primal-dual iteration (admm.iterate with
 // omega = 1, fixed rho, metric m_p = ||K_p||^2) produces the same iterates as the naive
-// consensus ADMM of MATH.md with explicit local copies u_p and scaled duals d_p,
+// consensus ADMM (docs/method.md, section 3; the z-update with the sign the note gets wrong
+// corrected) with explicit local copies u_p and scaled duals d_p,
 //
 //	u_p <- argmin g_p(K_p^T u) + rho/2 ||u - z + d_p||^2
 //	z   <- S_{gamma/(N rho)}(mean_p(u_p + d_p))          (bias unshrunk)

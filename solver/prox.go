@@ -3,7 +3,7 @@ package solver
 import "math"
 
 // Every convex surrogate of one term f(w) = (max(0, w) - y)^2 used by the solver has the form
-// (MATH.md, table "One term, and its convex surrogates")
+// (docs/method.md, section 2, the table of surrogates)
 //
 //	g(w) = k + theta(w - z) * ((w - c)^2 - (z - c)^2),   c = y,
 //

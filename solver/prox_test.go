@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// surrogateCase is one row of MATH.md's table "One term, and its convex surrogates", written
+// surrogateCase is one row of the table of surrogates in docs/method.md (section 2), written
 // out here from the table's formulas (not from prox.go's generic form), so that it is an
 // independent reference for surrogateValue and proxSurrogate.
 type surrogateCase struct {
@@ -16,7 +16,7 @@ type surrogateCase struct {
 	g    func(w float64) float64 // the table's surrogate, up to the constant fixed below
 }
 
-// tableCases returns the surrogates of MATH.md's table for one target y: for y <= 0 only "f
+// tableCases returns the surrogates of that table for one target y: for y <= 0 only "f
 // itself"; for y > 0 the two majorisers and the relaxation.
 func tableCases(y float64) []surrogateCase {
 	if y <= 0 {

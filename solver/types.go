@@ -114,7 +114,7 @@ type Settings struct {
 	// products run on X as given, with the dense kernel, and the result differs from the
 	// CSR one in rounding only (for dense X nothing changes). Set it when X is
 	// memory-mapped from a file larger than memory (dataio.MapNPYFile, relutrim fit
-	// --max-memory), so that X is never copied; README, "X larger than memory".
+	// --max-memory), so that X is never copied; docs/scale.md.
 	MaxCopyBytes int64
 
 	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
@@ -129,7 +129,7 @@ type Settings struct {
 	// RemajorizeTol applies to cold starts (U = 0) only: the first majoriser is solved to
 	// RemajorizeTol times the tolerances (ADMM residuals; Newton: KKT residual and
 	// decrease) before the first re-majorisation, since re-majorising an immature iterate
-	// leaves dead units (README, "Local minima"). Default 1000.
+	// leaves dead units (docs/method.md, section 2). Default 1000.
 	RemajorizeTol float64
 
 	// Starts is the number of CCP runs: the first from InitU/InitB (or zero), the others

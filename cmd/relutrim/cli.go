@@ -13,6 +13,7 @@
 // (warnings on stderr), quiet (the persistent --quiet flag) and newProgress (a spinner on
 // stderr when it is a terminal and --quiet is off; its Recorder plugs into
 // solver.Settings).
+
 package main
 
 import (

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"relutrim/dataio"
-	"relutrim/fit"
 	"relutrim/solver"
 )
 
@@ -492,11 +491,37 @@ func TestFitInterrupt(t *testing.T) {
 		"--out", filepath.Join(out, "layer.safetensors"), "--report", filepath.Join(out, "r.json"), "--lambda-path", "30")
 }
 
-// TestLambdaMaxOnFixture: the fixture's lambda_max in the report is fit.LambdaMax, and a fit
-// at it through the command gives an all-zero layer.
+// TestLambdaMaxOnFixture: the fixture's lambda_max in the report is the closed form of the
+// L1 threshold at U = 0, computed here directly from the data: with a bias, the largest
+// |sum_p (x_pk - mean_k)(y_pj - mean_j)| / N over inputs k and outputs j (times
+// fit.LambdaMax's documented relative margin 1e-9; an output without a positive target
+// has threshold 0 under the ReLU link). A fit at it through the command gives an all-zero layer, and one 1% below it
+// does not.
 func TestLambdaMaxOnFixture(t *testing.T) {
 	X, Y, _ := fixtureData()
-	lm, _ := fit.LambdaMax(solver.Matrix{Rows: X.Rows, Cols: X.Cols, F64: X.F64}, solver.Matrix{Rows: Y.Rows, Cols: Y.Cols, F64: Y.F64}, solver.ReLU, false)
+	n := X.Rows
+	lm := 0.0
+	for k := 0; k < X.Cols; k++ {
+		for j := 0; j < Y.Cols; j++ {
+			var mx, my float64
+			positive := false
+			for p := 0; p < n; p++ {
+				mx += X.F64[p*X.Cols+k]
+				my += Y.F64[p*Y.Cols+j]
+				positive = positive || Y.F64[p*Y.Cols+j] > 0
+			}
+			if !positive {
+				continue
+			}
+			mx, my = mx/float64(n), my/float64(n)
+			var c float64
+			for p := 0; p < n; p++ {
+				c += (X.F64[p*X.Cols+k] - mx) * (Y.F64[p*Y.Cols+j] - my)
+			}
+			lm = math.Max(lm, math.Abs(c)/float64(n))
+		}
+	}
+	lm *= 1 + 1e-9
 	out := t.TempDir()
 	report := filepath.Join(out, "r.json")
 	r := run(t, "testdata", "fit", "--x", "X.npy", "--y", "Y.npy", "--lambda", strconv.FormatFloat(lm, 'g', -1, 64),
@@ -509,11 +534,23 @@ func TestLambdaMaxOnFixture(t *testing.T) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.LambdaMax != lm {
-		t.Errorf("report lambda_max %v, fit.LambdaMax %v", rep.LambdaMax, lm)
+	if math.Abs(rep.LambdaMax-lm) > 1e-12*lm { // the two sum in different orders
+		t.Errorf("report lambda_max %.17g, closed form %.17g", rep.LambdaMax, lm)
 	}
 	if rep.Nonzeros != 0 {
 		t.Errorf("fit at lambda_max: %d nonzeros, want 0", rep.Nonzeros)
+	}
+	r = run(t, "testdata", "fit", "--x", "X.npy", "--y", "Y.npy", "--lambda", strconv.FormatFloat(0.99*lm, 'g', -1, 64),
+		"--out", filepath.Join(out, "l.safetensors"), "--report", report)
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	b, _ = os.ReadFile(report)
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Nonzeros == 0 {
+		t.Errorf("fit at 0.99 lambda_max: no nonzeros, want some (lambda_max is the threshold)")
 	}
 }
 

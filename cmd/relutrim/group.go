@@ -14,7 +14,7 @@ import (
 	"relutrim/solver"
 )
 
-// One fit across MPI processes (README, "Many processes (MPI)"): with the build tag mpi and
+// One fit across MPI processes (docs/scale.md, "Many processes (MPI)"): with the build tag mpi and
 // started by mpirun, every process runs `relutrim fit` on its own block of rows (see
 // loadBlock) and the solver combines the reductions over rows through MPI (solver.Comm).
 // The processes agree on the outcome at every point where one of them can fail alone

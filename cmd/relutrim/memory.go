@@ -253,7 +253,7 @@ func checkPruneMemory(cmd *cobra.Command, m model.Model, rows int, avail int64) 
 		cmd.Name(), fl.model, fl.calib, rows, need/1e9, float64(avail)/1e9, hint)
 }
 
-// workBytes estimates the memory a fit needs besides X (README, "X larger than memory"):
+// workBytes estimates the memory a fit needs besides X (docs/scale.md):
 // at most six N x Ny float64 arrays (Y and the ADMM's iterate and three scalar duals; the
 // Newton solver needs three: Y, w = X U + b and the bound's dual point), two per-row
 // vectors, and the row sample of at most 20,000 rows of X in float32.

@@ -60,7 +60,7 @@ func TestDemoGolden(t *testing.T) {
 
 // TestDemoNM: an N:M row on the reduced configuration: labelled with its pattern, and
 // relutrim's accuracy above both baselines' at the same pattern (at full scale, 1:4 gives
-// 97.19% against 73.45% and 77.39%, README).
+// 97.19% against 73.45% and 77.39%, docs/lab-notes.md).
 func TestDemoNM(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the MNIST pruning")

@@ -357,7 +357,7 @@ func (l Layer) Apply(X []float64, n int, relu bool) (post, pre []float64) {
 // Apply runs layer l with its activation on in, n samples of the layer's input (channel-
 // last): it returns the activation's output and the pre-activation, n*Positions() rows of
 // Out values each, before the layer's Post operations ([Model.Next]). A convolution is
-// unfolded a block of samples at a time, so at most convBlockRows patch rows exist at once.
+// unfolded a chunk of kern.ChunkRows output positions at a time per goroutine.
 func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 	L := m.Layers[l]
 	relu := m.Relu(l)
@@ -482,9 +482,6 @@ func (s *sparseRows) mul4(dst, x []float64, rows, n int) {
 		dst[i], dst[rows+i], dst[2*rows+i], dst[3*rows+i] = v0, v1, v2, v3
 	}
 }
-
-// convBlockRows bounds the unfolded rows a convolution's forward pass holds at once.
-const convBlockRows = 16384
 
 // Next applies layer l's Post operations to its output: the input of layer l+1 (or, after
 // the last layer, the network's output).
