@@ -53,5 +53,5 @@ func ExamplePruner() {
 	// layer 0: 20 -> 16, 127 of 320 weights kept
 	// layer 2: 16 -> 8, 85 of 128 weights kept
 	// layer 4: 8 -> 3, 24 of 24 weights kept
-	// test accuracy: dense 93.6%, relutrim 83.6%, magnitude 78.6%
+	// test accuracy: dense 93.6%, relutrim 81.6%, magnitude 78.6%
 }
