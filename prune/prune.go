@@ -195,6 +195,22 @@ type lamPath struct {
 	rows  int       // the selection rows (Options.SelectRows)
 	norms []float64 // ||x_i|| over them
 	ne    *normalEq // a linear layer's normal equations on them (nil for ReLU layers)
+	dead  []bool    // outputs whose target is zero on every selection row
+}
+
+// deadOutputs marks the outputs (columns of the row-major y, out of them) that are zero
+// on every row: units dead on the calibration data.
+func deadOutputs(y []float64, out int) []bool {
+	dead := make([]bool, out)
+	for o := range dead {
+		dead[o] = true
+	}
+	for i, v := range y {
+		if v != 0 {
+			dead[i%out] = false
+		}
+	}
+	return dead
 }
 
 // NewPruner runs the dense network on the calibration inputs X: n samples in the model's
@@ -435,7 +451,7 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 		if err != nil {
 			return selection{}, err
 		}
-		lp = &lamPath{eng: eng, rows: n, norms: colNorms(sx, n, L.In)}
+		lp = &lamPath{eng: eng, rows: n, norms: colNorms(sx, n, L.In), dead: deadOutputs(sy, L.Out)}
 		if base.Link == solver.Identity {
 			lp.ne = newNormalEq(sx, n, L.In, sy, L.Out, L.NoBias)
 		}
@@ -458,7 +474,7 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 		sel.pt, sel.iters, err = p.pathTo(ctx, lp, target)
 		sel.points = len(lp.pts)
 	} else {
-		sel.pt = p.denseStart(l, lp.norms, target)
+		sel.pt = p.denseStart(l, lp, target)
 	}
 	if err != nil {
 		return sel, err
@@ -543,14 +559,20 @@ func (p *Pruner) selectRows(l, rows int) []int {
 
 // denseStart is SelectGradual's starting point for layer l: the dense layer's weights
 // (In x Out, times the unit weights when the fit is weighted) with only the k largest by
-// |W_ij| * ||x_j|| (norms) kept.
-func (p *Pruner) denseStart(l int, norms []float64, k int) fit.Point {
+// |W_ij| * ||x_j|| (lp's norms) kept, and none of an output that is dead on the selection
+// rows (its target is all zero: the L1 solution's weights there are zero too).
+func (p *Pruner) denseStart(l int, lp *lamPath, k int) fit.Point {
 	L := p.M.Layers[l]
 	U, B := model.Transpose(L.W, L.Out, L.In), slices.Clone(L.B)
 	if g := p.gain[l]; g != nil {
 		U, B = byUnit(U, g, false), byUnit(B, g, false)
 	}
-	mask := topK(U, norms, L.Out, k)
+	for i := range U {
+		if lp.dead[i%L.Out] {
+			U[i] = 0
+		}
+	}
+	mask := topK(U, lp.norms, L.Out, k)
 	nz := 0
 	for i := range U {
 		if !mask[i] {
@@ -832,7 +854,10 @@ func topK(U, norms []float64, out, k int) []bool {
 	sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
 	mask := make([]bool, len(U))
 	for _, i := range idx[:k] {
-		if U[i] != 0 {
+		// A zero score is a zero weight, or an input that is zero on every selection row:
+		// such a weight does nothing on the calibration data (as for the L1 solution,
+		// which leaves it zero), so it is not kept.
+		if score(i) > 0 {
 			mask[i] = true
 		}
 	}
@@ -858,6 +883,7 @@ func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
 				}
 			}
 			score := func(i int) float64 { return math.Abs(U[i*out+o]) * norms[i] }
+			idx = slices.DeleteFunc(idx, func(i int) bool { return score(i) == 0 }) // as in topK
 			sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
 			for _, i := range idx[:min(pat.N, len(idx))] {
 				mask[i*out+o] = true
