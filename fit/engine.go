@@ -22,15 +22,19 @@ type Engine struct {
 	prep     *solver.Prepared
 	y        solver.Matrix
 	settings solver.Settings
-	corr     []float64 // Correlations(X, Y), Nx x Ny
+	corr     []float64 // Correlations(X, Y), Nx x Ny, once computed (lambdaMax)
 	lmax     float64
 	lmaxOut  []float64
 	start    []float64 // the bias of the path's start point, nil without a bias
+	mean     []float64 // Y's column means (nil without a bias), for the correlations
+	anyPos   []bool
 }
 
 // NewEngine validates and prepares X for the settings s (nil means defaults; s.InitU,
-// InitB and InitRho are ignored: every solve says where it starts) and computes LambdaMax
-// for Y. Bad inputs return the solver's *solver.InputError naming the input.
+// InitB and InitRho are ignored: every solve says where it starts). LambdaMax (a pass
+// over X) is computed on first use, or here when s.Comm is set (a collective call, made
+// by every process at the same point). Bad inputs return the solver's
+// *solver.InputError naming the input.
 func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 	var st solver.Settings
 	if s != nil {
@@ -46,22 +50,37 @@ func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 	}
 	// Over the fit's rows (all processes' with st.Comm), by the solver's reductions.
 	mean, anyPos := prep.YStats(Y)
-	e := &Engine{prep: prep, y: Y, settings: st, start: startBiasOf(mean, st.Link, st.NoBias)}
+	e := &Engine{prep: prep, y: Y, settings: st, start: startBiasOf(mean, st.Link, st.NoBias), mean: mean, anyPos: anyPos}
 	if st.NoBias {
-		mean = nil
+		e.mean = nil
 	}
-	e.corr = prep.Correlations(Y, mean)
-	e.lmax, e.lmaxOut = lambdaMaxFrom(e.corr, anyPos, st.Link)
+	if st.Comm != nil {
+		e.lambdaMax()
+	}
 	return e, nil
+}
+
+// lambdaMax computes the correlations and LambdaMax, once.
+func (e *Engine) lambdaMax() {
+	if e.corr == nil {
+		e.corr = e.prep.Correlations(e.y, e.mean)
+		e.lmax, e.lmaxOut = lambdaMaxFrom(e.corr, e.anyPos, e.settings.Link)
+	}
 }
 
 // LambdaMax returns [LambdaMax] of the engine's layer: the largest useful lambda and its
 // value per output.
-func (e *Engine) LambdaMax() (float64, []float64) { return e.lmax, e.lmaxOut }
+func (e *Engine) LambdaMax() (float64, []float64) {
+	e.lambdaMax()
+	return e.lmax, e.lmaxOut
+}
 
-// Correlations returns [Correlations] of the engine's layer (computed once by NewEngine;
-// the caller may modify the returned copy).
-func (e *Engine) Correlations() []float64 { return slices.Clone(e.corr) }
+// Correlations returns [Correlations] of the engine's layer (computed once; the caller
+// may modify the returned copy).
+func (e *Engine) Correlations() []float64 {
+	e.lambdaMax()
+	return slices.Clone(e.corr)
+}
 
 // Settings returns a copy of the settings every solve uses unless SolveWith overrides them.
 func (e *Engine) Settings() solver.Settings { return e.settings }
@@ -70,7 +89,10 @@ func (e *Engine) Settings() solver.Settings { return e.settings }
 // LambdaMax; 0 for ReLU outputs with mean(y_j) <= 0, whose pre-activations should start in
 // the active region), with no U given, so that tiny ReLU problems still get the solver's
 // multi-start. Its Lambda is LambdaMax.
-func (e *Engine) Start() Point { return Point{Lambda: e.lmax, B: e.start} }
+func (e *Engine) Start() Point {
+	e.lambdaMax()
+	return Point{Lambda: e.lmax, B: e.start}
+}
 
 // Solve solves at lambda with the engine's settings, warm-started from the point from: its
 // U, B and Rho (nil fields: zero, or for Rho the solver's default). A nil from means

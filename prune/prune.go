@@ -155,6 +155,10 @@ type LayerReport struct {
 	PathPoints   int     `json:"path_points"`
 	Iters        int     `json:"solver_iterations"`
 	Seconds      float64 `json:"seconds"`
+	// SelectSeconds and RefitSeconds are the parts of Seconds spent selecting the support
+	// and refitting the kept weights.
+	SelectSeconds float64 `json:"select_seconds"`
+	RefitSeconds  float64 `json:"refit_seconds"`
 	// Rows is the number of rows the layer was fitted on: calibration samples for a
 	// dense layer; for a convolution, output positions (sampled from Positions, all output
 	// positions of all calibration samples, when their patches exceed Options.MaxXBytes).
@@ -374,10 +378,12 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		}
 	} else {
 		// 1. Support: exactly k weights, selected on a sample of the rows (selectSupport).
+		t0 := time.Now()
 		sel, err := p.selectSupport(ctx, l, xs, rows, k, &base)
 		if err != nil {
 			return rep, err
 		}
+		rep.SelectSeconds = time.Since(t0).Seconds()
 		rep.Lambda, rep.PathPoints, rep.Iters, rep.SelectRows = sel.pt.Lambda, sel.points, sel.iters, sel.lp.rows
 		U = append([]float64(nil), sel.pt.U...)
 		for i := range U {
@@ -397,10 +403,12 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		// 2. Refit the kept weights with the support fixed (lambda = 0): undoes the L1
 		// shrinkage or the cuts' approximation.
 		if !p.opt.NoDebias {
+			t0 := time.Now()
 			u, b, iters, err := p.refit(ctx, sel, X, Y, &base, U, B)
 			if err != nil {
 				return rep, err
 			}
+			rep.RefitSeconds = time.Since(t0).Seconds()
 			rep.Iters += iters
 			if e := p.postErr(l, xs, u, b, relu, p.yFit[l]); e < errNoDebias {
 				U, B, rep.Debiased = u, b, true
@@ -532,7 +540,11 @@ func (p *Pruner) refit(ctx context.Context, sel selection, X, Y solver.Matrix, b
 		}
 		iters += res.Iters
 		from = fit.Point{U: res.U, B: res.B, Rho: res.Rho}
-		if eng, err = fit.NewEngine(X, Y, base); err != nil {
+		// The step's curvature from as many rows as the selection had (HessianRows): one
+		// step from the sample's optimum needs a direction, not an exact Newton step.
+		full := *base
+		full.HessianRows = sel.lp.rows
+		if eng, err = fit.NewEngine(X, Y, &full); err != nil {
 			return nil, nil, iters, err
 		}
 		s.MaxIter = min(s.MaxIter, fullRefitIters)

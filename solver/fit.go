@@ -43,6 +43,9 @@ func (s *Settings) withDefaults() Settings {
 		o.Threads = runtime.GOMAXPROCS(0)
 	}
 	o.Threads = min(o.Threads, kern.MaxThreads()) // a huge count costs nothing (issue 22)
+	if o.HessianRows == 0 {
+		o.HessianRows = hessianRows
+	}
 	if o.MaxIter == 0 {
 		o.MaxIter = defaultMaxIter
 	}
@@ -102,6 +105,7 @@ type Prepared struct {
 	theta  float64
 	noBias bool
 	plain  bool
+	hrows  int // Settings.HessianRows (defaulted)
 
 	admmOnce sync.Once
 	smpOnce  sync.Once
@@ -110,17 +114,21 @@ type Prepared struct {
 
 // sampleRows returns the Newton solver's row sample, drawing it on first use.
 func (pr *Prepared) sampleRows(threads int) *sample {
-	pr.smpOnce.Do(func() { pr.smp = newSample(pr.g, threads) })
+	pr.smpOnce.Do(func() { pr.smp = newSample(pr.g, threads, pr.hrows) })
 	return pr.smp
 }
 
 // Prepare validates X and precomputes the standardisation (one pass over X). What only one
 // inner solver needs is computed on its first use: the ADMM's row norms and step scale
 // theta (a pass and a few power-iteration passes, unless s.PlainConsensus), the Newton
-// solver's row sample. Only s.NoBias, s.Threads and s.PlainConsensus matter here.
+// solver's row sample. Only s.NoBias, s.Threads, s.HessianRows and s.PlainConsensus
+// matter here.
 func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	st := s.withDefaults()
 	err := checkShape("X", X)
+	if err == nil && st.HessianRows < 0 {
+		err = inputErr("HessianRows", "must be >= 0 (0: the default), got %d", st.HessianRows)
+	}
 	if st.Comm != nil {
 		// Collective from here on: a process whose X is unusable stops all of them.
 		err = (&span{comm: st.Comm, size: st.Comm.Size(), rank: st.Comm.Rank()}).agree(err)
@@ -132,7 +140,7 @@ func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{X: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus}, nil
+	return &Prepared{X: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus, hrows: st.HessianRows}, nil
 }
 
 // admmMetric computes, once, the row norms and the step scale theta of the ADMM.
@@ -185,7 +193,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		z0 := make([]float64, g.p*ny)
 		if s == 0 {
 			g.toStd(z0, st.InitU, st.InitB, ny)
-			if nt, ok := in.(*newton); ok && st.InitU == nil && st.InitB == nil && n >= coarseMinRatio*hessianRows {
+			if nt, ok := in.(*newton); ok && st.InitU == nil && st.InitB == nil && n >= coarseMinRatio*pr.hrows {
 				zc, err := nt.coarseStart(ctx, &st, z0, res, start)
 				if err != nil {
 					return nil, err

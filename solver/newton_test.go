@@ -139,7 +139,7 @@ func TestSampleGramMatchesDirect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			smp := newSample(g, 2)
+			smp := newSample(g, 2, hessianRows)
 			if smp.dense() != (dens == 1) {
 				t.Fatalf("density %v: sample dense() = %v", dens, smp.dense())
 			}

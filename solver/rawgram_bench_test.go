@@ -17,7 +17,7 @@ func BenchmarkRawGram(b *testing.B) {
 		}
 	}
 	g, _ := newDesign(X, true, 1, 0, nil)
-	smp := newSample(g, 1)
+	smp := newSample(g, 1, hessianRows)
 	var ws []int
 	for k := 0; k < nx; k += 3 {
 		ws = append(ws, k)

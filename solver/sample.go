@@ -50,12 +50,12 @@ type sample struct {
 	gram     []float64 // p x p: K_S^T K_S / S, the shared metric (built on first use)
 }
 
-// newSample draws min(N, hessianRows) of the fit's N rows by selection sampling (Knuth's
+// newSample draws min(N, rows) of the fit's N rows by selection sampling (Knuth's
 // algorithm S: sorted, O(N) time, O(S) memory, deterministic: a fixed seed). Across
 // processes every process draws the same rows, reads those it holds and all-gathers them.
-func newSample(g *design, threads int) *sample {
+func newSample(g *design, threads, hrows int) *sample {
 	n, nx := g.N, g.nx
-	s := min(n, hessianRows)
+	s := min(n, hrows)
 	rows := make([]int, 0, s)
 	if s == n {
 		for i := 0; i < n; i++ {
@@ -93,7 +93,7 @@ func newSample(g *design, threads int) *sample {
 	smp := &sample{rows: rows, nx: nx, bias: g.bias, xs: xs, mu: g.mu, d: g.d,
 		own0: own0, own1: own1, off: off, sp: sp, ownLo: ownLo}
 	smp.index()
-	if !smp.dense() && n < coarseMinRatio*hessianRows {
+	if !smp.dense() && n < coarseMinRatio*hrows {
 		// Sparse rows live in the non-zero pattern; the dense copy is only needed as the
 		// design of the coarse start, which fits with fewer rows do not make (on the W
 		// problem the copy was as large as X).

@@ -117,6 +117,12 @@ type Settings struct {
 	// --max-memory), so that X is never copied; docs/scale.md.
 	MaxCopyBytes int64
 
+	// HessianRows (Newton only) is the number of rows, a fixed seeded sample, from which
+	// the Newton steps estimate curvature; the gradient and the line search always use
+	// every row. Default 20000 (sample.go). A small sample makes each step cheaper and
+	// less exact: it suits a few steps from a point near the optimum. Read by Prepare only.
+	HessianRows int
+
 	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
 	// steps) over all CCP rounds; default 20000.
 	MaxIter int

@@ -137,9 +137,9 @@ func show(name string, keep []int, pm model.Model, reps []prune.LayerReport, t0 
 	for _, r := range reps {
 		fmt.Printf(" %.4f", r.PostErr)
 	}
-	fmt.Printf(", layer seconds")
+	fmt.Printf(", layer seconds (select+refit)")
 	for _, r := range reps {
-		fmt.Printf(" %.2f", r.Seconds)
+		fmt.Printf(" %.2f (%.2f+%.2f)", r.Seconds, r.SelectSeconds, r.RefitSeconds)
 	}
 	fmt.Printf("; validation %.4f / %.2f%%, test %.4f / %.2f%%; %.1f s\n",
 		crossEntropy(pm, vx, vl), 100*pm.Accuracy(vx, len(vl), vl), crossEntropy(pm, test.X, test.Labels), 100*pm.Accuracy(test.X, test.N, test.Labels), time.Since(t0).Seconds())
