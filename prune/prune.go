@@ -61,7 +61,7 @@ type Options struct {
 const (
 	// SelectGradual starts from the dense layer's weights cut to selectFactor*k by
 	// |W_ij| * ||x_j|| (Wanda's score) and prunes towards k in cuts with one refit step on
-	// each support (refine): no L1 solve at all.
+	// each support (refine): no L1 solve at all. (N:M patterns use SelectL1Path.)
 	SelectGradual = "gradual"
 	// SelectL1Path solves the layer's L1-regularised fit along a decreasing lambda path
 	// until a point has selectFactor*k non-zeros (the research note's problem), and then
@@ -463,10 +463,6 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 		if base.Link == solver.Identity {
 			lp.ne = newNormalEq(sx, n, L.In, sy, L.Out, L.NoBias)
 		}
-		if p.opt.Select == SelectL1Path {
-			lp.corr = eng.Correlations()
-			sort.Sort(sort.Reverse(sort.Float64Slice(lp.corr)))
-		}
 		if l == 0 || p.opt.Parallel {
 			p.cache[l] = lp
 		}
@@ -476,8 +472,19 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 	// dense), then cut to k: cutting at once from the L1 solution with exactly k distorts
 	// the ranking by the L1 shrinkage (selectFactor).
 	target := min(selectFactor*k, (k+size)/2)
+	// An N:M pattern is always selected from the L1 path: on the MLP demo (2000 rows) the
+	// gradual start (cut to 75%, one refit step, the pattern, the refit) gave 97.52% at 2:4
+	// against 98.15% from the path, in about the same time (20.0 and 18.6 s).
+	method := p.opt.Select
+	if p.opt.NM.N > 0 {
+		method = SelectL1Path
+	}
 	var err error
-	if p.opt.Select == SelectL1Path {
+	if method == SelectL1Path {
+		if lp.corr == nil {
+			lp.corr = lp.eng.Correlations()
+			sort.Sort(sort.Reverse(sort.Float64Slice(lp.corr)))
+		}
 		// The first point of a decreasing lambda path with at least target non-zeros.
 		sel.pt, sel.iters, err = p.pathTo(ctx, lp, target)
 		sel.points = len(lp.pts)
@@ -488,21 +495,13 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 		return sel, err
 	}
 	if p.opt.NM.N > 0 {
-		if p.opt.Select == SelectGradual && !p.opt.NoDebias {
-			// One refit step on the start support before the pattern's cut (as refine).
-			n, err := p.cutStep(ctx, lp, &sel.pt, topK(sel.pt.U, lp.norms, L.Out, target))
-			if err != nil {
-				return sel, err
-			}
-			sel.iters += n
-		}
 		sel.mask = topNM(sel.pt.U, lp.norms, L, p.opt.NM)
 		return sel, nil
 	}
 	// Refine only from a point with selectFactor*k (not capped halfway to dense) in
 	// SelectL1Path, as measured when the refine cuts were chosen; the gradual start is
 	// always refined (its weights are the dense layer's, not fitted to the cut).
-	if !p.opt.NoDebias && (p.opt.Select == SelectGradual || selectFactor*k <= (k+size)/2) {
+	if !p.opt.NoDebias && (method == SelectGradual || selectFactor*k <= (k+size)/2) {
 		n, err := p.refine(ctx, lp, &sel.pt, L.Out, k)
 		if err != nil {
 			return sel, err
