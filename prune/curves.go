@@ -172,7 +172,7 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 		m.Layers[l].W, m.Layers[l].B = W, B
 		in := in0
 		for j := l; j <= last; j++ {
-			post, _ := m.Apply(j, in, nr)
+			post := m.ApplyPost(j, in, nr)
 			in = m.Next(j, post, nr)
 		}
 		e := relErr(in, ref)

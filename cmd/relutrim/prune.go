@@ -59,7 +59,7 @@ GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. 
 model is written in the model's own format; an ONNX output is the same graph with only the
 layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
 ReLU layer on its unfolded input patches (one row per image and output position; a seeded
-sample of positions when they exceed --max-patch-mib, default 256 MiB, reported per layer). Calibration inputs of an
+sample of positions when they exceed --max-patch-mib, default 32 MiB, reported per layer). Calibration inputs of an
 image model are a .npy of shape (N, C, H, W) like the model's input.
 
 --sparsity is the fraction of all weights (biases excluded) that end exactly zero. --budget
@@ -105,7 +105,7 @@ func init() {
 	f.BoolVar(&fl.noRefit, "no-refit", false, "skip the refit of the kept weights on the fixed support")
 	f.BoolVar(&fl.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: a hidden layer followed by dense layers only weights each unit's error by its effect on the network's output)")
 	f.IntVar(&fl.threads, "threads", 0, "solver threads (0 = all CPUs)")
-	f.IntVar(&fl.maxPatchMiB, "max-patch-mib", 0, "fit each convolution on at most this many MiB of unfolded input patches (a seeded sample of positions; default 256)")
+	f.IntVar(&fl.maxPatchMiB, "max-patch-mib", 0, "fit each convolution on at most this many MiB of unfolded input patches (a seeded sample of positions; default 32)")
 	f.StringVar(&fl.selectBy, "select", prune.SelectGradual, "support selection: gradual (cuts from the dense weights with a refit step after each) or l1-path (the L1-regularised fit's lambda path, then the same cuts)")
 	f.IntVar(&fl.selectRows, "select-rows", prune.DefaultSelectRows, "select each layer's support on a seeded sample of this many of its fit rows, then refit on all (-1: all rows)")
 	f.StringVar(&fl.structure, "structure", "weights", "weights (unstructured) or neurons (remove whole hidden units; --sparsity is then the fraction of each hidden layer's units removed)")

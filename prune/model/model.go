@@ -357,15 +357,55 @@ func (l Layer) Apply(X []float64, n int, relu bool) (post, pre []float64) {
 // Out values each, before the layer's Post operations ([Model.Next]). A convolution is
 // unfolded a chunk of kern.ChunkRows output positions at a time per goroutine.
 func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
+	return m.apply(l, in, n, nil, true)
+}
+
+// ApplyAt is Apply with the pre-activation only at the rows pos (ascending; its rows in
+// that order): a convolution with many output positions then holds one full-size array,
+// not two. pos nil means every row (Apply).
+func (m Model) ApplyAt(l int, in []float64, n int, pos []int) (post, pre []float64) {
+	return m.apply(l, in, n, pos, true)
+}
+
+// ApplyPost is Apply without the pre-activation.
+func (m Model) ApplyPost(l int, in []float64, n int) []float64 {
+	post, _ := m.apply(l, in, n, nil, false)
+	return post
+}
+
+// apply runs layer l; the pre-activation is returned at the rows pos (all rows when pos is
+// nil) when wantPre is set.
+func (m Model) apply(l int, in []float64, n int, pos []int, wantPre bool) (post, pre []float64) {
 	L := m.Layers[l]
 	relu := m.Relu(l)
 	if L.Conv == nil {
-		return L.Apply(in, n, relu)
+		post, pre = L.Apply(in, n, relu)
+		if pos != nil {
+			pre = pickRowsOf(pre, pos, L.Out)
+		}
+		return post, pre
 	}
 	c := L.Conv
 	per := L.Positions()
 	rows := n * per
-	post, pre = make([]float64, rows*L.Out), make([]float64, rows*L.Out)
+	// post holds the pre-activations first; the rows pos of them are copied out before
+	// the bias and the activation are applied in place.
+	post = make([]float64, rows*L.Out)
+	var at []int // at[p]: p's place in pos (-1: not wanted), when pos is given
+	switch {
+	case !wantPre:
+	case pos == nil:
+		pre = make([]float64, rows*L.Out)
+	default:
+		pre = make([]float64, len(pos)*L.Out)
+		at = make([]int, rows)
+		for i := range at {
+			at[i] = -1
+		}
+		for i, p := range pos {
+			at[p] = i
+		}
+	}
 	// The forward pass unfolds patches channel-last ((i*KW + j)*C_in + c: each kernel
 	// offset copies C_in contiguous values), a chunk of kern.ChunkRows output positions at
 	// a time per goroutine, and multiplies them by the weight with its columns permuted to
@@ -402,7 +442,7 @@ func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 			}
 			xm := kern.NewDense64(x, hi-lo, L.In)
 			xm.(kern.Threaded).SetThreads(1) // one chunk, on this goroutine
-			xm.Mul(pre[lo*L.Out:hi*L.Out], wt, L.Out)
+			xm.Mul(post[lo*L.Out:hi*L.Out], wt, L.Out)
 		} else {
 			x := make([]float64, 4*L.In)
 			for p := lo; p < hi; p += 4 {
@@ -410,7 +450,7 @@ func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 				for r := 0; r < q; r++ {
 					c.patchLast(x[r*L.In:(r+1)*L.In], in, p+r)
 				}
-				dst := pre[p*L.Out : (p+q)*L.Out]
+				dst := post[p*L.Out : (p+q)*L.Out]
 				if q == 4 {
 					sp.mul4(dst, x, L.Out, L.In)
 				} else {
@@ -423,10 +463,20 @@ func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 			}
 		}
 		for p := lo; p < hi; p++ {
-			d, po := pre[p*L.Out:(p+1)*L.Out], post[p*L.Out:(p+1)*L.Out]
+			po := post[p*L.Out : (p+1)*L.Out]
+			var d []float64
+			switch {
+			case pre == nil:
+			case at == nil:
+				d = pre[p*L.Out : (p+1)*L.Out]
+			case at[p] >= 0:
+				d = pre[at[p]*L.Out : (at[p]+1)*L.Out]
+			}
 			for o, bo := range L.B {
-				v := d[o] + bo
-				d[o] = v
+				v := po[o] + bo
+				if d != nil {
+					d[o] = v
+				}
 				if relu && v < 0 {
 					v = 0
 				}
@@ -517,7 +567,7 @@ func (m Model) Input(X []float64, n int) []float64 {
 func (m Model) Forward(X []float64, n int) [][]float64 {
 	acts := [][]float64{m.Input(X, n)}
 	for l := range m.Layers {
-		post, _ := m.Apply(l, acts[l], n)
+		post := m.ApplyPost(l, acts[l], n)
 		acts = append(acts, m.Next(l, post, n))
 	}
 	return acts
@@ -603,4 +653,13 @@ func Transpose(a []float64, r, c int) []float64 {
 		}
 	}
 	return t
+}
+
+// pickRowsOf returns the rows pos of the k-column row-major a.
+func pickRowsOf(a []float64, pos []int, k int) []float64 {
+	out := make([]float64, len(pos)*k)
+	for r, i := range pos {
+		copy(out[r*k:(r+1)*k], a[i*k:(i+1)*k])
+	}
+	return out
 }
