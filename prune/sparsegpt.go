@@ -87,43 +87,95 @@ const (
 // built with; a layer with keep[l] >= In*Out is left dense. The split keep is the caller's:
 // give it relutrim's own (the same per-layer counts Magnitude and Wanda get).
 func (p *Pruner) SparseGPT(ctx context.Context, keep []int) (model.Model, error) {
-	if len(keep) != len(p.M.Layers) {
-		return model.Model{}, fmt.Errorf("sparsegpt: %d keep counts for %d layers", len(keep), len(p.M.Layers))
+	if err := checkKeep(p.M, keep); err != nil {
+		return model.Model{}, err
+	}
+	return p.sparseGPT(ctx, keep, NM{}, nil, false)
+}
+
+func checkKeep(m model.Model, keep []int) error {
+	if len(keep) != len(m.Layers) {
+		return fmt.Errorf("sparsegpt: %d keep counts for %d layers", len(keep), len(m.Layers))
 	}
 	for l, k := range keep {
 		if k < 0 {
-			return model.Model{}, fmt.Errorf("sparsegpt: layer %d: negative keep count %d", l, k)
+			return fmt.Errorf("sparsegpt: layer %d: negative keep count %d", l, k)
 		}
 	}
-	return p.sparseGPT(ctx, keep, NM{}, nil)
+	return nil
+}
+
+func checkNMArgs(m model.Model, pat NM, on []bool) ([]bool, error) {
+	if !pat.Valid() {
+		return nil, fmt.Errorf("sparsegpt: invalid pattern %d:%d", pat.N, pat.M)
+	}
+	if on == nil {
+		on = DefaultNMLayers(m)
+	}
+	if len(on) != len(m.Layers) {
+		return nil, fmt.Errorf("sparsegpt: %d layer marks for %d layers", len(on), len(m.Layers))
+	}
+	return on, nil
 }
 
 // SparseGPTNM prunes the layers marked in on (nil: DefaultNMLayers) to the N:M pattern pat
 // with SparseGPT's semi-structured variant, in relutrim's groups (nmGroups); the other
 // layers are left dense.
 func (p *Pruner) SparseGPTNM(ctx context.Context, pat NM, on []bool) (model.Model, error) {
-	if !pat.Valid() {
-		return model.Model{}, fmt.Errorf("sparsegpt: invalid pattern %d:%d", pat.N, pat.M)
+	on, err := checkNMArgs(p.M, pat, on)
+	if err != nil {
+		return model.Model{}, err
 	}
-	if on == nil {
-		on = DefaultNMLayers(p.M)
-	}
-	if len(on) != len(p.M.Layers) {
-		return model.Model{}, fmt.Errorf("sparsegpt: %d layer marks for %d layers", len(on), len(p.M.Layers))
-	}
-	return p.sparseGPT(ctx, nil, pat, on)
+	return p.sparseGPT(ctx, nil, pat, on, false)
 }
 
-func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool) (model.Model, error) {
+// SparseGPTData is SparseGPT (pat.N == 0: Pruner.SparseGPT with keep; else
+// Pruner.SparseGPTNM with pat and on) on the calibration inputs X of n samples (as
+// NewPruner takes them) without a Pruner: it holds the inputs of one layer at a time (and
+// in Options.Parallel mode the dense network's too) instead of the dense network's
+// activations of every layer, and computes no unit weights. The result is the same as
+// through NewPruner with the same Options (the same sampled convolution positions).
+func SparseGPTData(ctx context.Context, m model.Model, X []float64, n int, opt Options, keep []int, pat NM, on []bool) (model.Model, error) {
+	if in := m.InShape().Size(); n == 0 || len(X) != n*in {
+		return model.Model{}, fmt.Errorf("calibration data has %d values, want N x %d (the model's input size %s)", len(X), in, m.InShape())
+	}
+	if opt.MaxXBytes == 0 {
+		opt.MaxXBytes = DefaultMaxXBytes
+	}
+	var err error
+	if pat.N > 0 {
+		on, err = checkNMArgs(m, pat, on)
+	} else {
+		err = checkKeep(m, keep)
+	}
+	if err != nil {
+		return model.Model{}, err
+	}
+	// A Pruner with the input of layer 0 and the positions of the convolutions only.
+	p := &Pruner{M: m, n: n, opt: opt}
+	p.dense = [][]float64{m.Input(X, n)}
+	for l, L := range m.Layers {
+		p.pos = append(p.pos, p.positions(L, l))
+	}
+	return p.sparseGPT(ctx, keep, pat, on, true)
+}
+
+// sparseGPT runs the layers in turn. lean: p holds only dense[0] and pos (SparseGPTData).
+func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, lean bool) (model.Model, error) {
 	out := p.M.Clone()
 	in := p.dense[0]
+	denseIn := in // lean Parallel: the dense network's input of layer l
 	last := len(p.M.Layers) - 1
 	for l, L := range p.M.Layers {
 		if err := ctx.Err(); err != nil {
 			return model.Model{}, err
 		}
 		if p.opt.Parallel {
-			in = p.dense[l]
+			if lean {
+				in = denseIn
+			} else {
+				in = p.dense[l]
+			}
 		}
 		var spec sgptSpec
 		todo := false
@@ -143,9 +195,14 @@ func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool) (
 			}
 			out.Layers[l].W = W
 		}
-		if l < last && !p.opt.Parallel {
+		switch {
+		case l == last:
+		case !p.opt.Parallel:
 			post, _ := out.Apply(l, in, p.n)
 			in = out.Next(l, post, p.n)
+		case lean:
+			post, _ := p.M.Apply(l, denseIn, p.n)
+			denseIn = p.M.Next(l, post, p.n)
 		}
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package prune
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -338,4 +339,63 @@ func equal(a, b []float64) bool {
 		}
 	}
 	return true
+}
+
+// TestSparseGPTDataSameAsPruner: SparseGPTData (no Pruner: one layer's inputs at a time)
+// gives bitwise the model Pruner.SparseGPT / SparseGPTNM gives, cascade and parallel, on the
+// small MLP and on the bundled CNN with random images and a patch cap that makes the
+// convolutions sample their positions.
+func TestSparseGPTDataSameAsPruner(t *testing.T) {
+	ctx := context.Background()
+	s := loadSmall(t)
+	cnn, err := model.Load("../internal/models/cnn_mnist.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(8, 9))
+	img := make([]float64, 12*784)
+	for i := range img {
+		if r.Float64() < 0.3 {
+			img[i] = r.Float64()
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		m    model.Model
+		X    []float64
+		n    int
+		opt  Options
+	}{
+		{"mlp cascade", s.m, s.calib, s.nCal, Options{Threads: 2}},
+		{"mlp parallel", s.m, s.calib, s.nCal, Options{Threads: 2, Parallel: true}},
+		{"cnn cascade, sampled positions", cnn, img, 12, Options{Threads: 2, MaxXBytes: 200 << 10}},
+	} {
+		p, err := NewPruner(tc.m, tc.X, tc.n, tc.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keep, err := Budget(tc.m, 0.8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sampled := false
+		for _, pos := range p.pos {
+			sampled = sampled || pos != nil
+		}
+		if tc.m.Layers[0].Conv != nil && !sampled {
+			t.Fatalf("%s: no convolution samples its positions", tc.name)
+		}
+		a, err1 := p.SparseGPT(ctx, keep)
+		b, err2 := SparseGPTData(ctx, tc.m, tc.X, tc.n, tc.opt, keep, NM{}, nil)
+		c, err3 := p.SparseGPTNM(ctx, NM{2, 4}, nil)
+		d, err4 := SparseGPTData(ctx, tc.m, tc.X, tc.n, tc.opt, nil, NM{2, 4}, nil)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			t.Fatal(err)
+		}
+		for l := range tc.m.Layers {
+			if !equal(a.Layers[l].W, b.Layers[l].W) || !equal(c.Layers[l].W, d.Layers[l].W) {
+				t.Errorf("%s: layer %d differs", tc.name, l)
+			}
+		}
+	}
 }
