@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -83,8 +84,9 @@ type pruneOut struct {
 	Sizes    []int   `json:"layer_weights"`
 	Sparsity float64 `json:"sparsity"`
 	// Seconds is the method's time from the loaded data to the pruned model: Setup (the
-	// Pruner: the dense network on the calibration data) + Split (relutrim's error curves
-	// and split; 0 for SparseGPT, which is given relutrim's) + Prune.
+	// Pruner: the dense network on the calibration data; 0 for SparseGPT, which runs
+	// prune.SparseGPTData) + Split (relutrim's error curves and split; 0 for SparseGPT,
+	// which is given relutrim's) + Prune.
 	LoadSeconds  float64 `json:"load_seconds"`
 	SetupSeconds float64 `json:"setup_seconds"`
 	SplitSeconds float64 `json:"split_seconds"`
@@ -123,6 +125,14 @@ func parsePattern(s string) (prune.NM, error) {
 	return p, nil
 }
 
+// curveSplit is `relutrim prune`'s default split of sparsity s (--budget curves).
+func curveSplit(ctx context.Context, p *prune.Pruner, s float64) ([]int, error) {
+	if _, err := p.Curves(ctx); err != nil {
+		return nil, err
+	}
+	return p.CurveBudget(ctx, s)
+}
+
 func pruneChild() error {
 	ctx := context.Background()
 	out := pruneOut{Model: *pcModel, Method: *pcMethod, Level: *pcLevel, Pattern: *pcNM, Calib: *pcCalib, Backend: kern.BackendInfo()}
@@ -150,20 +160,15 @@ func pruneChild() error {
 	out.LoadSeconds = time.Since(t0).Seconds()
 	out.LoadRSSKB = peakRSSKB()
 
-	// The same options as `relutrim prune` (defaults); SparseGPT needs no unit weights.
-	opt := prune.Options{MaxXBytes: *pruneMaxPatch << 20, Unweighted: *pcMethod == "sparsegpt"}
+	// The options of `relutrim prune` (its defaults); SparseGPT uses only MaxXBytes (the
+	// same sampled patch rows as relutrim).
+	opt := prune.Options{MaxXBytes: *pruneMaxPatch << 20}
 	var pat prune.NM
 	if *pcNM != "" {
 		if pat, err = parsePattern(*pcNM); err != nil {
 			return err
 		}
 	}
-	t0 = time.Now()
-	p, err := prune.NewPruner(m, calib, n, opt)
-	if err != nil {
-		return err
-	}
-	out.SetupSeconds = time.Since(t0).Seconds()
 	var keep []int
 	switch {
 	case pat.N > 0:
@@ -176,38 +181,54 @@ func pruneChild() error {
 			}
 			keep = append(keep, k)
 		}
-	default:
+	}
+	var pm model.Model
+	if *pcMethod == "relutrim" {
 		t0 = time.Now()
-		if _, err := p.Curves(ctx); err != nil {
+		p, err := prune.NewPruner(m, calib, n, opt)
+		if err != nil {
 			return err
 		}
-		if keep, err = p.CurveBudget(ctx, *pcLevel); err != nil {
-			return err
-		}
-		if *pcMethod == "relutrim" {
+		out.SetupSeconds = time.Since(t0).Seconds()
+		if keep == nil {
+			t0 = time.Now()
+			if keep, err = curveSplit(ctx, p, *pcLevel); err != nil {
+				return err
+			}
 			out.SplitSeconds = time.Since(t0).Seconds()
-		} else {
+		}
+		t0 = time.Now()
+		if pm, _, err = p.WithNM(pat).Prune(ctx, keep); err != nil {
+			return err
+		}
+		out.PruneSeconds = time.Since(t0).Seconds()
+	} else {
+		if keep == nil {
+			// relutrim's split, computed here (not timed); then the Pruner is dropped and
+			// the peak RSS reset to the current RSS (Linux >= 4.0), so that the peak is
+			// SparseGPT's.
+			p, err := prune.NewPruner(m, calib, n, prune.Options{MaxXBytes: opt.MaxXBytes})
+			if err != nil {
+				return err
+			}
+			if keep, err = curveSplit(ctx, p, *pcLevel); err != nil {
+				return err
+			}
+			p = nil
+			runtime.GC()
+			debug.FreeOSMemory()
 			out.SplitInChild = true
-			// Reset the peak RSS to the current RSS (Linux >= 4.0), so that the peak is
-			// SparseGPT's, not that of computing relutrim's split.
 			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
 		}
+		// SparseGPT from the calibration data, without relutrim's Pruner (which would
+		// hold the dense network's activations of every layer).
+		t0 = time.Now()
+		if pm, err = prune.SparseGPTData(ctx, m, calib, n, opt, keep, pat, nil); err != nil {
+			return err
+		}
+		out.PruneSeconds = time.Since(t0).Seconds()
 	}
 	out.Keep = keep
-	t0 = time.Now()
-	var pm model.Model
-	switch {
-	case *pcMethod == "relutrim":
-		pm, _, err = p.WithNM(pat).Prune(ctx, keep)
-	case pat.N > 0:
-		pm, err = p.SparseGPTNM(ctx, pat, nil)
-	default:
-		pm, err = p.SparseGPT(ctx, keep)
-	}
-	if err != nil {
-		return err
-	}
-	out.PruneSeconds = time.Since(t0).Seconds()
 	out.Seconds = out.SetupSeconds + out.SplitSeconds + out.PruneSeconds
 	out.PeakRSSKB = peakRSSKB()
 
@@ -497,7 +518,7 @@ func pruneSection(r *pruneRun) string {
 		fmt.Fprintf(&b, "- dense test accuracy: %s\n", strings.Join(dense, ", "))
 	}
 	fmt.Fprintln(&b)
-	fmt.Fprintln(&b, "Each method runs in its own process. Time: from the loaded data to the pruned model (the dense network on the calibration data, relutrim's error curves and split, the pruning); SparseGPT is given relutrim's per-layer split (N:M: the same pattern in every layer but the last) and its time excludes it. Peak RSS: the process's VmHWM at the end of pruning (model, calibration data and everything the method held), before the test set is read.")
+	fmt.Fprintln(&b, "Each method runs in its own process. Time: from the loaded data to the pruned model (relutrim: the dense network on the calibration data, the error curves and split, the pruning; SparseGPT: `prune.SparseGPTData`, layer after layer on the pruned network's inputs). SparseGPT is given relutrim's per-layer split (N:M: the same pattern in every layer but the last) and its time excludes it. Peak RSS: the process's VmHWM at the end of pruning (model, calibration data and everything the method held), before the test set is read.")
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "| model | sparsity | per-layer sparsity % (relutrim's split) | relutrim acc. | SparseGPT acc. | relutrim time | SparseGPT time | time ratio | relutrim peak RSS | SparseGPT peak RSS |")
 	fmt.Fprintln(&b, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
