@@ -56,6 +56,9 @@ func main() {
 	flag.StringVar(&sa.method, "method", "auto", "internal (-solve): auto, newton or admm")
 	flag.Parse()
 
+	if done, code := pruneMain(*outDir); done { // -prune, -prune-child: prune.go
+		os.Exit(code)
+	}
 	if *solveMode {
 		sa.timeLimit = *timeLimit
 		if err := runSolve(sa); err != nil {

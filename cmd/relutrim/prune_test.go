@@ -66,13 +66,21 @@ func TestPruneSmall(t *testing.T) {
 	if acc := m.Accuracy(tx.Float64(), tx.Rows, labels); acc != report.Accuracy["relutrim_test"] {
 		t.Errorf("accuracy of the written model %v, report %v", acc, report.Accuracy["relutrim_test"])
 	}
-	for _, k := range []string{"dense_test", "magnitude_test", "wanda_test", "dense_calib", "relutrim_calib"} {
+	for _, k := range []string{"dense_test", "magnitude_test", "wanda_test", "sparsegpt_test", "dense_calib", "relutrim_calib", "sparsegpt_calib"} {
 		if _, ok := report.Accuracy[k]; !ok {
 			t.Errorf("report lacks accuracy %s", k)
 		}
 	}
 	if len(report.PlotLevels) != 5 {
 		t.Errorf("plot levels %v", report.PlotLevels)
+	}
+	for _, k := range []string{"relutrim", "magnitude", "wanda", "sparsegpt"} {
+		if len(report.PlotAccuracy[k]) != 5 {
+			t.Errorf("plot accuracies of %s: %v", k, report.PlotAccuracy[k])
+		}
+	}
+	if report.SparseGPTSeconds <= 0 {
+		t.Errorf("report lacks SparseGPT's time")
 	}
 	if !strings.Contains(r.stdout, "relutrim_test") {
 		t.Errorf("summary lacks accuracies:\n%s", r.stdout)
@@ -141,7 +149,7 @@ func TestPruneBadInput(t *testing.T) {
 // TestPruneNM: --nm 2:4 through the command line writes a model whose every row has at
 // most 2 non-zeros in each group of 4 consecutive inputs in every layer but the last, which
 // stays dense (checked on the file), and the report compares with magnitude and Wanda at
-// the same pattern. --pattern 2:4 --per-layer 0.5,0.5,0.5 patterns every layer.
+// the same pattern (and SparseGPT). --pattern 2:4 --per-layer 0.5,0.5,0.5 patterns every layer.
 func TestPruneNM(t *testing.T) {
 	out := t.TempDir()
 	pruned, rep := filepath.Join(out, "p.safetensors"), filepath.Join(out, "r.json")
@@ -175,13 +183,13 @@ func TestPruneNM(t *testing.T) {
 	if !strings.Contains(report.Budget, "2:4") || !strings.Contains(report.Budget, "every layer but the last") {
 		t.Errorf("budget %q", report.Budget)
 	}
-	for _, k := range []string{"relutrim_test", "magnitude_test", "wanda_test"} {
+	for _, k := range []string{"relutrim_test", "magnitude_test", "wanda_test", "sparsegpt_test"} {
 		if _, ok := report.Accuracy[k]; !ok {
 			t.Errorf("report lacks accuracy %s", k)
 		}
 	}
-	t.Logf("2:4 test accuracy: relutrim %.3f, magnitude %.3f, Wanda %.3f (dense %.3f)", report.Accuracy["relutrim_test"],
-		report.Accuracy["magnitude_test"], report.Accuracy["wanda_test"], report.Accuracy["dense_test"])
+	t.Logf("2:4 test accuracy: relutrim %.3f, magnitude %.3f, Wanda %.3f, SparseGPT %.3f (dense %.3f)", report.Accuracy["relutrim_test"],
+		report.Accuracy["magnitude_test"], report.Accuracy["wanda_test"], report.Accuracy["sparsegpt_test"], report.Accuracy["dense_test"])
 }
 
 func loadFile(t *testing.T, path string) model.Model {

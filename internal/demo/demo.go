@@ -1,6 +1,6 @@
 // Package demo runs relutrim's main job end to end: prune the bundled LeNet-300-100 MNIST
-// model at several sparsities and compare test accuracy with magnitude and Wanda-style
-// pruning at the same per-layer sparsities.
+// model at several sparsities and compare test accuracy with magnitude, Wanda-style and
+// SparseGPT pruning at the same per-layer sparsities.
 package demo
 
 import (
@@ -35,8 +35,8 @@ type Config struct {
 	NoTimes bool
 	// Log receives progress lines (may be nil): one per pruned layer and one per level.
 	Log func(string)
-	// NM lists N:M patterns to run after the levels (one row each; magnitude and Wanda at
-	// the same pattern).
+	// NM lists N:M patterns to run after the levels (one row each; magnitude, Wanda and
+	// SparseGPT at the same pattern).
 	NM []prune.NM
 	// CNN prunes the bundled all-conv MNIST network (internal/models/cnn_mnist.onnx)
 	// instead of LeNet-300-100; CalibRows then defaults to DefaultCNNCalibRows and the
@@ -69,8 +69,11 @@ type Row struct {
 	Sparsity                   float64
 	LayerSparsity              []float64
 	Relutrim, Magnitude, Wanda float64
-	Seconds                    float64
-	Layers                     []prune.LayerReport
+	// SparseGPT is SparseGPT's accuracy at the same per-layer split (prune.Pruner.SparseGPT;
+	// for an N:M row, SparseGPTNM), SparseGPTSeconds its time.
+	SparseGPT, SparseGPTSeconds float64
+	Seconds                     float64
+	Layers                      []prune.LayerReport
 }
 
 // Result is the demo's outcome.
@@ -117,8 +120,8 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 	}
 	fmt.Fprintf(&b, "calibration: first %d training images; mode %s; layer budget: %s; refit of kept weights: on; unit weights: %s\n", r.CalibRows, mode, budgetLine(r.Budget), units)
 	fmt.Fprintf(&b, "dense test accuracy: %.2f%%\n\n", 100*r.Dense)
-	hdr := "| sparsity | per-layer sparsity (" + r.Layers + ") | relutrim | magnitude | Wanda |"
-	sep := "|---|---|---|---|---|"
+	hdr := "| sparsity | per-layer sparsity (" + r.Layers + ") | relutrim | magnitude | Wanda | SparseGPT |"
+	sep := "|---|---|---|---|---|---|"
 	if times {
 		hdr += " time |"
 		sep += "---|"
@@ -134,8 +137,8 @@ func (r *Result) WriteTable(w io.Writer, times bool) {
 		if row.Pattern != "" {
 			level = row.Pattern + " (N:M)"
 		}
-		line := fmt.Sprintf("| %s | %s | %.2f%% | %.2f%% | %.2f%% |", level, strings.Join(ls, " / "),
-			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda)
+		line := fmt.Sprintf("| %s | %s | %.2f%% | %.2f%% | %.2f%% | %.2f%% |", level, strings.Join(ls, " / "),
+			100*row.Relutrim, 100*row.Magnitude, 100*row.Wanda, 100*row.SparseGPT)
 		if times {
 			line += fmt.Sprintf(" %.1f s |", row.Seconds)
 		}
@@ -269,6 +272,13 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		row.Relutrim = accuracy(pm)
 		row.Magnitude = accuracy(prune.Magnitude(m, keep))
 		row.Wanda = accuracy(prune.Wanda(m, keep, p.InputNorms()))
+		t1 := time.Now()
+		sg, err := p.SparseGPT(ctx, keep)
+		if err != nil {
+			return nil, err
+		}
+		row.SparseGPTSeconds = time.Since(t1).Seconds()
+		row.SparseGPT = accuracy(sg)
 		if accErr != nil {
 			return nil, accErr
 		}
@@ -298,6 +308,15 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 			row.LayerSparsity = append(row.LayerSparsity, r.Sparsity)
 		}
 		row.Seconds = time.Since(t0).Seconds()
+		t1 := time.Now()
+		sg, err := pn.SparseGPTNM(ctx, pat, nil)
+		if err != nil {
+			return nil, err
+		}
+		row.SparseGPTSeconds = time.Since(t1).Seconds()
+		if row.SparseGPT = accuracy(sg); accErr != nil {
+			return nil, accErr
+		}
 		rows = append(rows, row)
 		if cfg.Log != nil {
 			cfg.Log(fmt.Sprintf("pattern %s done: relutrim %.2f%%, %.1f s", row.Pattern, 100*row.Relutrim, row.Seconds))
