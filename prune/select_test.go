@@ -56,3 +56,14 @@ func TestSelectOptions(t *testing.T) {
 		t.Errorf("unknown selection: error %v", err)
 	}
 }
+
+// TestNewPrunerCanceled: a canceled context stops NewPrunerContext before the dense pass
+// and returns the context's error.
+func TestNewPrunerCanceled(t *testing.T) {
+	s := loadSmall(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := NewPrunerContext(ctx, s.m, s.calib, s.nCal, Options{}); err != context.Canceled {
+		t.Errorf("error %v, want context.Canceled", err)
+	}
+}

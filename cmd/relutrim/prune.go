@@ -287,8 +287,11 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}
-	pr, err := prune.NewPruner(m, cal.Float64(), cal.Rows, opt)
+	pr, err := prune.NewPrunerContext(ctx, m, cal.Float64(), cal.Rows, opt)
 	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // interrupted during the dense pass: exit 130
+		}
 		return usageErrorf("prune: %v", err)
 	}
 	var curves []prune.Curve
