@@ -74,6 +74,9 @@ func init() {
 }
 
 func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
+	if err := checkSelectFlags("demo", demoFlags.selectBy, demoFlags.selectRows); err != nil {
+		return err
+	}
 	if demoFlags.calib < 1 || demoFlags.calib > 60000 {
 		return usageErrorf("--calib-rows %d: must be in [1, 60000]", demoFlags.calib)
 	}

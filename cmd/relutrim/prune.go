@@ -155,6 +155,9 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}); err != nil {
 		return err
 	}
+	if err := checkSelectFlags("prune", fl.selectBy, fl.selectRows); err != nil {
+		return err
+	}
 	if err := checkStructureFlags(cmd); err != nil {
 		return err
 	}
