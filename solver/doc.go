@@ -8,8 +8,10 @@
 // surrogates:
 //
 //   - newton.go (the default): proximal Newton steps with curvature from a row sample
-//     (sample.go), exact zeros by coordinate descent on the L1 model, a line search on the
-//     majoriser, and a re-majorisation after every step;
+//     (sample.go), one file per step: newton_step.go (working set and metric),
+//     newton_cd.go (exact zeros by coordinate descent on the L1 model),
+//     newton_linesearch.go (a line search on the majoriser), newton_pass.go (the fused
+//     pass that re-majorises after every step), newton_coarse.go (the coarse start);
 //   - admm.go: the paper's consensus ADMM in a reduced form (one scalar per sample and
 //     output), selectable with Settings.Method = ADMM and used by Auto on tiny problems.
 //
