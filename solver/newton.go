@@ -16,30 +16,35 @@ import (
 //	grad_j = (1/N) sum_p 2/2 (w_pj - y_pj) [w_pj curved] K_p        w = K z
 //	H_j    = (1/N) sum_p [w_pj curved] K_p K_p^T                    ("curved": right of the switch)
 //
-// One step (Lee, Sun & Saunders 2014, proximal Newton; the CCP supplies the convexity):
+// One step (Lee, Sun & Saunders 2014, proximal Newton; the CCP supplies the convexity) is
+// iterate; each part has a file:
 //
-//  1. gradient: one pass over X (K^T r);
-//  2. metric (plan, step): H_j estimated from a fixed sample of rows (sample.go),
-//     restricted to the working set of output j (its non-zeros and at most max(16, #non-
-//     zeros) coordinates whose gradient is near the L1 threshold); when more than half the
-//     sample rows are curved, as the shared Gram minus the flat rows' Gram. When the
-//     output's own Gram would cost more than gramBudget times its share of a pass, the
-//     shared metric G = K_S^T K_S / S (one Gram for all outputs, built once per X) divided
-//     by a per-output step scale t_j is used instead (a numpy prototype on the MNIST 784-300
-//     layer reached the optimum 2.6-9x faster than L-BFGS-B that way),
-//     for at most sharedPatience steps;
-//  3. the L1-regularised quadratic model is minimised by coordinate descent (exact zeros);
+//  1. gradient: one pass over X (K^T r), fused with part 5;
+//  2. metric (newton_step.go: plan, workingSet, sharedMetric, ownMetric): H_j estimated
+//     from a fixed sample of rows (sample.go), restricted to the working set of output j
+//     (its non-zeros and at most max(16, #non-zeros) coordinates whose gradient is near
+//     the L1 threshold); when more than half the sample rows are curved, as the shared
+//     Gram minus the flat rows' Gram. When the output's own Gram would cost more than
+//     gramBudget times its share of a pass, the shared metric G = K_S^T K_S / S (one Gram
+//     for all outputs, built once per X) divided by a per-output step scale t_j is used
+//     instead (a numpy prototype on the MNIST 784-300 layer reached the optimum 2.6-9x
+//     faster than L-BFGS-B that way), for at most sharedPatience steps;
+//  3. the L1-regularised quadratic model is minimised by coordinate descent, exact zeros
+//     (newton_step.go: step, direction; newton_cd.go: cdLasso);
 //  4. forward: one pass over X (K d), then an Armijo backtracking line search on the
-//     majoriser along w + alpha K d, which needs no further pass;
-//  5. re-majorise at the new point (the next CCP round).
+//     majoriser along w + alpha K d, which needs no further pass
+//     (newton_linesearch.go: lineSearch, trialValues, backtrack);
+//  5. re-majorise at the new point, the next CCP round (newton_pass.go: remajorize, one
+//     fused pass, settle, that also forms F and the next gradient).
 //
 // From a cold start (z = 0) the first majoriser is minimised to RemajorizeTol times the
-// tolerance before the first re-majorisation, for the reason given in run (dead units).
-// An output stops when the largest entry of its minimum-norm subgradient, in units of
-// y's RMS, is at most EpsRel (its KKT residual), or when two steps in a row decrease F by
-// at most FTol relative (the residual misses the convex kinks of terms with y < 0 at
-// w = 0); stopped outputs leave the passes. Large cold fits start from the solution on
-// the sample (coarseStart).
+// tolerance before the first re-majorisation, for the reason given in begin (dead units).
+// The stop rule (stopRule, converged, coldRoundDone, trackDecrease): an output stops when
+// the largest entry of its minimum-norm subgradient, in units of y's RMS, is at most
+// EpsRel (its KKT residual, kktOf), or when two steps in a row decrease F by at most FTol
+// relative (the residual misses the convex kinks of terms with y < 0 at w = 0); stopped
+// outputs leave the passes. Large cold fits start from the solution on the sample
+// (newton_coarse.go: coarseStart).
 type newton struct {
 	g       *design
 	smp     *sample
@@ -164,7 +169,55 @@ func curvedAt(w, y float64, upper, identity bool) bool {
 // run is one CCP from the standardised start z0 (see the type's comment); it returns the
 // best point per output, its F per output, and the status. Counts accumulate in res.
 func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
-	ny, p := nt.ny, nt.p
+	act := nt.begin(z0)
+	res.Passes += 2 // K z and the gradient
+	best := append([]float64(nil), nt.z...)
+	bestOut := append([]float64(nil), nt.fOut...)
+	status := IterationLimit
+	for {
+		if nt.g.sp.canceled(ctx) { // on any process: all stop at the same iteration
+			status = Canceled
+			break
+		}
+		act = nt.stopRule(act, st)
+		if len(act) == 0 {
+			status = Converged
+			break
+		}
+		if res.Iters >= st.MaxIter || res.CCPIters >= st.MaxCCP {
+			break
+		}
+		res.Iters++
+		remaj := nt.iterate(act, st, res)
+		for _, j := range act {
+			if nt.fOut[j] < bestOut[j] {
+				bestOut[j] = nt.fOut[j]
+				for k := 0; k < nt.p; k++ {
+					best[k*nt.ny+j] = nt.z[k*nt.ny+j]
+				}
+			}
+		}
+		f := sum(nt.fOut)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			status = NumericalFailure
+			break
+		}
+		if err := nt.report(st, act, f, remaj, res, start); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	res.DualRes = math.Max(res.DualRes, maxOf(nt.kkt))
+	return best, bestOut, status, nil
+}
+
+// begin sets z to z0 (masked), resets the per-output state, majorises every output at z
+// (the first pass) and returns the active outputs: all of them.
+//
+// From a cold start (U = 0) the first majoriser is minimised to RemajorizeTol times the
+// tolerance before re-majorising: re-majorising at an immature iterate switches terms
+// with y > 0 and w < 0 to their flat majoriser, from which they rarely return (a dead
+// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
+func (nt *newton) begin(z0 []float64) []int {
 	copy(nt.z, z0)
 	cold := true
 	for i := range nt.z {
@@ -175,125 +228,130 @@ func (nt *newton) run(ctx context.Context, st *Settings, z0 []float64, res *Resu
 			cold = false
 		}
 	}
-	// From a cold start (U = 0) the first majoriser is minimised to RemajorizeTol times the
-	// tolerance before re-majorising: re-majorising at an immature iterate switches terms
-	// with y > 0 and w < 0 to their flat majoriser, from which they rarely return (a dead
-	// unit; measured with the ADMM on an MNIST hidden layer: F 356 against 71).
-	for j := 0; j < ny; j++ {
+	for j := 0; j < nt.ny; j++ {
 		nt.alpha[j], nt.changes[j], nt.small[j] = 0, 0, 0
 		nt.sharedRun[j] = 0
 		nt.cold[j] = cold && nt.link == ReLU
 	}
-	act := make([]int, ny)
+	act := make([]int, nt.ny)
 	for j := range act {
 		act[j] = j
 	}
-	nt.settle(act, nil, true, true)
-	res.Passes += 2 // K z and the gradient
+	nt.majorize(act)
 	for _, j := range act {
 		nt.kkt[j] = nt.kktOf(j)
 	}
 	nt.initStepScale()
-	best := append([]float64(nil), nt.z...)
-	bestOut := append([]float64(nil), nt.fOut...)
-	status := IterationLimit
-	for {
-		if nt.g.sp.canceled(ctx) { // on any process: all stop at the same iteration
-			status = Canceled
-			break
+	return act
+}
+
+// iterate is one proximal Newton step of the outputs of act: plan (working sets and
+// metrics), steps (directions by coordinate descent), lineSearch, then remajorize at the
+// new point, the decrease test of the stop rule, and the move of z. It reports whether
+// any output was re-majorised (a CCP round).
+func (nt *newton) iterate(act []int, st *Settings, res *Result) bool {
+	if nt.plan(act) {
+		if _, built := nt.smp.sharedGram(nt.p, nt.threads); built {
+			d := float64(nt.smp.nnz) / float64(len(nt.smp.rows)) // non-zeros per row
+			res.Passes += float64(len(nt.smp.rows)) * d * d / 2 / (nt.nxny * nt.g.passFrac)
 		}
-		newAct := act[:0:0]
-		for _, j := range act {
-			if nt.cold[j] {
-				// Per output: once its first majoriser is minimised to RemajorizeTol times
-				// the tolerances, the update after this step re-majorises it.
-				if nt.kkt[j] <= st.RemajorizeTol*nt.eps || nt.small[j] >= 1 {
-					nt.cold[j] = false
-					nt.small[j] = 0
-				}
-			} else if nt.kkt[j] <= nt.tol[j] || nt.small[j] >= 2 { // converged: leaves the passes
-				continue
-			}
-			newAct = append(newAct, j)
+	}
+	nt.steps(act)
+	for _, j := range act {
+		res.Passes += nt.work[j] / (nt.nxny * nt.g.passFrac)
+	}
+	copy(nt.prev, nt.phi)
+	fix, work := nt.lineSearch(act)
+	nt.remajorize(act, fix)
+	res.Passes += work + 1 + float64(len(fix))/float64(len(act)) // + the gradient, + K d of fix
+	remaj := nt.trackDecrease(act, st)
+	if remaj {
+		res.CCPIters++
+	}
+	nt.move(act)
+	return remaj
+}
+
+// move sets z += alpha d for the outputs of act and their KKT residuals at the new z (with
+// the gradient remajorize formed there).
+func (nt *newton) move(act []int) {
+	ny, p := nt.ny, nt.p
+	for _, j := range act {
+		a := nt.alpha[j]
+		for k := 0; k < p; k++ {
+			i := k*ny + j
+			nt.z[i] += a * nt.d[i]
 		}
-		act = newAct
-		if len(act) == 0 {
-			status = Converged
-			break
-		}
-		if res.Iters >= st.MaxIter || res.CCPIters >= st.MaxCCP {
-			break
-		}
-		res.Iters++
-		if nt.plan(act) {
-			if _, built := nt.smp.sharedGram(p, nt.threads); built {
-				d := float64(nt.smp.nnz) / float64(len(nt.smp.rows)) // non-zeros per row
-				res.Passes += float64(len(nt.smp.rows)) * d * d / 2 / (nt.nxny * nt.g.passFrac)
-			}
-		}
-		nt.steps(act)
-		for _, j := range act {
-			res.Passes += nt.work[j] / (nt.nxny * nt.g.passFrac)
-		}
-		copy(nt.prev, nt.phi)
-		fix, work := nt.lineSearch(act)
-		nt.settle(act, fix, false, false)
-		res.Passes += work + 1 + float64(len(fix))/float64(len(act)) // + the gradient, + K d of fix
-		remaj := false
-		for _, j := range act {
-			remaj = remaj || !nt.cold[j]
-			// Stationarity by decrease: the KKT residual misses the convex kinks of the
-			// terms with y < 0 at w = 0 (and of the majorisers at their switch points),
-			// where minimisers often sit; there F stops decreasing while the one-sided
-			// gradient does not vanish.
-			dec := nt.prev[j] - nt.fOut[j]
-			tol := st.FTol
-			if nt.cold[j] {
-				dec = nt.prev[j] - nt.phi[j]
-				tol *= st.RemajorizeTol
-			}
-			if dec <= tol*math.Abs(nt.fOut[j]) && nt.changes[j] == 0 {
-				nt.small[j]++
-			} else {
+		nt.kkt[j] = nt.kktOf(j)
+	}
+}
+
+// stopRule returns the outputs of act that go on. An output past its cold round stops
+// (leaves the passes) when converged; an output on the first majoriser of a cold start
+// ends its cold round when coldRoundDone, and the update after this step re-majorises it.
+func (nt *newton) stopRule(act []int, st *Settings) []int {
+	newAct := act[:0:0]
+	for _, j := range act {
+		if nt.cold[j] {
+			if nt.coldRoundDone(j, st) {
+				nt.cold[j] = false
 				nt.small[j] = 0
 			}
+		} else if nt.converged(j) {
+			continue
 		}
-		if remaj {
-			res.CCPIters++
-		}
-		for _, j := range act {
-			a := nt.alpha[j]
-			for k := 0; k < p; k++ {
-				i := k*ny + j
-				nt.z[i] += a * nt.d[i]
-			}
-			nt.kkt[j] = nt.kktOf(j) // at the new z, with the gradient settle formed there
-			if nt.fOut[j] < bestOut[j] {
-				bestOut[j] = nt.fOut[j]
-				for k := 0; k < p; k++ {
-					best[k*ny+j] = nt.z[k*ny+j]
-				}
-			}
-		}
-		f := sum(nt.fOut)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			status = NumericalFailure
-			break
-		}
-		changes := 0
-		for _, j := range act {
-			changes += nt.changes[j]
-		}
-		err := record(st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f, Passes: res.Passes,
-			PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
-			Remajorized: remaj})
-		if err != nil {
-			return nil, nil, 0, err
-		}
-
+		newAct = append(newAct, j)
 	}
-	res.DualRes = math.Max(res.DualRes, maxOf(nt.kkt))
-	return best, bestOut, status, nil
+	return newAct
+}
+
+// converged reports whether output j is done: its KKT residual is within its tolerance, or
+// two steps in a row decreased F by at most FTol relative (trackDecrease).
+func (nt *newton) converged(j int) bool {
+	return nt.kkt[j] <= nt.tol[j] || nt.small[j] >= 2
+}
+
+// coldRoundDone reports whether output j's first majoriser of a cold start is minimised to
+// RemajorizeTol times the tolerances (KKT residual, or one small decrease).
+func (nt *newton) coldRoundDone(j int, st *Settings) bool {
+	return nt.kkt[j] <= st.RemajorizeTol*nt.eps || nt.small[j] >= 1
+}
+
+// trackDecrease counts, per output of act, the consecutive steps that decreased F (on the
+// first majoriser of a cold start: the majoriser, with RemajorizeTol times FTol) by at
+// most FTol relative without a pattern change, and reports whether any output of act was
+// re-majorised. Stationarity by decrease: the KKT residual misses the convex kinks of the
+// terms with y < 0 at w = 0 (and of the majorisers at their switch points), where
+// minimisers often sit; there F stops decreasing while the one-sided gradient does not
+// vanish.
+func (nt *newton) trackDecrease(act []int, st *Settings) bool {
+	remaj := false
+	for _, j := range act {
+		remaj = remaj || !nt.cold[j]
+		dec := nt.prev[j] - nt.fOut[j]
+		tol := st.FTol
+		if nt.cold[j] {
+			dec = nt.prev[j] - nt.phi[j]
+			tol *= st.RemajorizeTol
+		}
+		if dec <= tol*math.Abs(nt.fOut[j]) && nt.changes[j] == 0 {
+			nt.small[j]++
+		} else {
+			nt.small[j] = 0
+		}
+	}
+	return remaj
+}
+
+// report passes the step's progress to the Recorder.
+func (nt *newton) report(st *Settings, act []int, f float64, remaj bool, res *Result, start time.Time) error {
+	changes := 0
+	for _, j := range act {
+		changes += nt.changes[j]
+	}
+	return record(st, Progress{CCPIter: res.CCPIters, Iter: res.Iters, F: f, Passes: res.Passes,
+		PatternChanges: changes, DualRes: nt.maxKKT(act), Elapsed: time.Since(start),
+		Remajorized: remaj})
 }
 
 // l1 is sum_k lam_k |z_kj + a d_kj| (d may be nil when a = 0).

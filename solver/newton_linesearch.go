@@ -34,34 +34,9 @@ func (nt *newton) lineSearch(act []int) (fix []int, passes float64) {
 	for tries := 0; len(todo) > 0 && tries < maxBacktracks; tries++ {
 		nt.trialValues(act, todo, trial, phis, tries == 0)
 		passes += float64(len(todo)) / float64(na)
-		var still []int
-		for _, jj := range todo {
-			j := act[jj]
-			a := trial[jj]
-			if phis[jj] <= nt.phi[j]+armijo*a*nt.delta[j] {
-				nt.alpha[j] = a
-				continue
-			}
-			// Quadratic interpolation of phi(0), phi'(0) ~ delta, phi(a), kept in [0.1a, 0.5a].
-			curv := phis[jj] - nt.phi[j] - a*nt.delta[j]
-			an := 0.5 * a
-			if curv > 0 && !math.IsNaN(phis[jj]) {
-				an = math.Min(0.5*a, math.Max(0.1*a, -nt.delta[j]*a*a/(2*curv)))
-			}
-			trial[jj] = an
-			still = append(still, jj)
-		}
-		todo = still
+		todo = nt.backtrack(act, todo, trial, phis)
 	}
-	for _, j := range act {
-		if nt.shared[j] {
-			if nt.alpha[j] == 1 {
-				nt.t[j] = math.Min(tMax, 1.5*nt.t[j])
-			} else {
-				nt.t[j] = math.Max(1, 0.5*nt.t[j])
-			}
-		}
-	}
+	nt.adaptStepScale(act)
 	for _, jj := range moved {
 		if j := act[jj]; nt.alpha[j] != 1 {
 			fix = append(fix, j)
@@ -118,5 +93,42 @@ func (nt *newton) trialValues(act, todo []int, trial, phis []float64, first bool
 	for tt, jj := range todo {
 		j := act[jj]
 		phis[jj] = s[tt]*inv + nt.l1(nt.z, j, trial[jj], nt.d)
+	}
+}
+
+// backtrack accepts the trial step of each output of todo (indices into act) whose
+// majoriser phis meets the Armijo condition (alpha_j = trial) and returns the others, with
+// their next, shorter trial.
+func (nt *newton) backtrack(act, todo []int, trial, phis []float64) (still []int) {
+	for _, jj := range todo {
+		j := act[jj]
+		a := trial[jj]
+		if phis[jj] <= nt.phi[j]+armijo*a*nt.delta[j] {
+			nt.alpha[j] = a
+			continue
+		}
+		// Quadratic interpolation of phi(0), phi'(0) ~ delta, phi(a), kept in [0.1a, 0.5a].
+		curv := phis[jj] - nt.phi[j] - a*nt.delta[j]
+		an := 0.5 * a
+		if curv > 0 && !math.IsNaN(phis[jj]) {
+			an = math.Min(0.5*a, math.Max(0.1*a, -nt.delta[j]*a*a/(2*curv)))
+		}
+		trial[jj] = an
+		still = append(still, jj)
+	}
+	return still
+}
+
+// adaptStepScale updates the step scale t_j of the outputs of act on the shared metric:
+// larger after a full step, smaller after a shortened one, within [1, tMax].
+func (nt *newton) adaptStepScale(act []int) {
+	for _, j := range act {
+		if nt.shared[j] {
+			if nt.alpha[j] == 1 {
+				nt.t[j] = math.Min(tMax, 1.5*nt.t[j])
+			} else {
+				nt.t[j] = math.Max(1, 0.5*nt.t[j])
+			}
+		}
 	}
 }

@@ -210,9 +210,11 @@ func (nt *newton) steps(act []int) {
 	wg.Wait()
 }
 
-// step computes output j's direction: working set, metric, coordinate descent.
+// step computes output j's direction d_j and model decrease delta_j: the metric on its
+// working set (sharedMetric or ownMetric, chosen by plan), then coordinate descent on the
+// L1-regularised quadratic model (direction).
 func (nt *newton) step(j, jj int, sw *stepWork) {
-	ny, p, nx := nt.ny, nt.p, nt.g.nx
+	ny, p := nt.ny, nt.p
 	ws := nt.ws[j] // chosen by plan
 	m := len(ws)
 	for k := 0; k < p; k++ {
@@ -223,15 +225,7 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 		nt.delta[j] = 0
 		return
 	}
-	grow := func(b []float64, n int) []float64 {
-		if cap(b) < n {
-			return make([]float64, n)
-		}
-		return b[:n]
-	}
-	sw.H = grow(sw.H, m*m)
-	sw.xw, sw.q0, sw.v0 = grow(sw.xw, m), grow(sw.q0, m), grow(sw.v0, m)
-	sw.l, sw.v, sw.q = grow(sw.l, m), grow(sw.v, m), grow(sw.q, m)
+	sw.resize(m)
 	H := sw.H
 	clear(H)
 	S := len(nt.smp.rows)
@@ -239,58 +233,9 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 	useShared := nt.shared[j] // chosen by plan
 	scale := 1.0
 	if useShared {
-		G := nt.smp.gram
-		scale = 1 / nt.t[j]
-		if nt.link == Identity {
-			scale = 1
-		}
-		for a, ka := range ws {
-			for b, kb := range ws {
-				H[a*m+b] = G[ka*p+kb] * scale
-			}
-		}
+		scale = nt.sharedMetric(j, ws, H)
 	} else {
-		if cap(sw.pos) < nx {
-			sw.pos = make([]int, nx)
-			for k := range sw.pos {
-				sw.pos[k] = -1
-			}
-			sw.nz, sw.val = make([]int, 0, p), make([]float64, 0, p)
-		}
-		na, cm := nt.nact, nt.cmask
-		c := nt.curved[j]
-		// With more than half the sample rows curved, the Gram over the flat rows is the
-		// cheaper one: H = G - (flat rows' Gram), G the shared metric (linear in the rows).
-		complement := 2*c > S && nt.smp.gram != nil
-		use := func(r int) bool { return cm[r*na+jj] != complement }
-		rows := c
-		if complement {
-			rows = S - c
-		}
-		if nt.smp.dense() {
-			// Dense data: the rows' standardised working-set columns, gathered by blocks
-			// (kGram; single-threaded here, the outputs run in parallel).
-			nt.smp.kGram(ws, 0, S, use, H, &sw.gram)
-			inv := 1 / float64(S)
-			for i := range H {
-				H[i] *= inv
-			}
-		} else {
-			sw.A = grow(sw.A, m*m)
-			clear(sw.A)
-			clear(sw.xw) // column sums
-			cnt := nt.smp.rawGram(ws, sw.pos, 0, S, use, sw.A, sw.xw, sw.nz, sw.val)
-			nt.smp.toK(ws, sw.A, sw.xw, cnt, H)
-		}
-		if complement {
-			G := nt.smp.gram
-			for a, ka := range ws {
-				for b, kb := range ws {
-					H[a*m+b] = G[ka*p+kb] - H[a*m+b]
-				}
-			}
-		}
-		nt.work[j] = nt.gramCost[j] * float64(rows) / float64(max(c, 1))
+		nt.ownMetric(j, jj, ws, sw)
 	}
 	floor := diagFloor * math.Max(frac, 1/float64(S)) * scale
 	for a := 0; a < m; a++ {
@@ -298,6 +243,97 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 			H[a*m+a] = floor
 		}
 	}
+	nt.direction(j, ws, sw, useShared)
+}
+
+// resize sizes the scratch for a working set of m coordinates.
+func (sw *stepWork) resize(m int) {
+	sw.H = growTo(sw.H, m*m)
+	sw.xw, sw.q0, sw.v0 = growTo(sw.xw, m), growTo(sw.q0, m), growTo(sw.v0, m)
+	sw.l, sw.v, sw.q = growTo(sw.l, m), growTo(sw.v, m), growTo(sw.q, m)
+}
+
+// growTo returns b[:n], or a new slice when b is too small (the contents are not kept).
+func growTo(b []float64, n int) []float64 {
+	if cap(b) < n {
+		return make([]float64, n)
+	}
+	return b[:n]
+}
+
+// sharedMetric sets H (m x m, m = len(ws)) to the shared metric G restricted to the working
+// set, divided by output j's step scale t_j (not for the identity link, where G is the
+// output's own Gram), and returns the scale 1/t_j applied.
+func (nt *newton) sharedMetric(j int, ws []int, H []float64) float64 {
+	m, p := len(ws), nt.p
+	G := nt.smp.gram
+	scale := 1 / nt.t[j]
+	if nt.link == Identity {
+		scale = 1
+	}
+	for a, ka := range ws {
+		for b, kb := range ws {
+			H[a*m+b] = G[ka*p+kb] * scale
+		}
+	}
+	return scale
+}
+
+// ownMetric sets sw.H to output j's own Gram on the working set, over its curved sample
+// rows (cmask column jj, marked by plan), and nt.work[j] to its cost. With more than half
+// the sample rows curved it is the shared Gram minus the flat rows' Gram (cheaper).
+func (nt *newton) ownMetric(j, jj int, ws []int, sw *stepWork) {
+	m, p, nx := len(ws), nt.p, nt.g.nx
+	H := sw.H
+	S := len(nt.smp.rows)
+	if cap(sw.pos) < nx {
+		sw.pos = make([]int, nx)
+		for k := range sw.pos {
+			sw.pos[k] = -1
+		}
+		sw.nz, sw.val = make([]int, 0, p), make([]float64, 0, p)
+	}
+	na, cm := nt.nact, nt.cmask
+	c := nt.curved[j]
+	// With more than half the sample rows curved, the Gram over the flat rows is the
+	// cheaper one: H = G - (flat rows' Gram), G the shared metric (linear in the rows).
+	complement := 2*c > S && nt.smp.gram != nil
+	use := func(r int) bool { return cm[r*na+jj] != complement }
+	rows := c
+	if complement {
+		rows = S - c
+	}
+	if nt.smp.dense() {
+		// Dense data: the rows' standardised working-set columns, gathered by blocks
+		// (kGram; single-threaded here, the outputs run in parallel).
+		nt.smp.kGram(ws, 0, S, use, H, &sw.gram)
+		inv := 1 / float64(S)
+		for i := range H {
+			H[i] *= inv
+		}
+	} else {
+		sw.A = growTo(sw.A, m*m)
+		clear(sw.A)
+		clear(sw.xw) // column sums
+		cnt := nt.smp.rawGram(ws, sw.pos, 0, S, use, sw.A, sw.xw, sw.nz, sw.val)
+		nt.smp.toK(ws, sw.A, sw.xw, cnt, H)
+	}
+	if complement {
+		G := nt.smp.gram
+		for a, ka := range ws {
+			for b, kb := range ws {
+				H[a*m+b] = G[ka*p+kb] - H[a*m+b]
+			}
+		}
+	}
+	nt.work[j] = nt.gramCost[j] * float64(rows) / float64(max(c, 1))
+}
+
+// direction minimises output j's model on the working set from the metric sw.H by
+// coordinate descent (cdLasso; a few sweeps on the shared metric) and sets d_j and the
+// model decrease delta_j.
+func (nt *newton) direction(j int, ws []int, sw *stepWork, useShared bool) {
+	ny, m := nt.ny, len(ws)
 	for a, k := range ws {
 		i := k*ny + j
 		sw.q0[a], sw.v0[a], sw.l[a] = nt.grad[i], nt.z[i], nt.lam[k]
@@ -308,7 +344,7 @@ func (nt *newton) step(j, jj int, sw *stepWork) {
 		// its model precisely buys little. The wide-layer prototype did 2 sweeps.
 		sweeps = sharedSweeps
 	}
-	cdLasso(H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps, cdTol)
+	cdLasso(sw.H, m, sw.q0, sw.v0, sw.l, sw.v, sw.q, sweeps, cdTol)
 	// Model decrease delta = grad . d + L1(z + d) - L1(z) (the Armijo reference).
 	delta := 0.0
 	for a, k := range ws {
