@@ -17,6 +17,8 @@
 //
 // Both work in standardised coordinates (design.go: X's columns centred and scaled
 // implicitly, so the solver is invariant to their scale). fit.go holds the driver shared by
-// the two (Fit, Prepare, multi-start, results), bound.go the certified lower bound, and
-// validate.go the checks of every input. The products with X are internal/kern's.
+// the two (Fit, Prepare, multi-start, results), inner.go the pieces they share (the inner
+// interface, the mask, the cold start, the best point per output), bound.go the certified
+// lower bound, and validate.go the checks of every input. The products with X are
+// internal/kern's.
 package solver

@@ -16,6 +16,15 @@ const coarseMinRatio = 2
 // coarseHessianStep: see coarseStart.
 const coarseHessianStep = 4
 
+// coldStart is inner's: a cold fit with at least coarseMinRatio times HessianRows rows
+// starts from coarseStart, a smaller one from z0.
+func (nt *newton) coldStart(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, error) {
+	if nt.N < coarseMinRatio*nt.hrows {
+		return z0, nil
+	}
+	return nt.coarseStart(ctx, st, z0, res, start)
+}
+
 // coarseStart solves the problem on the row sample from z0 (the sample's own design, its
 // rows as the Hessian sample) and returns its solution as the start of the full fit. The
 // sample's passes count in res.Passes at their share S/N of a full pass; its iterations are
@@ -35,8 +44,8 @@ func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, r
 	}
 	sg, whole := smp.design(nt.threads, step)
 	lo, hi := sg.sp.rowLo[sg.sp.rank], sg.sp.rowLo[sg.sp.rank+1] // this process's sample rows
-	sub := newNewtonOn(sg, whole, ys[lo*ny:hi*ny], ny, nt.lambda, nt.lam, st)
-	sub.mask = nt.mask
+	ysub := ys[lo*ny : hi*ny]
+	sub := newNewtonOn(sg, whole, ysub, sg.yScales(ysub, ny), ny, nt.lambda, nt.lam, nt.mask, st)
 	sst := *st
 	sst.Recorder = nil
 	var sres Result
