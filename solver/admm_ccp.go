@@ -71,9 +71,8 @@ func (a *admm) start() {
 	a.g.mulT(a.G, a.nu, a.ny)
 }
 
-// run is one CCP from the standardised start z0; it returns the best point per output, its
-// F per output, and the status. Iteration counts accumulate in res.
-func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+// begin sets rho to its start (InitRho, or Rho), z to z0 (masked), and the duals (start).
+func (a *admm) begin(st *Settings, z0 []float64) {
 	for j := range a.rho {
 		a.rho[j] = st.Rho
 		if st.InitRho != nil {
@@ -83,6 +82,12 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 	copy(a.z, z0)
 	applyMask(a.z, a.mask)
 	a.start()
+}
+
+// run is one CCP from the standardised start z0; it returns the best point per output, its
+// F per output, and the status. Iteration counts accumulate in res.
+func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+	a.begin(st, z0)
 	res.Passes += 2 // K z and K^T nu
 
 	status := IterationLimit
