@@ -18,8 +18,8 @@ func (nt *newton) remajorize(act, fix []int) { nt.settle(act, fix, false) }
 // in fix, whose line search wrote w + K d_j but accepted alpha_j != 1), re-majorises the
 // outputs of act past their cold round (every output if init), sums F and the majoriser's
 // value per output, and forms the residual r = (w - y) [curved] of the chunk, from which
-// the same pass accumulates the gradient grad = K^T r / N and the KKT residuals of act. No
-// n x ny array besides w exists.
+// the same pass accumulates the gradient grad = K^T r / N (settleOutputs). No n x ny array
+// besides w exists.
 func (nt *newton) settle(act, fix []int, init bool) {
 	ny, na, n, p := nt.ny, len(act), nt.n, nt.p
 	const width = 3
