@@ -37,6 +37,7 @@ type admm struct {
 	lambda float64
 	link   Link
 	y      []float64 // n x ny targets
+	off    []float64 // n x ny: Settings.Offset, nil = none; term p is g_p(q + s_p) of Q = K z
 	mask   []bool    // p x ny, nil = no mask; false = coordinate fixed at 0
 	m      []float64 // per-row metric
 	rho    []float64 // per output
@@ -98,9 +99,15 @@ func (a *admm) iterate() {
 				idx := i*ny + j
 				sig := a.rho[j] / a.m[i]
 				q, qh, v := a.Q[idx], a.Qh[idx], a.nu[idx]
-				r := v/sig + 2*qh - q                             // r = nu/sigma + K(2 zh - z)
-				t := proxSurrogate(r, sig, a.surZ(idx), a.y[idx]) // t = prox_{g, sigma}(r)
-				vh := sig * (r - t)                               // nuh = sigma (r - t)
+				r := v/sig + 2*qh - q // r = nu/sigma + K(2 zh - z)
+				var t float64         // t = prox_{g, sigma}(r)
+				if a.off == nil {
+					t = proxSurrogate(r, sig, a.surZ(idx), a.y[idx])
+				} else { // the prox of g(. + s) at r is prox_g(r + s) - s
+					s := a.off[idx]
+					t = proxSurrogate(r+s, sig, a.surZ(idx), a.y[idx]) - s
+				}
+				vh := sig * (r - t) // nuh = sigma (r - t)
 				dv := (vh - v) / sig
 				dres := (qh - q) - dv // dual residual: K(zh - z) - (nuh - nu)/sigma
 				acc[4*j] += dres * dres
@@ -188,7 +195,7 @@ func (a *admm) adaptRho() int {
 	return changed
 }
 
-// remajorize re-centres the CCP surrogates at the pre-activations Q = K z of the point at
+// remajorize re-centres the CCP surrogates at the pre-activations Q = K z (+ the offset) of the point at
 // which F was last evaluated and returns the number of terms whose surrogate changed.
 func (a *admm) remajorize(Q []float64) int {
 	if a.link == Identity {
@@ -200,7 +207,11 @@ func (a *admm) remajorize(Q []float64) int {
 			if a.y[idx] <= 0 {
 				continue
 			}
-			up := Q[idx] >= 0
+			w := Q[idx]
+			if a.off != nil {
+				w += a.off[idx]
+			}
+			up := w >= 0
 			if up != a.upper[idx] {
 				a.upper[idx] = up
 				counts[c]++
@@ -228,7 +239,11 @@ func (a *admm) objective(z, Q []float64) []float64 {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < ny; j++ {
 				idx := i*ny + j
-				acc[j] += termValue(Q[idx], a.y[idx], a.link)
+				w := Q[idx]
+				if a.off != nil {
+					w += a.off[idx]
+				}
+				acc[j] += termValue(w, a.y[idx], a.link)
 			}
 		}
 	})

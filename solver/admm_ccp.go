@@ -62,6 +62,9 @@ func admmYScales(y []float64, n, ny int) []float64 {
 func (a *admm) start() {
 	a.g.mul(a.Q, a.z, a.ny)
 	for idx, q := range a.Q {
+		if a.off != nil {
+			q += a.off[idx] // the pre-activation
+		}
 		a.upper[idx] = q >= 0
 		z := a.surZ(idx)
 		if q > z {

@@ -21,7 +21,12 @@ import "math"
 // With the group penalty (gw non-nil, group.go) the constraint is ||(K^T nu)_k,:|| <= gamma_k
 // w_k per row (per group of rows: groupScale), and every output's scale is limited to the
 // common groupScale.
-func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw *groupSpec) []float64 {
+//
+// With an offset s (off, n x ny, nil = none) the terms are h_p(w_p + s_p), whose conjugate
+// is h_p*(nu_p) - nu_p s_p: the dual gains sum_p nu_p s_p (dualValues, bestScaledDuals), and
+// nu = h'(K z + s). D(0) does not change, so neither does the bound of the ReLU link with a
+// bias.
+func lowerBound(g *design, y, off []float64, ny int, lambda float64, link Link, z []float64, mask []bool, gw *groupSpec) []float64 {
 	n, N := g.n, float64(g.N)
 	if g.bias && link == ReLU {
 		// Only nu = 0 is feasible (see above): D(0) = -sum_p h_p*(0) = sum_{y_p <= 0} y_p^2,
@@ -43,6 +48,9 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 	kt := make([]float64, g.p*ny)
 	w := nu // reuse: nu_p = h_p'(w_p)
 	g.mul(w, z, ny)
+	for idx := range off {
+		w[idx] += off[idx]
+	}
 	for idx := range nu {
 		nu[idx] = relaxGrad(w[idx], y[idx], link)
 	}
@@ -78,7 +86,7 @@ func lowerBound(g *design, y []float64, ny int, lambda float64, link Link, z []f
 			}
 		}
 	}
-	out := bestScaledDuals(g, nu, y, ny, link, sMax)
+	out := bestScaledDuals(g, nu, y, off, ny, link, sMax)
 	for j := range out {
 		out[j] /= 2 * N
 	}
@@ -99,14 +107,18 @@ func (g *design) rowSums(width int, f func(i int, acc []float64)) []float64 {
 }
 
 // dualValues returns, for each output j and each of its scales s[t][j] (t < len(s)), the
-// dual value D_j(s nu_j) = -sum_p h_p*(s nu_pj) over the fit's rows, as [t*ny + j].
-func dualValues(g *design, nu, y []float64, ny int, link Link, s [][]float64) []float64 {
+// dual value D_j(s nu_j) = -sum_p h_p*(s nu_pj) (+ s nu_pj off_pj with an offset) over the
+// fit's rows, as [t*ny + j].
+func dualValues(g *design, nu, y, off []float64, ny int, link Link, s [][]float64) []float64 {
 	w := len(s) * ny
 	out := make([]float64, w)
 	g.reduce(out, g.rowSums(w, func(i int, acc []float64) {
 		for t, st := range s {
 			for j := 0; j < ny; j++ {
 				acc[t*ny+j] -= conjugate(st[j]*nu[i*ny+j], y[i*ny+j], link)
+				if off != nil {
+					acc[t*ny+j] += st[j] * nu[i*ny+j] * off[i*ny+j]
+				}
 			}
 		}
 	}), w)
@@ -116,20 +128,25 @@ func dualValues(g *design, nu, y []float64, ny int, link Link, s [][]float64) []
 // bestScaledDuals maximises, for every output j, the concave D_j(s nu_j) over s in
 // [0, sMax[j]] by golden section, all outputs in lockstep (one reduction over the rows per
 // round).
-func bestScaledDuals(g *design, nu, y []float64, ny int, link Link, sMax []float64) []float64 {
-	// D(0), A = nu.y and B = nu.nu per output.
+func bestScaledDuals(g *design, nu, y, off []float64, ny int, link Link, sMax []float64) []float64 {
+	// D(0), A = nu.(y - off) and B = nu.nu per output.
 	ab := make([]float64, 3*ny)
 	g.reduce(ab, g.rowSums(3*ny, func(i int, acc []float64) {
 		for j := 0; j < ny; j++ {
 			v, yv := nu[i*ny+j], y[i*ny+j]
 			acc[j] -= conjugate(0, yv, link)
-			acc[ny+j] += v * yv
+			if off != nil {
+				acc[ny+j] += v * (yv - off[i*ny+j])
+			} else {
+				acc[ny+j] += v * yv
+			}
 			acc[2*ny+j] += v * v
 		}
 	}), 3*ny)
 	d0 := ab[:ny]
 	best := append([]float64(nil), d0...)
-	// Since h* >= v y + v^2/4 for every term, D(s nu) <= -(s A + s^2 B/4); beyond the
+	// Since h* >= v y + v^2/4 for every term, D(s nu) <= -(s A + s^2 B/4) (the offset's
+	// s nu.off is in A); beyond the
 	// positive root of s^2 B/4 + s A + d0 = 0 that is below D(0), so the maximiser lies in
 	// [0, root]. Outputs without a bracket keep D(0).
 	lo, hi := make([]float64, ny), make([]float64, ny)
@@ -159,7 +176,7 @@ func bestScaledDuals(g *design, nu, y []float64, ny int, link Link, sMax []float
 	for j := range a {
 		a[j], b[j] = hi[j]-phi*(hi[j]-lo[j]), lo[j]+phi*(hi[j]-lo[j])
 	}
-	v := dualValues(g, nu, y, ny, link, [][]float64{a, b})
+	v := dualValues(g, nu, y, off, ny, link, [][]float64{a, b})
 	fa, fb := v[:ny], v[ny:]
 	next := make([]float64, ny)
 	for it := 0; it < 60; it++ { // 0.618^60 ~ 3e-13 of the bracket
@@ -176,7 +193,7 @@ func bestScaledDuals(g *design, nu, y []float64, ny int, link Link, sMax []float
 				left[j] = true
 			}
 		}
-		f := dualValues(g, nu, y, ny, link, [][]float64{next})
+		f := dualValues(g, nu, y, off, ny, link, [][]float64{next})
 		for j := 0; j < ny; j++ {
 			if left[j] {
 				fa[j] = f[j]

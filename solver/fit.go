@@ -173,21 +173,29 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		return nil, err
 	}
 	res := &Result{Status: IterationLimit, Method: method}
-	y := yF64(Y) // Y as float64, converted once (no copy when it already is)
+	y := yF64(Y)      // Y as float64, converted once (no copy when it already is)
+	var off []float64 // Settings.Offset as float64, nil = none
+	if hasOffset(st.Offset) {
+		off = yF64(st.Offset)
+	}
 	yScale := g.yScales(y, ny)
 	mask := newMask(st.Mask, g, ny)
 	var in inner
 	if method == ADMM {
-		in = newADMM(pr, y, ny, lambda, mask, &st)
+		a := newADMM(pr, y, ny, lambda, mask, &st)
+		a.off = off
+		in = a
 	} else {
-		in = newNewton(pr, y, yScale, ny, lambda, mask, &st)
+		nt := newNewton(pr, y, yScale, ny, lambda, mask, &st)
+		nt.off = off
+		in = nt
 	}
 	if st.Recorder != nil {
 		if err := st.Recorder.Init(); err != nil {
 			return nil, err
 		}
 	}
-	best, kept, err := pr.multiStart(ctx, in, &st, y, yScale, Y.Rows, ny, res, start)
+	best, kept, err := pr.multiStart(ctx, in, &st, y, off, yScale, Y.Rows, ny, res, start)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +206,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	res.U, res.B = g.fromStd(best.z, ny)
 	res.FOut = best.f
 	res.F = sum(best.f)
-	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best.z, mask, newGroupSpec(&st, g.nx))
+	res.BoundOut = lowerBound(g, y, off, ny, lambda, st.Link, best.z, mask, newGroupSpec(&st, g.nx))
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
@@ -214,7 +222,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 // InitU/InitB or cold, the others random) and keeps the best point per output, with the
 // status and residuals of the start kept for it; res.Status becomes the worst of these
 // statuses, or Canceled or NumericalFailure, which end the starts.
-func (pr *Prepared) multiStart(ctx context.Context, in inner, st *Settings, y, yScale []float64, rows, ny int, res *Result, start time.Time) (*bestPoint, *outputResiduals, error) {
+func (pr *Prepared) multiStart(ctx context.Context, in inner, st *Settings, y, off, yScale []float64, rows, ny int, res *Result, start time.Time) (*bestPoint, *outputResiduals, error) {
 	g := pr.g
 	var best *bestPoint       // per output, over the starts
 	var kept *outputResiduals // of the start kept per output (ADMM)
@@ -231,7 +239,7 @@ func (pr *Prepared) multiStart(ctx context.Context, in inner, st *Settings, y, y
 				z0 = zc
 			}
 		} else {
-			randomStart(g, y, yScale, rows, ny, z0, uint64(s)) // one process only (checkDistributed)
+			randomStart(g, y, off, yScale, rows, ny, z0, uint64(s)) // one process only (checkDistributed)
 		}
 		zs, fs, status, err := in.run(ctx, st, z0, res, start) // the CCP: majorise, solve, repeat
 		if err != nil {
@@ -328,14 +336,19 @@ func record(st *Settings, pr Progress) error {
 
 // randomStart fills z0 with a seeded random start in standardised coordinates: weights
 // N(0, 1/p) times the output's scale (so K z has the scale of y), bias drawn around the
-// output's mean. Deterministic in seed.
-func randomStart(g *design, y, yScale []float64, n, ny int, z0 []float64, seed uint64) {
+// output's mean (minus the offset's mean, off n x ny, nil = none). Deterministic in seed.
+func randomStart(g *design, y, off, yScale []float64, n, ny int, z0 []float64, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	p := g.p
 	for j := 0; j < ny; j++ {
 		mean := 0.0
 		for i := 0; i < n; i++ {
 			mean += y[i*ny+j]
+		}
+		if off != nil {
+			for i := 0; i < n; i++ {
+				mean -= off[i*ny+j]
+			}
 		}
 		mean /= float64(n)
 		sc := yScale[j] / math.Sqrt(float64(p))

@@ -54,6 +54,7 @@ type newton struct {
 	lambda  float64
 	link    Link
 	y       []float64 // n x ny
+	off     []float64 // n x ny: Settings.Offset, inside the activation (w = K z + off); nil = none
 	mask    []bool    // p x ny, nil = none (newMask)
 	hrows   int       // Settings.HessianRows (defaulted), for coldStart
 	lam     []float64 // p: L1 weight of each standardised coordinate (lambda/d_k; 0 for the bias)

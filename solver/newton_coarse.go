@@ -46,6 +46,9 @@ func (nt *newton) coarseStart(ctx context.Context, st *Settings, z0 []float64, r
 	lo, hi := sg.sp.rowLo[sg.sp.rank], sg.sp.rowLo[sg.sp.rank+1] // this process's sample rows
 	ysub := ys[lo*ny : hi*ny]
 	sub := newNewtonOn(sg, whole, ysub, sg.yScales(ysub, ny), ny, nt.lambda, nt.lam, nt.mask, st)
+	if nt.off != nil {
+		sub.off = smp.gatherY(nt.off, ny)[lo*ny : hi*ny] // the offset's rows at the sample, as y's
+	}
 	sst := *st
 	sst.Recorder = nil
 	var sres Result

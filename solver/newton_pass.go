@@ -30,11 +30,11 @@ func (nt *newton) settle(act, fix []int, init bool) {
 		remajs[jj] = init || !nt.cold[j]
 	}
 	B, k, step := nt.moves(fix, init)
-	W, Yv, Up := nt.w, nt.y, nt.upper // locals: the compiler cannot keep fields
-	gc := growF(&nt.pna, p*na)        // K^T r for the columns act
+	W, Yv, Up, Off := nt.w, nt.y, nt.upper, nt.off // locals: the compiler cannot keep fields
+	gc := growF(&nt.pna, p*na)                     // K^T r for the columns act
 	nt.g.pass(gc, B, k, na, func(c, lo, hi int, kb, r []float64) {
 		acc := part[c*width*na : (c+1)*width*na]
-		moveRows(W, kb, lo, hi, ny, k, fix, step, init)
+		moveRows(W, kb, Off, lo, hi, ny, k, fix, step, init)
 		// Per output, the chunk's rows in order, with the sums in registers (the same
 		// sequence of additions per output as a row-major loop).
 		for jj, j := range act {
@@ -77,13 +77,20 @@ func (nt *newton) moves(fix []int, init bool) (B []float64, k int, step []float6
 }
 
 // moveRows completes the move of w on rows lo..hi from kb = (K B) of the chunk: w = K z
-// (init) or w += (alpha_j - 1) K d_j for the outputs in fix.
-func moveRows(W, kb []float64, lo, hi, ny, k int, fix []int, step []float64, init bool) {
+// (+ the offset off, n x ny, unless nil) on init, or w += (alpha_j - 1) K d_j for the
+// outputs in fix. The offset enters here only: every later w (trial points of the line
+// search, moves) is this w plus multiples of K d.
+func moveRows(W, kb, off []float64, lo, hi, ny, k int, fix []int, step []float64, init bool) {
 	for i := lo; i < hi; i++ {
 		wr := W[i*ny : (i+1)*ny]
 		kr := kb[(i-lo)*k : (i-lo+1)*k]
 		if init {
 			copy(wr, kr)
+			if off != nil {
+				for j, s := range off[i*ny : (i+1)*ny] {
+					wr[j] += s
+				}
+			}
 		} else {
 			for f, j := range fix {
 				wr[j] += step[f] * kr[f]

@@ -13,9 +13,11 @@ import (
 // Global minima of tiny ReLU problems (Nx = 2 plus a bias) by brute force, to measure how
 // often the CCP reaches the global minimum and to check that the lower bound is valid.
 
-// tinyProblem is F(u1, u2, b) = 1/(2N) sum_p (max(0, u.x_p + b) - y_p)^2 + lambda (|u1| + |u2|).
+// tinyProblem is F(u1, u2, b) = 1/(2N) sum_p (max(0, u.x_p + b + s_p) - y_p)^2 + lambda (|u1| + |u2|),
+// with the known offset s (Settings.Offset) nil for none.
 type tinyProblem struct {
 	x1, x2, y []float64
+	s         []float64
 	lambda    float64
 }
 
@@ -49,6 +51,9 @@ func (ev *tinyEval) F(u1, u2 float64) (float64, float64) {
 	a, perm := ev.a, ev.perm
 	for i := 0; i < n; i++ {
 		a[i] = u1*p.x1[i] + u2*p.x2[i]
+		if p.s != nil {
+			a[i] += p.s[i] // the offset only moves the breakpoints
+		}
 	}
 	for i := 1; i < n; i++ { // insertion sort of perm by decreasing a
 		v := perm[i]
@@ -87,11 +92,23 @@ func (ev *tinyEval) F(u1, u2 float64) (float64, float64) {
 	return best/(2*float64(n)) + p.lambda*(math.Abs(u1)+math.Abs(u2)), bestB
 }
 
+// off is s_i, 0 without an offset.
+func (p *tinyProblem) off(i int) float64 {
+	if p.s == nil {
+		return 0
+	}
+	return p.s[i]
+}
+
 // exactF evaluates F(u, b) directly (the definition), for cross-checks.
 func (p *tinyProblem) exactF(u1, u2, b float64) float64 {
 	s := 0.0
 	for i := range p.y {
-		s += sq(math.Max(0, u1*p.x1[i]+u2*p.x2[i]+b) - p.y[i])
+		w := u1*p.x1[i] + u2*p.x2[i] + b
+		if p.s != nil {
+			w += p.s[i]
+		}
+		s += sq(math.Max(0, w) - p.y[i])
 	}
 	return s/(2*float64(len(p.y))) + p.lambda*(math.Abs(u1)+math.Abs(u2))
 }
@@ -218,12 +235,12 @@ func bruteMin(p *tinyProblem) (fmin, u1, u2, b float64) {
 		// The (up to) two samples nearest their kink, if within 1e-3: faces to try.
 		var near []int
 		for i := range p.y {
-			if math.Abs(u1*p.x1[i]+u2*p.x2[i]+b) < 1e-3 {
+			if math.Abs(u1*p.x1[i]+u2*p.x2[i]+b+p.off(i)) < 1e-3 {
 				near = append(near, i)
 			}
 		}
 		sort.Slice(near, func(x, y int) bool {
-			return math.Abs(u1*p.x1[near[x]]+u2*p.x2[near[x]]+b) < math.Abs(u1*p.x1[near[y]]+u2*p.x2[near[y]]+b)
+			return math.Abs(u1*p.x1[near[x]]+u2*p.x2[near[x]]+b+p.off(near[x])) < math.Abs(u1*p.x1[near[y]]+u2*p.x2[near[y]]+b+p.off(near[y]))
 		})
 		if len(near) > 2 {
 			near = near[:2]
@@ -292,8 +309,13 @@ func tinyQP(p *tinyProblem, u1, u2, b float64, fix [2]bool, kinks []int) (q1, q2
 			C = append(C, c)
 		}
 	}
+	var rhs []float64 // of the constraints: u.x_q + b = -s_q on a kink
+	for range C {
+		rhs = append(rhs, 0)
+	}
 	for _, q := range kinks {
 		C = append(C, [3]float64{p.x1[q], p.x2[q], 1})
+		rhs = append(rhs, -p.off(q))
 	}
 	d := 3 + len(C)
 	M := make([][]float64, d)
@@ -301,7 +323,7 @@ func tinyQP(p *tinyProblem, u1, u2, b float64, fix [2]bool, kinks []int) (q1, q2
 		M[r] = make([]float64, d+1)
 	}
 	for i := range p.y {
-		if u1*p.x1[i]+u2*p.x2[i]+b <= 0 {
+		if u1*p.x1[i]+u2*p.x2[i]+b+p.off(i) <= 0 {
 			continue
 		}
 		row := [3]float64{p.x1[i], p.x2[i], 1}
@@ -309,7 +331,7 @@ func tinyQP(p *tinyProblem, u1, u2, b float64, fix [2]bool, kinks []int) (q1, q2
 			for c := 0; c < 3; c++ {
 				M[r][c] += row[r] * row[c] / n
 			}
-			M[r][d] += row[r] * p.y[i] / n
+			M[r][d] += row[r] * (p.y[i] - p.off(i)) / n
 		}
 	}
 	for k := 0; k < 2; k++ {
@@ -320,6 +342,7 @@ func tinyQP(p *tinyProblem, u1, u2, b float64, fix [2]bool, kinks []int) (q1, q2
 			M[3+ci][k] = c[k]
 			M[k][3+ci] = c[k]
 		}
+		M[3+ci][d] = rhs[ci]
 	}
 	for c := 0; c < d; c++ {
 		piv := c

@@ -93,6 +93,13 @@ type Settings struct {
 	// group per convolution channel: its KH*KW columns; group.go). Needs GroupL1.
 	Groups []int
 
+	// Offset (N x Ny), if non-empty, is a known offset S inside the activation: the fit
+	// minimises 1/(2N) sum_p ||act(U^T x_p + b + s_p) - y_p||^2 + lambda ||U||_1 (a residual
+	// block's last layer, whose pre-activation also receives the shortcut; docs/method.md,
+	// "A known offset"). The zero Matrix means none. Both inner solvers fit it; with GroupL1
+	// or Comm it is an input error (not supported yet).
+	Offset Matrix
+
 	// Threads is the number of goroutines for products and elementwise passes;
 	// default runtime.GOMAXPROCS(0). Results do not depend on it (fixed chunking).
 	Threads int

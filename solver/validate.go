@@ -64,6 +64,20 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 			return inputErr("InitB", "entry %d is not finite (%v)", j, v)
 		}
 	}
+	if hasOffset(s.Offset) {
+		if err := checkMatrix("Offset", s.Offset); err != nil {
+			return err
+		}
+		if s.Offset.Rows != Y.Rows || s.Offset.Cols != ny {
+			return inputErr("Offset", "is %d x %d, want N x Ny = %d x %d (Y's shape)", s.Offset.Rows, s.Offset.Cols, Y.Rows, ny)
+		}
+		switch {
+		case s.GroupL1:
+			return inputErr("Offset", "Offset is not supported with GroupL1 yet")
+		case s.Comm != nil:
+			return inputErr("Offset", "Offset is not supported across processes (Comm) yet")
+		}
+	}
 	if err := validateGroup(nx, s); err != nil {
 		return err
 	}
@@ -88,6 +102,11 @@ func validate(X, Y Matrix, lambda float64, s *Settings) error {
 		return inputErr("MaxIter/MaxCCP/RemajorizeEvery/Starts", "must be >= 0")
 	}
 	return nil
+}
+
+// hasOffset reports whether Settings.Offset is set: anything but the zero Matrix.
+func hasOffset(m Matrix) bool {
+	return m.Rows != 0 || m.Cols != 0 || m.F64 != nil || m.F32 != nil
 }
 
 // checkMatrix checks the shape of m and that every entry is finite.
