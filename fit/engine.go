@@ -3,6 +3,7 @@ package fit
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"relutrim/solver"
@@ -21,6 +22,7 @@ import (
 type Engine struct {
 	prep     *solver.Prepared
 	y        solver.Matrix
+	ycorr    solver.Matrix // Y - Settings.Offset for the correlations and the start (Y without one)
 	settings solver.Settings
 	corr     []float64 // Correlations(X, Y), Nx x Ny, once computed (lambdaMax)
 	lmax     float64
@@ -35,6 +37,11 @@ type Engine struct {
 // over X) is computed on first use, or here when s.Comm is set (a collective call, made
 // by every process at the same point). Bad inputs return the solver's
 // *solver.InputError naming the input.
+//
+// With s.Offset (solver.Settings.Offset, N x Ny) every solve fits relu(XU + b + S); the
+// correlations, LambdaMax and the start's bias are those of the targets Y - S (the first
+// majoriser at U = 0 is the Lasso on Y - S where every term is active), so that a path
+// starts at U = 0 as without an offset.
 func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 	var st solver.Settings
 	if s != nil {
@@ -48,9 +55,16 @@ func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 	if err := prep.Agree(checkY(X, Y)); err != nil {
 		return nil, err
 	}
+	ycorr, shifted, err := shiftedY(Y, st.Offset)
+	if err := prep.Agree(err); err != nil {
+		return nil, err
+	}
 	// Over the fit's rows (all processes' with st.Comm), by the solver's reductions.
-	mean, anyPos := prep.YStats(Y)
-	e := &Engine{prep: prep, y: Y, settings: st, start: startBiasOf(mean, st.Link, st.NoBias), mean: mean, anyPos: anyPos}
+	mean, anyPos := prep.YStats(ycorr)
+	if shifted {
+		_, anyPos = prep.YStats(Y) // an output with y <= 0 everywhere stays 0 at any offset
+	}
+	e := &Engine{prep: prep, y: Y, ycorr: ycorr, settings: st, start: startBiasOf(mean, st.Link, st.NoBias), mean: mean, anyPos: anyPos}
 	if st.NoBias {
 		e.mean = nil
 	}
@@ -63,7 +77,7 @@ func NewEngine(X, Y solver.Matrix, s *solver.Settings) (*Engine, error) {
 // lambdaMax computes the correlations and LambdaMax, once.
 func (e *Engine) lambdaMax() {
 	if e.corr == nil {
-		e.corr = e.prep.Correlations(e.y, e.mean)
+		e.corr = e.prep.Correlations(e.ycorr, e.mean)
 		e.lmax, e.lmaxOut = lambdaMaxFrom(e.corr, e.anyPos, e.settings.Link)
 	}
 }
@@ -150,6 +164,35 @@ func (e *Engine) Walk(ctx context.Context, lambdas []float64, from *Point, fn fu
 		}
 	}
 	return nil
+}
+
+// shiftedY returns Y - S for an offset S (as float64) and true, or Y itself and false
+// without one. A malformed or non-finite S is the solver's InputError naming Offset.
+func shiftedY(Y, S solver.Matrix) (solver.Matrix, bool, error) {
+	if S.Rows == 0 && S.Cols == 0 && S.F64 == nil && S.F32 == nil {
+		return Y, false, nil
+	}
+	bad := func(format string, args ...any) error {
+		return &solver.InputError{Input: "Offset", Row: -1, Col: -1, Msg: fmt.Sprintf(format, args...)}
+	}
+	switch {
+	case S.Rows != Y.Rows || S.Cols != Y.Cols:
+		return Y, false, bad("is %d x %d, want N x Ny = %d x %d (Y's shape)", S.Rows, S.Cols, Y.Rows, Y.Cols)
+	case (S.F64 == nil) == (S.F32 == nil):
+		return Y, false, bad("exactly one of F64 and F32 must hold the values")
+	case len(S.F64)+len(S.F32) != S.Rows*S.Cols:
+		return Y, false, bad("holds %d values, want Rows*Cols = %d", len(S.F64)+len(S.F32), S.Rows*S.Cols)
+	}
+	d := solver.Matrix{Rows: Y.Rows, Cols: Y.Cols, F64: make([]float64, Y.Rows*Y.Cols)}
+	for i := range d.F64 {
+		r, c := i/Y.Cols, i%Y.Cols
+		v := S.At(r, c)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return Y, false, &solver.InputError{Input: "Offset", Row: r, Col: c, Msg: fmt.Sprintf("not finite (%v)", v)}
+		}
+		d.F64[i] = Y.At(r, c) - v
+	}
+	return d, true, nil
 }
 
 // checkY checks the shape of Y against X before LambdaMax reads it (the solver checks the
