@@ -155,3 +155,28 @@ func FuzzMLPShapes(f *testing.F) {
 		}
 	})
 }
+
+// FuzzONNXGraph fuzzes the residual-graph reader (FromONNXGraph): it never panics, its
+// errors name the input, and an accepted model's forward pass runs and yields Outputs()
+// values per sample.
+func FuzzONNXGraph(f *testing.F) {
+	seedFiles(f, filepath.Join("testdata", "resnet", "*.onnx"), filepath.Join("testdata", "onnx", "*.onnx"),
+		filepath.Join("testdata", "onnx", "bad", "*.onnx"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := FromONNXGraph(data, "fuzz.onnx")
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.onnx") {
+				t.Fatalf("error does not name the input: %v", err)
+			}
+			return
+		}
+		in := m.InShape().Size()
+		if in > 1<<16 {
+			return // a valid but large sample: the forward pass is not what is fuzzed
+		}
+		acts := m.Forward(make([]float64, 2*in), 2)
+		if got := len(acts[len(acts)-1]); got != 2*m.Outputs() {
+			t.Fatalf("output of %d values for 2 samples of %d", got, m.Outputs())
+		}
+	})
+}

@@ -92,6 +92,8 @@ type Model struct {
 	Pre []Op
 	// src is the ONNX model the layers were read from (nil for safetensors).
 	src *onnxSource
+	// graph is the wiring of a residual graph (graph.go; FromONNXGraph), nil for a chain.
+	graph *graph
 }
 
 // Clone returns a deep copy.
@@ -565,6 +567,9 @@ func (m Model) Input(X []float64, n int) []float64 {
 // the model's input layout: acts[l] = input of layer l (channel-last),
 // acts[len(Layers)] = the output (logits).
 func (m Model) Forward(X []float64, n int) [][]float64 {
+	if m.graph != nil {
+		return m.forwardGraph(X, n)
+	}
 	acts := [][]float64{m.Input(X, n)}
 	for l := range m.Layers {
 		post := m.ApplyPost(l, acts[l], n)
@@ -575,6 +580,9 @@ func (m Model) Forward(X []float64, n int) [][]float64 {
 
 // Outputs is the width of the network's output.
 func (m Model) Outputs() int {
+	if m.graph != nil {
+		return m.graph.shapes[m.graph.out].Size()
+	}
 	last := len(m.Layers) - 1
 	s := m.Layers[last].OutShape()
 	for _, o := range m.Layers[last].Post {

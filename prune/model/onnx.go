@@ -26,7 +26,8 @@ import (
 //
 // Anything else (another op, a tensor read by two nodes, as in a residual connection, a
 // second graph input, shapes other than the batch dimension left open) is an error naming
-// the node. Saving writes the same graph with only the layers' initializers replaced.
+// the node; a residual graph (graph.go) is refused naming its first residual Add, and read
+// by FromONNXGraph. Saving writes the same graph with only the layers' initializers replaced.
 
 // onnxSource is the model a Model was read from.
 type onnxSource struct {
@@ -104,7 +105,7 @@ func FromONNX(data []byte, name string) (Model, error) {
 	}
 	m, err := p.parse()
 	if err != nil {
-		return Model{}, err
+		return Model{}, residualRefusal(data, name, err)
 	}
 	m.src = &onnxSource{proto: mp, name: name}
 	return m, nil
@@ -221,25 +222,28 @@ func (p *onnxParser) errf(n *onnx.NodeProto, i int, format string, args ...any) 
 // supportedOps is listed in errors about other ops.
 const supportedOps = "Conv, Gemm, MatMul, Add (a MatMul's bias), BatchNormalization, Relu, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, Pad (zeros), Identity, Dropout"
 
-func (p *onnxParser) parse() (Model, error) {
+// header reads what every graph form shares: the initializers and Constant nodes, the
+// number of readers of each tensor, the one data input and its shape (m.In), the one output.
+// It returns the input's rank (2 or 4) and name.
+func (p *onnxParser) header() (Model, int, string, error) {
 	g := p.g
 	for _, t := range g.GetInitializer() {
 		if t.GetDataLocation() == onnx.TensorProto_EXTERNAL {
-			return Model{}, fmt.Errorf("%s: initializer %q is stored in an external file; save the model with its weights inside (onnx.save(..., save_as_external_data=False))", p.name, t.GetName())
+			return Model{}, 0, "", fmt.Errorf("%s: initializer %q is stored in an external file; save the model with its weights inside (onnx.save(..., save_as_external_data=False))", p.name, t.GetName())
 		}
 		p.inits[t.GetName()] = t
 	}
 	if len(g.GetSparseInitializer()) > 0 {
-		return Model{}, fmt.Errorf("%s: sparse initializers are not supported", p.name)
+		return Model{}, 0, "", fmt.Errorf("%s: sparse initializers are not supported", p.name)
 	}
 	for i, n := range g.GetNode() {
 		if n.GetDomain() != "" && n.GetDomain() != "ai.onnx" {
-			return Model{}, p.errf(n, i, "operator domain %q is not supported (only the default ONNX domain)", n.GetDomain())
+			return Model{}, 0, "", p.errf(n, i, "operator domain %q is not supported (only the default ONNX domain)", n.GetDomain())
 		}
 		if n.GetOpType() == "Constant" {
 			t := attr(n, "value")
 			if t == nil || t.GetT() == nil || len(n.GetOutput()) != 1 {
-				return Model{}, p.errf(n, i, "only tensor-valued Constant nodes are supported")
+				return Model{}, 0, "", p.errf(n, i, "only tensor-valued Constant nodes are supported")
 			}
 			p.inits[n.GetOutput()[0]] = t.GetT()
 			continue
@@ -263,26 +267,26 @@ func (p *onnxParser) parse() (Model, error) {
 		for _, v := range inputs {
 			names = append(names, v.GetName())
 		}
-		return Model{}, fmt.Errorf("%s: the graph has %d data inputs %v; want exactly one", p.name, len(inputs), names)
+		return Model{}, 0, "", fmt.Errorf("%s: the graph has %d data inputs %v; want exactly one", p.name, len(inputs), names)
 	}
 	if len(g.GetOutput()) != 1 {
-		return Model{}, fmt.Errorf("%s: the graph has %d outputs; want exactly one", p.name, len(g.GetOutput()))
+		return Model{}, 0, "", fmt.Errorf("%s: the graph has %d outputs; want exactly one", p.name, len(g.GetOutput()))
 	}
 	in := inputs[0]
 	tt := in.GetType().GetTensorType()
 	if tt == nil {
-		return Model{}, fmt.Errorf("%s: input %q is not a tensor", p.name, in.GetName())
+		return Model{}, 0, "", fmt.Errorf("%s: input %q is not a tensor", p.name, in.GetName())
 	}
 	switch p.elem = onnx.TensorProto_DataType(tt.GetElemType()); p.elem {
 	case onnx.TensorProto_FLOAT, onnx.TensorProto_DOUBLE:
 	case onnx.TensorProto_FLOAT16, onnx.TensorProto_BFLOAT16:
-		return Model{}, fmt.Errorf("%s: input %q is %s: relutrim prunes float32 and float64 ONNX models only; export the model in float32 "+
+		return Model{}, 0, "", fmt.Errorf("%s: input %q is %s: relutrim prunes float32 and float64 ONNX models only; export the model in float32 "+
 			"(model.float() before torch.onnx.export), or save its state_dict as safetensors, where float16 is supported", p.name, in.GetName(), typeName(p.elem))
 	default:
-		return Model{}, fmt.Errorf("%s: input %q is a tensor of %s, not of float32 or float64", p.name, in.GetName(), typeName(p.elem))
+		return Model{}, 0, "", fmt.Errorf("%s: input %q is a tensor of %s, not of float32 or float64", p.name, in.GetName(), typeName(p.elem))
 	}
 	if ot := g.GetOutput()[0].GetType().GetTensorType(); ot != nil && ot.GetElemType() != 0 && onnx.TensorProto_DataType(ot.GetElemType()) != p.elem {
-		return Model{}, fmt.Errorf("%s: output %q is %s but input %q is %s: the graph's element types are inconsistent", p.name,
+		return Model{}, 0, "", fmt.Errorf("%s: output %q is %s but input %q is %s: the graph's element types are inconsistent", p.name,
 			g.GetOutput()[0].GetName(), typeName(onnx.TensorProto_DataType(ot.GetElemType())), in.GetName(), typeName(p.elem))
 	}
 	var dims []int
@@ -292,7 +296,7 @@ func (p *onnxParser) parse() (Model, error) {
 		}
 		v := d.GetDimValue()
 		if v <= 0 {
-			return Model{}, fmt.Errorf("%s: input %q has dimension %d %q not fixed; only the batch dimension may vary", p.name, in.GetName(), k, d.GetDimParam())
+			return Model{}, 0, "", fmt.Errorf("%s: input %q has dimension %d %q not fixed; only the batch dimension may vary", p.name, in.GetName(), k, d.GetDimParam())
 		}
 		dims = append(dims, int(v))
 	}
@@ -304,13 +308,45 @@ func (p *onnxParser) parse() (Model, error) {
 	case 4:
 		m.In = Shape{dims[0], dims[1], dims[2]}
 	default:
-		return Model{}, fmt.Errorf("%s: input %q has rank %d; want (batch, features) or (batch, channels, height, width)", p.name, in.GetName(), rank)
+		return Model{}, 0, "", fmt.Errorf("%s: input %q has rank %d; want (batch, features) or (batch, channels, height, width)", p.name, in.GetName(), rank)
 	}
 	if _, ok := m.In.CheckedSize(); !ok {
-		return Model{}, fmt.Errorf("%s: input %q has shape %v per sample: more than %d values (or their product overflows)", p.name, in.GetName(), dims, MaxSampleValues)
+		return Model{}, 0, "", fmt.Errorf("%s: input %q has shape %v per sample: more than %d values (or their product overflows)", p.name, in.GetName(), dims, MaxSampleValues)
 	}
+	return m, rank, in.GetName(), nil
+}
+
+// finish sets the layers' default activation and bias flags and checks that no layer's
+// parameter tensor is shared.
+func (p *onnxParser) finish(m *Model) error {
+	owner := map[string]string{}
+	for k := range m.Layers {
+		L := &m.Layers[k]
+		if L.Act == ActDefault {
+			L.Act = ActIdentity
+		}
+		L.NoBias = L.onnx.b == "" && L.onnx.bn == nil
+		for _, t := range []string{L.onnx.w, L.onnx.b, bnBeta(L.onnx.bn)} {
+			if t == "" {
+				continue
+			}
+			if o, ok := owner[t]; ok || p.uses[t] > 1 {
+				return fmt.Errorf("%s: tensor %q of layer %s is shared (also read by %s); relutrim changes it, so it must belong to one layer", p.name, t, L.Key, cmpOr(o, "another node"))
+			}
+			owner[t] = L.Key
+		}
+	}
+	return nil
+}
+
+func (p *onnxParser) parse() (Model, error) {
+	m, rank, inName, err := p.header()
+	if err != nil {
+		return Model{}, err
+	}
+	g := p.g
 	shape := m.In
-	cur := in.GetName()
+	cur := inName
 	// stage of the last layer: 0 just built, 1 bias or BatchNormalization added, 2 Relu
 	// seen, 3 closed by a parameter-free op.
 	stage := 3
@@ -455,22 +491,8 @@ func (p *onnxParser) parse() (Model, error) {
 	if len(m.Layers) == 0 {
 		return Model{}, fmt.Errorf("%s: no Conv, Gemm or MatMul layer found", p.name)
 	}
-	owner := map[string]string{}
-	for k := range m.Layers {
-		L := &m.Layers[k]
-		if L.Act == ActDefault {
-			L.Act = ActIdentity
-		}
-		L.NoBias = L.onnx.b == "" && L.onnx.bn == nil
-		for _, t := range []string{L.onnx.w, L.onnx.b, bnBeta(L.onnx.bn)} {
-			if t == "" {
-				continue
-			}
-			if o, ok := owner[t]; ok || p.uses[t] > 1 {
-				return Model{}, fmt.Errorf("%s: tensor %q of layer %s is shared (also read by %s); relutrim changes it, so it must belong to one layer", p.name, t, L.Key, cmpOr(o, "another node"))
-			}
-			owner[t] = L.Key
-		}
+	if err := p.finish(&m); err != nil {
+		return Model{}, err
 	}
 	return m, nil
 }

@@ -1,0 +1,135 @@
+package model
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"relutrim/dataio"
+)
+
+const resnetDir = "testdata/resnet"
+
+func readResnetNPY(t *testing.T, name string) dataio.Matrix {
+	t.Helper()
+	m, err := dataio.ReadNPYFileND(filepath.Join(resnetDir, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestResidualForwardMatchesTorch: the small ResNet of scripts/make_resnet_fixture.py (a
+// stem, three BasicBlocks, one with a strided 1x1 projection shortcut, BatchNorm, global
+// average pooling, Linear), exported with its BatchNormalization nodes and with torch's own
+// Conv-BN folding, read by LoadONNXGraph: the forward pass equals torch's logits (computed
+// in float64 by the script, resnet_logits.npy) to 1e-5, and Accuracy agrees with the
+// arg-max of those logits.
+func TestResidualForwardMatchesTorch(t *testing.T) {
+	x := readResnetNPY(t, "resnet_x.npy")
+	want := readResnetNPY(t, "resnet_logits.npy")
+	for _, file := range []string{"resnet.onnx", "resnet_fused.onnx"} {
+		m, err := LoadONNXGraph(filepath.Join(resnetDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Layers) != 9 || len(m.Residual()) != 3 || m.Outputs() != 5 {
+			t.Fatalf("%s: %d layers, residual Adds %v, %d outputs; want 9 (stem, 2 per block, projection, fc), 3, 5",
+				file, len(m.Layers), m.Residual(), m.Outputs())
+		}
+		acts := m.Forward(x.Float64(), x.Rows)
+		closeTo(t, file+" logits", acts[len(acts)-1], want.Float64())
+		for l, a := range acts[:len(m.Layers)] {
+			if len(a) != x.Rows*layerInSize(m.Layers[l]) {
+				t.Errorf("%s: acts[%d] has %d values, want the input of layer %d", file, l, len(a), l)
+			}
+		}
+		labels := make([]int, want.Rows)
+		w := want.Float64()
+		for i := range labels {
+			for j := 1; j < want.Cols; j++ {
+				if w[i*want.Cols+j] > w[i*want.Cols+labels[i]] {
+					labels[i] = j
+				}
+			}
+		}
+		if a := m.Accuracy(x.Float64(), x.Rows, labels); a != 1 {
+			t.Errorf("%s: accuracy against torch's arg-max %v, want 1", file, a)
+		}
+	}
+}
+
+// TestResidualRefusedForPruning: Load and FromONNX (what relutrim prune reads models with)
+// refuse a residual graph naming its first residual Add; the old fixture bad/residual.onnx
+// (relu(conv2(h)) + h) too, keeping its chain reason.
+func TestResidualRefusedForPruning(t *testing.T) {
+	for _, c := range []struct{ path, node string }{
+		{filepath.Join(resnetDir, "resnet.onnx"), "/layer1/Add"},
+		{filepath.Join(resnetDir, "resnet_fused.onnx"), "/layer1/Add"},
+		{filepath.Join(onnxDir, "bad", "residual.onnx"), "/Add"},
+	} {
+		_, err := Load(c.path)
+		if err == nil {
+			t.Errorf("%s: loaded for pruning", c.path)
+			continue
+		}
+		want := "node " + c.node + " (Add): residual Add: pruning residual networks is not supported yet"
+		if !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), c.path) {
+			t.Errorf("%s: error %q, want it to contain %q", c.path, err, want)
+		}
+		if _, err := LoadONNXGraph(c.path); err != nil {
+			t.Errorf("%s: LoadONNXGraph: %v", c.path, err)
+		}
+	}
+}
+
+// TestResidualGraphReadsChains: LoadONNXGraph reads the chain fixtures as FromONNX does
+// (no graph; same forward pass), and refuses the other bad fixtures naming the file and
+// the offending node.
+func TestResidualGraphReadsChains(t *testing.T) {
+	for _, name := range []string{"cnn", "cnn_gap", "mlp"} {
+		path := filepath.Join(onnxDir, name+".onnx")
+		a, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := LoadONNXGraph(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Residual() != nil || b.graph != nil {
+			t.Errorf("%s: read as a residual graph", name)
+		}
+		x := readNPY(t, name+"_x.npy")
+		fa, fb := a.Forward(x.Float64(), x.Rows), b.Forward(x.Float64(), x.Rows)
+		if maxDiff(fa[len(fa)-1], fb[len(fb)-1]) != 0 {
+			t.Errorf("%s: forward passes differ", name)
+		}
+	}
+	for _, c := range []struct{ file, want string }{
+		{"sigmoid.onnx", "node /1/Sigmoid (Sigmoid): op Sigmoid is not supported"},
+		{"group_conv.onnx", "node /0/Conv (Conv): group 2"},
+		{"dynamic_reshape.onnx", "node /Shape (Shape): op Shape is not supported"},
+		{"nan_weight.onnx", "node /0/Conv (Conv): tensor \"0.weight\" holds a non-finite value"},
+		{"truncated.onnx", "not an ONNX model"},
+	} {
+		path := filepath.Join(onnxDir, "bad", c.file)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = FromONNXGraph(data, path)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: FromONNXGraph: %v, want the file and %q", c.file, err, c.want)
+		}
+	}
+}
+
+// layerInSize is the number of input values per sample of layer L.
+func layerInSize(L Layer) int {
+	if L.Conv != nil {
+		return L.Conv.In.Size()
+	}
+	return L.In
+}
