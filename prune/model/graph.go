@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
 	"google.golang.org/protobuf/proto"
@@ -116,8 +117,8 @@ func residualRefusal(data []byte, name string, chainErr error) error {
 	if err != nil {
 		return chainErr
 	}
-	return fmt.Errorf("%s: node %s (Add): residual Add: pruning residual networks is not supported yet (the graph is not a single chain: %v)",
-		name, m.graph.adds[0], chainErr)
+	return fmt.Errorf("%s: node %s (Add): residual Add: pruning residual networks is not supported yet (the graph is not a single chain: %s)",
+		name, m.graph.adds[0], strings.TrimPrefix(chainErr.Error(), name+": "))
 }
 
 // gval is what the parser knows of a value: its shape and rank, and, while it is the raw
