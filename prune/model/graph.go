@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/advancedclimatesystems/gonnx/onnx"
@@ -53,6 +54,56 @@ func (m Model) Residual() []string {
 		return nil
 	}
 	return m.graph.adds
+}
+
+// Join is one residual Add of a graph read by FromONNXGraph, in graph order: what the
+// residual fit (issue 21) needs to know of a block. Node is the Add's name. Layers are the
+// layers whose output (their BatchNormalization folded, no activation) is an operand, in
+// graph order: a block's last conv, and a projection shortcut's conv when there is one
+// (both write into the same pre-activation). Identity reports an operand that is not a
+// layer's output (an identity shortcut: the block's input, unchanged). Relu reports that
+// the sum goes through a Relu.
+type Join struct {
+	Node     string
+	Layers   []int
+	Identity bool
+	Relu     bool
+}
+
+// Joins returns the residual Adds of a model read by FromONNXGraph (nil for a chain).
+func (m Model) Joins() []Join {
+	if m.graph == nil {
+		return nil
+	}
+	gr := m.graph
+	producer := map[int]int{} // value -> the layer whose step wrote it
+	for _, st := range gr.steps {
+		if st.kind == gLayer {
+			producer[st.out] = st.layer
+		}
+	}
+	var joins []Join
+	for _, st := range gr.steps {
+		if st.kind != gAdd {
+			continue
+		}
+		j := Join{Node: gr.adds[len(joins)]}
+		for _, v := range st.in {
+			if l, ok := producer[v]; ok && m.Layers[l].Act != ActReLU {
+				j.Layers = append(j.Layers, l)
+			} else {
+				j.Identity = true
+			}
+		}
+		slices.Sort(j.Layers)
+		for _, r := range gr.steps {
+			if r.kind == gRelu && r.in[0] == st.out {
+				j.Relu = true
+			}
+		}
+		joins = append(joins, j)
+	}
+	return joins
 }
 
 // LoadONNXGraph reads an ONNX model that is a chain or a residual graph (see graph.go).

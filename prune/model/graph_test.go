@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,5 +167,35 @@ func TestResidualEncodeRoundTrip(t *testing.T) {
 		if d := maxDiff(b[len(b)-1], m.Forward(x.Float64(), x.Rows)[len(m.Layers)]); d == 0 {
 			t.Errorf("%s: zeroing weights did not change the logits", file)
 		}
+	}
+}
+
+// TestResidualJoins: the blocks of the fixture ResNet as Joins: layers 0 stem, 1-2 block 1,
+// 3-5 block 2 (conv1, conv2, the 1x1 projection), 6-7 block 3, 8 the Linear head (the
+// order of torch's export, make_resnet_fixture.py's forward).
+func TestResidualJoins(t *testing.T) {
+	want := []Join{
+		{Node: "/layer1/Add", Layers: []int{2}, Identity: true, Relu: true},
+		{Node: "/layer2/Add", Layers: []int{4, 5}, Relu: true},
+		{Node: "/layer3/Add", Layers: []int{7}, Identity: true, Relu: true},
+	}
+	for _, file := range []string{"resnet.onnx", "resnet_fused.onnx"} {
+		m, err := LoadONNXGraph(filepath.Join(resnetDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Joins(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: joins %+v, want %+v", file, got, want)
+		}
+		if k := m.Layers[5].Conv; k == nil || k.KH != 1 || k.SH != 2 {
+			t.Errorf("%s: layer 5 is not the strided 1x1 projection: %+v", file, k)
+		}
+	}
+	chain, err := Load(filepath.Join(onnxDir, "cnn.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chain.Joins() != nil {
+		t.Errorf("a chain has joins %v", chain.Joins())
 	}
 }
