@@ -393,46 +393,43 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		}
 		rep.SelectSeconds = time.Since(t0).Seconds()
 		rep.Lambda, rep.PathPoints, rep.Iters, rep.SelectRows = sel.pt.Lambda, sel.points, sel.iters, sel.lp.rows
-		U = append([]float64(nil), sel.pt.U...)
-		for i := range U {
+		Us := append([]float64(nil), sel.pt.U...) // the selected point on the support
+		for i := range Us {
 			if !sel.mask[i] {
-				U[i] = 0
+				Us[i] = 0
 			}
 		}
-		B = append([]float64(nil), sel.pt.B...)
+		Bs := append([]float64(nil), sel.pt.B...)
 		// The refit is kept if it lowers the (weighted) error; the report gives the
-		// unweighted one.
-		errNoDebias := p.postErr(l, xs, U, B, relu, p.yFit[l])
-		rep.PostErrNoDebias = errNoDebias
-		if g := p.gain[l]; g != nil {
-			u, b := unscale(U, B, g)
-			rep.PostErrNoDebias = p.postErr(l, xs, u, b, relu, p.yPost[l])
-		}
+		// unweighted one. One forward pass per candidate gives both (layerErrs).
+		cand := p.layerErrs(l, xs, Us, Bs, relu)
+		rep.PostErrNoDebias = cand.plain
 		// 2. Refit the kept weights with the support fixed (lambda = 0): undoes the L1
 		// shrinkage or the cuts' approximation.
 		if !p.opt.NoDebias {
 			t0 := time.Now()
-			u, b, iters, err := p.refit(ctx, sel, X, Y, &base, U, B)
+			u, b, iters, err := p.refit(ctx, sel, X, Y, &base, Us, Bs)
 			if err != nil {
 				return rep, err
 			}
 			rep.RefitSeconds = time.Since(t0).Seconds()
 			rep.Iters += iters
-			if e := p.postErr(l, xs, u, b, relu, p.yFit[l]); e < errNoDebias {
-				U, B, rep.Debiased = u, b, true
+			if r := p.layerErrs(l, xs, u, b, relu); r.weighted < cand.weighted {
+				cand, rep.Debiased = r, true
 			}
 		}
-		if g := p.gain[l]; g != nil {
-			U, B = unscale(U, B, g)
-		}
+		m.Layers[l].W, m.Layers[l].B = model.Transpose(cand.u, L.In, L.Out), cand.b
+		rep.PreErr, rep.PostErr = relErr(cand.pre, p.yPre[l]), cand.plain
 	}
-	m.Layers[l].W = model.Transpose(U, L.In, L.Out)
-	m.Layers[l].B = B
+	if U != nil { // a layer kept dense (refitted or not; U, B are its own, unscaled)
+		m.Layers[l].W = model.Transpose(U, L.In, L.Out)
+		m.Layers[l].B = B
+		post, pre := model.Layer{In: L.In, Out: L.Out, W: m.Layers[l].W, B: B}.Apply(xs, rows, relu)
+		rep.PreErr = relErr(pre, p.yPre[l])
+		rep.PostErr = relErr(post, p.yPost[l])
+	}
 	rep.NonZeros = m.NonZeros()[l]
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(L.In*L.Out)
-	post, pre := model.Layer{In: L.In, Out: L.Out, W: m.Layers[l].W, B: B}.Apply(xs, rows, relu)
-	rep.PreErr = relErr(pre, p.yPre[l])
-	rep.PostErr = relErr(post, p.yPost[l])
 	if rep.PostErrNoDebias == 0 {
 		rep.PostErrNoDebias = rep.PostErr
 	}
@@ -910,6 +907,41 @@ func topNM(U, norms []float64, L model.Layer, pat NM) []bool {
 		}
 	}
 	return mask
+}
+
+// candidate is a layer's weights (In x Out and the bias, unscaled: the layer's own) with
+// its outputs on the fit rows and its relative post-activation errors: against the fit's
+// target with the unit weights (weighted) and against the dense outputs (plain).
+type candidate struct {
+	u, b            []float64
+	pre             []float64
+	weighted, plain float64
+}
+
+// layerErrs evaluates the fit's weights U, B (scaled by layer l's unit weights g when the
+// fit is weighted) on the fit rows X in one forward pass: ReLU is positively homogeneous,
+// so the scaled layer's output is g times the unscaled one's, and the weighted error
+// follows from the unscaled output.
+func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool) candidate {
+	L := p.M.Layers[l]
+	g := p.gain[l]
+	c := candidate{u: U, b: B}
+	if g != nil {
+		c.u, c.b = unscale(U, B, g)
+	}
+	post, pre := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(c.u, L.In, L.Out), B: c.b}.Apply(X, len(X)/L.In, relu)
+	c.pre, c.plain, c.weighted = pre, relErr(post, p.yPost[l]), relErr(post, p.yPost[l])
+	if g != nil {
+		var num, den float64
+		for i, v := range post {
+			w := g[i%L.Out]
+			d := w * (v - p.yPost[l][i])
+			num += d * d
+			den += w * p.yPost[l][i] * w * p.yPost[l][i]
+		}
+		c.weighted = math.Sqrt(num / math.Max(den, 1e-300))
+	}
+	return c
 }
 
 // postErr is the relative error, against y, of layer l's output on its fit rows X with
