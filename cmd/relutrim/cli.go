@@ -130,6 +130,14 @@ func usageErrorf(format string, args ...any) error {
 // errInterrupted is returned by a command canceled by SIGINT or SIGTERM.
 var errInterrupted = errors.New("interrupted; no output written")
 
+// interrupted returns errInterrupted when ctx was canceled (a signal arrived), else err.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	return err
+}
+
 // ranError marks an error returned by a command's own RunE (as opposed to cobra's parsing
 // errors, which are all usage errors).
 type ranError struct{ err error }

@@ -216,11 +216,10 @@ func peakRSS() int64 {
 // (model.PruneBytes, a lower bound). The message gives the size needed, the memory
 // available and what to reduce: the --calib rows (how many would fit), or --max-patch-mib
 // when the patches alone are the problem.
-func checkPruneMemory(cmd *cobra.Command, m model.Model, rows int, avail int64) error {
+func checkPruneMemory(cmd *cobra.Command, fl *pruneConfig, m model.Model, rows int, avail int64) error {
 	if avail <= 0 {
 		return nil
 	}
-	fl := &pruneFlags
 	patch := int64(fl.maxPatchMiB) << 20
 	if patch == 0 {
 		patch = prune.DefaultMaxXBytes
