@@ -322,7 +322,7 @@ func loadFitData(cmd *cobra.Command, cfg *fitConfig) (d *fitData, release func()
 	if err != nil {
 		return nil, release, err
 	}
-	if w := workBytes(xm.Rows, xm.Cols, ym.Cols); d.mapped && w > cfg.maxMem {
+	if w := solver.WorkBytes(xm.Rows, xm.Cols, ym.Cols, nil); d.mapped && w > cfg.maxMem {
 		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
 			"more than --max-memory (%.3g GB): it may run out of memory", cfg.x, float64(w)/1e9, float64(cfg.maxMem)/1e9)
 	}

@@ -251,12 +251,3 @@ func checkPruneMemory(cmd *cobra.Command, fl *pruneConfig, m model.Model, rows i
 		"more than the %.3g GB of memory available (MemAvailable or the cgroup's limit); %s",
 		cmd.Name(), fl.model, fl.calib, rows, need/1e9, float64(avail)/1e9, hint)
 }
-
-// workBytes estimates the memory a fit needs besides X (docs/scale.md):
-// at most six N x Ny float64 arrays (Y and the ADMM's iterate and three scalar duals; the
-// Newton solver needs three: Y, w = X U + b and the bound's dual point), two per-row
-// vectors, and the row sample of at most 20,000 rows of X in float32.
-func workBytes(n, nx, ny int) int64 {
-	s := int64(min(n, 20000))
-	return 8*int64(n)*int64(ny)*6 + 16*int64(n) + 4*s*int64(nx+1)
-}
