@@ -6,6 +6,7 @@ import (
 	"math"
 	"unsafe"
 
+	"relutrim/internal/collective"
 	"relutrim/internal/kern"
 )
 
@@ -219,14 +220,16 @@ func (sp *span) agree(err error) error {
 	if sp.comm == nil {
 		return err
 	}
-	flags := sp.gatherFlag(err != nil)
+	st := 0
+	if err != nil {
+		st = 1
+	}
+	r, _ := collective.FirstFailure(sp.comm, st)
 	if err != nil {
 		return err
 	}
-	for r, f := range flags {
-		if f {
-			return &RemoteError{Rank: r}
-		}
+	if r >= 0 {
+		return &RemoteError{Rank: r}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/dataio"
+	"relutrim/internal/collective"
 	"relutrim/solver"
 )
 
@@ -89,10 +90,10 @@ func (g *procGroup) gatherInts(vals []int) [][]int {
 	return out
 }
 
-// agree is the collective check after a step that can fail on some processes only: it
-// returns err on the processes that have one and, on the others, a *remoteErr with the
-// status of the first process that failed; nil when none did. status maps an error to
-// its exit status.
+// agree is the collective check after a step that can fail on some processes only
+// (collective.FirstFailure, as the solver's): it returns err on the processes that have
+// one and, on the others, a *remoteErr with the status of the first process that failed;
+// nil when none did. status maps an error to its exit status.
 func (g *procGroup) agree(err error, status func(error) int) error {
 	if g == nil {
 		return err
@@ -101,14 +102,12 @@ func (g *procGroup) agree(err error, status func(error) int) error {
 	if err != nil {
 		st = status(err)
 	}
-	all := g.gatherInts([]int{st})
+	r, rst := collective.FirstFailure(g.comm, st)
 	if err != nil {
 		return err
 	}
-	for r, v := range all {
-		if v[0] != 0 {
-			return &remoteErr{rank: r, status: v[0]}
-		}
+	if r >= 0 {
+		return &remoteErr{rank: r, status: rst}
 	}
 	return nil
 }
