@@ -64,7 +64,7 @@ func init() {
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
 	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 8)")
-	f.StringVar(&demoFlags.budget, "budget", demo.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
+	f.StringVar(&demoFlags.budget, "budget", prune.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	f.BoolVar(&demoFlags.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: weighted by its effect on the network's output)")
 	f.StringVar(&demoFlags.selectBy, "select", prune.SelectGradual, "support selection: gradual or l1-path (see relutrim prune --help)")
@@ -120,8 +120,8 @@ func demoConfigOf(cmd *cobra.Command) (demo.Config, error) {
 			return demo.Config{}, usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
 		}
 	}
-	if fl.budget != demo.BudgetCurves && fl.budget != demo.BudgetErdosRenyi {
-		return demo.Config{}, usageErrorf("--budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, fl.budget)
+	if fl.budget != prune.BudgetCurves && fl.budget != prune.BudgetErdosRenyi {
+		return demo.Config{}, usageErrorf("--budget must be %s or %s, got %q", prune.BudgetCurves, prune.BudgetErdosRenyi, fl.budget)
 	}
 	if fl.maxX < 0 {
 		return demo.Config{}, usageErrorf("--max-patch-mib must be >= 0, got %d", fl.maxX)

@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"relutrim/dataio"
-	"relutrim/internal/demo"
 	"relutrim/internal/kern"
 	"relutrim/prune"
 	"relutrim/prune/model"
@@ -99,7 +98,7 @@ func init() {
 	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP, or .onnx")
 	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in, or N x C x H x W for an image model): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
-	f.StringVar(&fl.budget, "budget", demo.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
+	f.StringVar(&fl.budget, "budget", prune.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
 	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row; every layer but the last, or those --per-layer gives 1-N/M; alias --pattern)")
 	f.SetNormalizeFunc(aliasPattern)
@@ -195,7 +194,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	keep := split.keep
 	var curves []prune.Curve
 	if keep == nil {
-		if keep, curves, err = curveKeep(ctx, pr, cfg.sparsity); err != nil {
+		if keep, curves, err = layerKeep(ctx, pr, cfg.budget, cfg.sparsity); err != nil {
 			return err
 		}
 	}
@@ -262,8 +261,8 @@ func checkPruneValues(cfg *pruneConfig, budgetGiven bool) error {
 	switch {
 	case cfg.sparsityGiven && !(cfg.sparsity >= 0 && cfg.sparsity < 1):
 		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", cfg.sparsity)
-	case cfg.budget != demo.BudgetCurves && cfg.budget != demo.BudgetErdosRenyi:
-		return usageErrorf("prune: --budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, cfg.budget)
+	case cfg.budget != prune.BudgetCurves && cfg.budget != prune.BudgetErdosRenyi:
+		return usageErrorf("prune: --budget must be %s or %s, got %q", prune.BudgetCurves, prune.BudgetErdosRenyi, cfg.budget)
 	case budgetGiven && !cfg.sparsityGiven:
 		return usageErrorf("prune: --budget splits --sparsity over the layers; it does not go with --per-layer or --nm")
 	case cfg.mode != "cascade" && cfg.mode != "parallel":
@@ -318,7 +317,7 @@ func loadPruneModel(cfg *pruneConfig) (model.Model, error) {
 }
 
 // pruneSplit is a split of the weights over the layers given on the command line: the
-// kept counts (nil: --budget curves' split of --sparsity, curveKeep), the layers an N:M pattern
+// kept counts (nil: --budget's split of --sparsity, layerKeep), the layers an N:M pattern
 // applies to (nil: all but the last) and the report's description.
 type pruneSplit struct {
 	keep []int
@@ -326,8 +325,8 @@ type pruneSplit struct {
 	text string
 }
 
-// givenSplit is the split --nm, --per-layer or --budget erdos-renyi give (for --budget
-// curves, only the description: the counts need the Pruner).
+// givenSplit is the split --nm or --per-layer give; for --sparsity only the description
+// (--budget's counts come from the Pruner, layerKeep).
 func givenSplit(cfg *pruneConfig, m model.Model) (pruneSplit, error) {
 	var sp pruneSplit
 	var err error
@@ -344,10 +343,7 @@ func givenSplit(cfg *pruneConfig, m model.Model) (pruneSplit, error) {
 			return sp, usageErrorf("prune: --per-layer: %v", err)
 		}
 		sp.text = "per layer, from --per-layer"
-	case cfg.budget == demo.BudgetErdosRenyi:
-		if sp.keep, err = prune.Budget(m, cfg.sparsity); err != nil {
-			return sp, usageErrorf("prune: --sparsity: %v", err)
-		}
+	case cfg.budget == prune.BudgetErdosRenyi:
 		sp.text = "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
 	default:
 		sp.text = curvesBudgetText
@@ -560,13 +556,7 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
 		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels)), "sparsegpt": make([]float64, len(levels))}
 	for i := len(levels) - 1; i >= 0; i-- {
-		var keep []int
-		var err error
-		if budget == demo.BudgetCurves {
-			keep, _, err = curveKeep(ctx, pr, levels[i])
-		} else {
-			keep, err = prune.Budget(m, levels[i])
-		}
+		keep, _, err := layerKeep(ctx, pr, budget, levels[i])
 		if err != nil {
 			return err
 		}
@@ -605,20 +595,24 @@ func dedup(v []float64) []float64 {
 // curvesBudgetText is the report's budget for --budget curves.
 const curvesBudgetText = "curves: per-layer counts minimising the sum over layers of the network's output error with that layer alone pruned (error curves measured on the calibration data, dense inputs)"
 
-// curveKeep is --budget curves' split of sparsity s, with the curves.
-func curveKeep(ctx context.Context, pr *prune.Pruner, s float64) ([]int, []prune.Curve, error) {
-	cs, err := pr.Curves(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, errInterrupted
+// layerKeep is --budget's split of sparsity s over the layers (prune.Pruner.LayerBudget),
+// with the error curves it was chosen from (--budget curves; nil for erdos-renyi).
+func layerKeep(ctx context.Context, pr *prune.Pruner, budget string, s float64) ([]int, []prune.Curve, error) {
+	var cs []prune.Curve
+	if budget == prune.BudgetCurves {
+		var err error
+		if cs, err = pr.Curves(ctx); err != nil { // for the report (LayerBudget reuses them)
+			return nil, nil, interrupted(ctx, err)
 		}
-		return nil, nil, err
 	}
-	keep, err := pr.CurveBudget(ctx, s)
-	if err != nil {
+	keep, err := pr.LayerBudget(ctx, budget, s)
+	switch {
+	case err == nil:
+		return keep, cs, nil
+	case budget == prune.BudgetCurves:
 		return nil, nil, usageErrorf("prune: --budget curves: %v; use --budget erdos-renyi or --per-layer", err)
 	}
-	return keep, cs, nil
+	return nil, nil, usageErrorf("prune: --sparsity: %v", err)
 }
 
 func printPrune(w io.Writer, r *pruneReport, written []string) {
