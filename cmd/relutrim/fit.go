@@ -16,6 +16,7 @@ import (
 
 	"relutrim/dataio"
 	"relutrim/fit"
+	"relutrim/internal/collective"
 	"relutrim/internal/kern"
 	"relutrim/solver"
 )
@@ -348,10 +349,10 @@ func loadFitBlock(cmd *cobra.Command, cfg *fitConfig, d *fitData) (xm, ym dataio
 	}
 	// Out of core: this block needs more than --max-memory.
 	d.mapped = d.blk.mapped && cfg.maxMem > 0 && int64(xm.Rows)*int64(xm.Cols)*elem > cfg.maxMem
-	if d.blk.shards && !solver.ChunkAligned(d.blk.rowLo) && group.rank == 0 {
+	if d.blk.shards && !kern.ChunkAligned(d.blk.rowLo) && group.rank == 0 {
 		warnf(cmd, "the shards of --x %s do not all hold a multiple of %d rows (except the last): the fit is one fit, but "+
 			"its reductions are chunked differently from the single-process fit on the concatenated rows, so it equals that "+
-			"only up to rounding", cfg.x, solver.ChunkRows)
+			"only up to rounding", cfg.x, kern.ChunkRows)
 	}
 	return xm, ym, release, nil
 }
@@ -408,7 +409,7 @@ func newFitReport(cfg *fitConfig, d *fitData, threads int, lmax float64) *fitRep
 	rep.MaxMemory, rep.OutOfCore = cfg.maxMem, d.mapped
 	if group != nil {
 		rep.Processes = group.size
-		rep.MPI = &mpiReport{Shards: d.blk.shards, ChunkAligned: solver.ChunkAligned(d.blk.rowLo)}
+		rep.MPI = &mpiReport{Shards: d.blk.shards, ChunkAligned: kern.ChunkAligned(d.blk.rowLo)}
 		for r := 0; r < group.size; r++ {
 			rep.MPI.Rows = append(rep.MPI.Rows, d.blk.rowLo[r+1]-d.blk.rowLo[r])
 		}
@@ -585,7 +586,7 @@ func fitErr(ctx context.Context, err error) error {
 	if errors.As(err, &ie) {
 		return usageErrorf("fit: %v", err)
 	}
-	var re *solver.RemoteError
+	var re *collective.RemoteError
 	if errors.As(err, &re) {
 		return &remoteErr{rank: re.Rank, status: exitUsage} // the solver agrees on its input errors only
 	}

@@ -36,3 +36,11 @@ func FirstFailure(c Comm, status int) (rank, st int) {
 	}
 	return -1, 0
 }
+
+// RemoteError is returned on the processes that did not fail when another process of the
+// fit did (that process reports its own error).
+type RemoteError struct{ Rank int }
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("solver: process %d of the fit failed (see its message)", e.Rank)
+}
