@@ -37,7 +37,7 @@ var (
 	pruneMethods  = flag.String("prune-methods", "relutrim,sparsegpt", "-prune: methods, relutrim and/or sparsegpt")
 	pruneMLPCalib = flag.Int("prune-mlp-calib", 10000, "-prune: MNIST training images used as calibration data for the MLP")
 	pruneCNNCalib = flag.Int("prune-cnn-calib", 2000, "-prune: MNIST training images used as calibration data for the CNN")
-	pruneMaxPatch = flag.Int("prune-max-patch-mib", 0, "-prune: MiB of unfolded patches per convolution (0: relutrim prune's default, 256)")
+	pruneMaxPatch = flag.Int("prune-max-patch-mib", 0, "-prune: MiB of unfolded patches per convolution (0: relutrim prune's default, prune.DefaultMaxXBytes)")
 	pruneResults  = flag.String("prune-results", "", "-prune: also write the section into this markdown file (e.g. bench/RESULTS.md), replacing the section of an earlier run")
 
 	pcChild  = flag.Bool("prune-child", false, "internal: prune one model with one method and write -pc-result")
@@ -499,7 +499,7 @@ func pruneSection(r *pruneRun) string {
 	fmt.Fprintf(&b, "- date: %s; machine: %s (%d logical cores); %s; kernels %s\n", r.Date, r.CPU, r.Cores, r.Go, r.Backend)
 	fmt.Fprintf(&b, "- load average at the start %s, at the end %s (1, 5, 15 min)\n", r.LoadAvg, r.LoadEnd)
 	fmt.Fprintf(&b, "- command: `%s` (%.0f s in all)\n", r.Command, r.Seconds)
-	patch := "256 MiB (relutrim prune's default)"
+	patch := fmt.Sprintf("%d MiB (relutrim prune's default; at most 131072 positions)", prune.DefaultMaxXBytes>>20)
 	if r.MaxPatch > 0 {
 		patch = fmt.Sprintf("%d MiB", r.MaxPatch)
 	}

@@ -225,6 +225,12 @@ func deadOutputs(y []float64, out int) []bool {
 // NewPruner runs the dense network on the calibration inputs X: n samples in the model's
 // input layout (n x In of an MLP's first layer; n x C x H x W, channel-first, for images).
 func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) {
+	return NewPrunerContext(context.Background(), m, X, n, opt)
+}
+
+// NewPrunerContext is NewPruner that stops between layers when ctx is canceled (the dense
+// pass over a CNN's calibration images takes seconds) and returns ctx's error.
+func NewPrunerContext(ctx context.Context, m model.Model, X []float64, n int, opt Options) (*Pruner, error) {
 	if in := m.InShape().Size(); n == 0 || len(X) != n*in {
 		return nil, fmt.Errorf("calibration data has %d values, want N x %d (the model's input size %s)", len(X), in, m.InShape())
 	}
@@ -250,6 +256,9 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
 	p.dense = [][]float64{m.Input(X, n)}
 	for l, L := range m.Layers {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		pos := p.positions(L, l)
 		post, pre := m.ApplyAt(l, p.dense[l], n, pos) // pre at pos only
 		p.dense = append(p.dense, m.Next(l, post, n))
@@ -258,6 +267,9 @@ func NewPruner(m model.Model, X []float64, n int, opt Options) (*Pruner, error) 
 		p.yPre = append(p.yPre, pre)
 	}
 	p.gain = make([][]float64, len(m.Layers))
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if !opt.Unweighted {
 		p.gain = unitGains(m, p.yPre, n)
 	}

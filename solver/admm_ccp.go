@@ -9,21 +9,14 @@ import (
 // The CCP driven by the ADMM (admm.go holds one ADMM iteration): set-up, the warm start of
 // the duals, and the loop that alternates ADMM iterations with re-majorisations.
 
-// newADMM allocates the ADMM state for Y on the prepared X.
-func newADMM(pr *Prepared, y []float64, ny int, lambda float64, st *Settings) *admm {
+// newADMM allocates the ADMM state for Y on the prepared X, with the fit's mask (newMask).
+func newADMM(pr *Prepared, y []float64, ny int, lambda float64, mask []bool, st *Settings) *admm {
 	g := pr.g
 	n, nx := g.n, g.nx
-	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y, group: newGroupSpec(st, nx),
+	a := &admm{g: g, n: n, ny: ny, lambda: lambda, link: st.Link, y: y, mask: mask, group: newGroupSpec(st, nx),
 		omega: st.Relax, epsAbs: st.EpsAbs, epsRel: st.EpsRel}
 	a.alloc()
 	pr.admmMetric()
-	if st.Mask != nil {
-		a.mask = make([]bool, g.p*ny)
-		copy(a.mask, st.Mask)
-		for j := 0; j < ny && g.bias; j++ {
-			a.mask[nx*ny+j] = true
-		}
-	}
 	for i := range a.m {
 		a.m[i] = pr.theta * g.rowNorm[i]
 	}
@@ -42,7 +35,26 @@ func (a *admm) alloc() {
 	a.epsPri, a.epsDua = make([]float64, ny), make([]float64, ny)
 	a.part = make([]float64, numChunks(n)*4*ny)
 	a.sums = make([]float64, 4*ny)
-	a.yScale = yScales(a.y, n, ny)
+	a.yScale = admmYScales(a.y, n, ny)
+}
+
+// admmYScales returns the RMS of each output's targets (1 where that is 0), summed row by
+// row. It is design.yScales but for the order of the additions (design.yScales sums per
+// chunk of rows), which rounds differently when n > ChunkRows; the ADMM keeps its own so
+// that its tolerances, and so its results, stay bitwise what they were.
+func admmYScales(y []float64, n, ny int) []float64 {
+	sc := make([]float64, ny)
+	for j := 0; j < ny; j++ {
+		s := 0.0
+		for i := 0; i < n; i++ {
+			s += y[i*ny+j] * y[i*ny+j]
+		}
+		sc[j] = math.Sqrt(s / float64(n))
+		if sc[j] == 0 {
+			sc[j] = 1
+		}
+	}
+	return sc
 }
 
 // start computes Q = K z, majorises at Q, and sets the duals to the surrogate's gradient
@@ -59,9 +71,8 @@ func (a *admm) start() {
 	a.g.mulT(a.G, a.nu, a.ny)
 }
 
-// run is one CCP from the standardised start z0; it returns the best point per output, its
-// F per output, and the status. Iteration counts accumulate in res.
-func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+// begin sets rho to its start (InitRho, or Rho), z to z0 (masked), and the duals (start).
+func (a *admm) begin(st *Settings, z0 []float64) {
 	for j := range a.rho {
 		a.rho[j] = st.Rho
 		if st.InitRho != nil {
@@ -69,32 +80,25 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 		}
 	}
 	copy(a.z, z0)
-	if a.mask != nil {
-		for i := range a.z {
-			if !a.mask[i] {
-				a.z[i] = 0
-			}
-		}
-	}
+	applyMask(a.z, a.mask)
 	a.start()
+}
+
+// run is one CCP from the standardised start z0; it returns the best point per output, its
+// F per output, and the status. Iteration counts accumulate in res.
+func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error) {
+	a.begin(st, z0)
 	res.Passes += 2 // K z and K^T nu
 
 	status := IterationLimit
 	ccp0 := res.CCPIters
 	// From a cold start (U = 0) the first surrogate is solved to RemajorizeTol times the
 	// tolerance before re-majorising; a warm start is already a sensible majorisation point.
-	cold := true
-	for _, v := range z0 {
-		if v != 0 {
-			cold = false
-			break
-		}
-	}
+	cold := isZero(z0) // of the start as given (Newton: of the masked start)
 	iter0 := res.Iters
 	fOut := a.objective(a.z, a.Q)
 	fLast := sum(fOut)
-	best := append([]float64(nil), a.z...)
-	bestOut := fOut
+	best := newBestPoint(a.z, fOut, a.ny)
 	lastRemaj := iter0
 	for it := iter0 + 1; ; it++ {
 		if err := ctx.Err(); err != nil {
@@ -120,16 +124,11 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 			status = NumericalFailure
 			break
 		}
-		if a.group != nil && sum(fOut) < sum(bestOut) { // coupled outputs: best point as a whole
-			copy(best, a.zh)
-			copy(bestOut, fOut)
-		}
-		for j, fj := range fOut { // the outputs are separate problems: best point per output
-			if a.group == nil && fj < bestOut[j] {
-				bestOut[j] = fj
-				for k := 0; k < a.g.p; k++ {
-					best[k*a.ny+j] = a.zh[k*a.ny+j]
-				}
+		if a.group != nil { // coupled outputs: best point as a whole
+			best.offerAll(a.zh, fOut)
+		} else {
+			for j, fj := range fOut { // the outputs are separate problems: best point per output
+				best.offer(j, a.zh, fj)
 			}
 		}
 		if !conv && (f > fLast || (cold && res.CCPIters-ccp0 < 1 && !a.within(st.RemajorizeTol))) {
@@ -166,5 +165,13 @@ func (a *admm) run(ctx context.Context, st *Settings, z0 []float64, res *Result,
 			break
 		}
 	}
-	return best, bestOut, status, nil
+	return best.z, best.f, status, nil
 }
+
+// coldStart is inner's: the ADMM starts from z0.
+func (a *admm) coldStart(_ context.Context, _ *Settings, z0 []float64, _ *Result, _ time.Time) ([]float64, error) {
+	return z0, nil
+}
+
+// residuals is inner's: the per-output rho and residuals of the last run.
+func (a *admm) residuals() *outputResiduals { return &outputResiduals{a.rho, a.pri, a.dua} }

@@ -5,7 +5,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
-	"slices"
 	"sync"
 	"time"
 
@@ -168,88 +167,38 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		return nil, err
 	}
 	start := time.Now()
-	g, n, ny := pr.g, pr.g.N, Y.Cols
+	g, ny := pr.g, Y.Cols
 	method := pr.chooseMethod(&st, ny)
 	if err := pr.checkDistributed(&st, method, ny); err != nil {
 		return nil, err
 	}
 	res := &Result{Status: IterationLimit, Method: method}
 	y := yF64(Y) // Y as float64, converted once (no copy when it already is)
+	yScale := g.yScales(y, ny)
+	mask := newMask(st.Mask, g, ny)
 	var in inner
 	if method == ADMM {
-		in = newADMM(pr, y, ny, lambda, &st)
+		in = newADMM(pr, y, ny, lambda, mask, &st)
 	} else {
-		in = newNewton(pr, y, ny, lambda, &st)
+		in = newNewton(pr, y, yScale, ny, lambda, mask, &st)
 	}
 	if st.Recorder != nil {
 		if err := st.Recorder.Init(); err != nil {
 			return nil, err
 		}
 	}
-	yScale := g.yScales(y, ny)
-	var best, bestOut, rho, pri, dua []float64
-	var statusOut []Status
-	for s := 0; s < pr.starts(&st, ny); s++ {
-		z0 := make([]float64, g.p*ny)
-		if s == 0 {
-			g.toStd(z0, st.InitU, st.InitB, ny)
-			if nt, ok := in.(*newton); ok && st.InitU == nil && st.InitB == nil && n >= coarseMinRatio*pr.hrows {
-				zc, err := nt.coarseStart(ctx, &st, z0, res, start)
-				if err != nil {
-					return nil, err
-				}
-				z0 = zc
-			}
-		} else {
-			randomStart(g, y, yScale, Y.Rows, ny, z0, uint64(s)) // one process only (checkDistributed)
-		}
-		zs, fs, status, err := in.run(ctx, &st, z0, res, start) // the CCP: majorise, solve, repeat
-		if err != nil {
-			return nil, err
-		}
-		a, _ := in.(*admm)
-		if s == 0 {
-			best, bestOut = zs, fs
-			statusOut = make([]Status, ny)
-			for j := range statusOut {
-				statusOut[j] = status
-			}
-			if a != nil {
-				rho, pri, dua = slices.Clone(a.rho), slices.Clone(a.pri), slices.Clone(a.dua)
-			}
-		} else {
-			for _, j := range keepBest(best, bestOut, zs, fs, g.p, ny) {
-				statusOut[j] = status // the status, rho and residuals of the start kept for j
-				if a != nil {
-					rho[j], pri[j], dua[j] = a.rho[j], a.pri[j], a.dua[j]
-				}
-			}
-		}
-		if status == Canceled || status == NumericalFailure {
-			res.Status = status
-			break
-		}
+	best, kept, err := pr.multiStart(ctx, in, &st, y, yScale, Y.Rows, ny, res, start)
+	if err != nil {
+		return nil, err
 	}
-	if res.Status != Canceled && res.Status != NumericalFailure {
-		res.Status = Converged // the worst status over the starts kept per output
-		for _, st := range statusOut {
-			if st != Converged {
-				res.Status = st
-			}
-		}
+	if kept != nil {
+		res.PrimalRes, res.DualRes = maxOf(kept.pri), maxOf(kept.dua)
+		res.Rho = kept.rho
 	}
-	var mask []bool
-	if a, ok := in.(*admm); ok {
-		res.PrimalRes, res.DualRes = maxOf(pri), maxOf(dua)
-		res.Rho = rho
-		mask = a.mask
-	} else {
-		mask = in.(*newton).mask
-	}
-	res.U, res.B = g.fromStd(best, ny)
-	res.FOut = bestOut
-	res.F = sum(bestOut)
-	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best, mask, newGroupSpec(&st, g.nx))
+	res.U, res.B = g.fromStd(best.z, ny)
+	res.FOut = best.f
+	res.F = sum(best.f)
+	res.BoundOut = lowerBound(g, y, ny, lambda, st.Link, best.z, mask, newGroupSpec(&st, g.nx))
 	res.LowerBound = sum(res.BoundOut)
 	res.Gap = res.F - res.LowerBound
 	res.Runtime = time.Since(start)
@@ -259,6 +208,60 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 		return nil, err
 	}
 	return res, nil
+}
+
+// multiStart runs the CCP (in.run) from each start (Prepared.starts: the first from
+// InitU/InitB or cold, the others random) and keeps the best point per output, with the
+// status and residuals of the start kept for it; res.Status becomes the worst of these
+// statuses, or Canceled or NumericalFailure, which end the starts.
+func (pr *Prepared) multiStart(ctx context.Context, in inner, st *Settings, y, yScale []float64, rows, ny int, res *Result, start time.Time) (*bestPoint, *outputResiduals, error) {
+	g := pr.g
+	var best *bestPoint       // per output, over the starts
+	var kept *outputResiduals // of the start kept per output (ADMM)
+	var statusOut []Status
+	for s := 0; s < pr.starts(st, ny); s++ {
+		z0 := make([]float64, g.p*ny)
+		if s == 0 {
+			g.toStd(z0, st.InitU, st.InitB, ny)
+			if st.InitU == nil && st.InitB == nil {
+				zc, err := in.coldStart(ctx, st, z0, res, start)
+				if err != nil {
+					return nil, nil, err
+				}
+				z0 = zc
+			}
+		} else {
+			randomStart(g, y, yScale, rows, ny, z0, uint64(s)) // one process only (checkDistributed)
+		}
+		zs, fs, status, err := in.run(ctx, st, z0, res, start) // the CCP: majorise, solve, repeat
+		if err != nil {
+			return nil, nil, err
+		}
+		if s == 0 {
+			best = &bestPoint{z: zs, f: fs, ny: ny}
+			statusOut = make([]Status, ny)
+			for j := range statusOut {
+				statusOut[j] = status
+			}
+			kept = in.residuals().clone()
+		} else {
+			for _, j := range best.keep(zs, fs) {
+				statusOut[j] = status // the status, rho and residuals of the start kept for j
+				kept.take(j, in.residuals())
+			}
+		}
+		if status == Canceled || status == NumericalFailure {
+			res.Status = status
+			return best, kept, nil
+		}
+	}
+	res.Status = Converged // the worst status over the starts kept per output
+	for _, st := range statusOut {
+		if st != Converged {
+			res.Status = st
+		}
+	}
+	return best, kept, nil
 }
 
 // chooseMethod resolves Auto: Newton, except on tiny problems (the multi-start regime of
@@ -315,34 +318,12 @@ func (pr *Prepared) starts(st *Settings, ny int) int {
 	return 1
 }
 
-// keepBest merges a later start (zs, fs) into (best, bestOut), output by output (the
-// outputs are separate problems), and returns the outputs it took from the later start. A later start must win by more than rounding (1e-9
-// relative), so that ties keep the first start's exact zeros.
-func keepBest(best, bestOut, zs, fs []float64, p, ny int) (taken []int) {
-	for j := 0; j < ny; j++ {
-		if fs[j] < bestOut[j]-1e-9*math.Abs(bestOut[j]) {
-			bestOut[j] = fs[j]
-			for k := 0; k < p; k++ {
-				best[k*ny+j] = zs[k*ny+j]
-			}
-			taken = append(taken, j)
-		}
-	}
-	return taken
-}
-
 // record passes pr to the Recorder, if any.
 func record(st *Settings, pr Progress) error {
 	if st.Recorder == nil {
 		return nil
 	}
 	return st.Recorder.Record(pr)
-}
-
-// inner is one CCP run of an inner solver from the standardised start z0: it returns the
-// best point per output, its F per output, and the status; counts accumulate in res.
-type inner interface {
-	run(ctx context.Context, st *Settings, z0 []float64, res *Result, start time.Time) ([]float64, []float64, Status, error)
 }
 
 // randomStart fills z0 with a seeded random start in standardised coordinates: weights
@@ -365,22 +346,6 @@ func randomStart(g *design, y, yScale []float64, n, ny int, z0 []float64, seed u
 			z0[g.nx*ny+j] = mean + yScale[j]*r.NormFloat64()
 		}
 	}
-}
-
-// yScales returns the RMS of each output's targets (1 where that is 0).
-func yScales(y []float64, n, ny int) []float64 {
-	sc := make([]float64, ny)
-	for j := 0; j < ny; j++ {
-		s := 0.0
-		for i := 0; i < n; i++ {
-			s += y[i*ny+j] * y[i*ny+j]
-		}
-		sc[j] = math.Sqrt(s / float64(n))
-		if sc[j] == 0 {
-			sc[j] = 1
-		}
-	}
-	return sc
 }
 
 // csrMaxDensity: newKern stores X as sparse CSR when its fraction of nonzeros is below

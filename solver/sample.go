@@ -217,7 +217,7 @@ type gramScratch struct {
 }
 
 // design returns the sample as a design of its own with the parent's standardisation: the
-// operator of the subsampled problem that warm-starts a large fit (newton.go). Across
+// operator of the subsampled problem that warm-starts a large fit (newton_coarse.go). Across
 // processes every process holds all sample rows; the subproblem's rows are split between
 // them on chunk boundaries (kern.SplitRows), so that it is the single-process subproblem
 // bitwise. The second result is the subproblem's own Hessian sample: every step-th of its

@@ -105,6 +105,9 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 // its Log).
 func demoConfigOf(cmd *cobra.Command) (demo.Config, error) {
 	fl := &demoFlags
+	if err := checkSelectFlags("demo", fl.selectBy, fl.selectRows); err != nil {
+		return demo.Config{}, err
+	}
 	switch {
 	case fl.calib < 1 || fl.calib > 60000:
 		return demo.Config{}, usageErrorf("--calib-rows %d: must be in [1, 60000]", fl.calib)

@@ -187,7 +187,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if cfg.structure == "neurons" {
 		return runPruneNeurons(ctx, cmd, cfg, m, cal, calLab, test, start)
 	}
-	pr, err := newPruner(cmd, cfg, m, cal)
+	pr, err := newPruner(ctx, cmd, cfg, m, cal)
 	if err != nil {
 		return err
 	}
@@ -225,6 +225,9 @@ func pruneConfigOf(cmd *cobra.Command) (*pruneConfig, error) {
 	if err := requireFlags(cmd, []requiredFlag{
 		{"--model", cfg.model, "the dense model"}, {"--calib", cfg.calib, "the calibration inputs"}, {"--out", cfg.out, "the output file"},
 	}); err != nil {
+		return nil, err
+	}
+	if err := checkSelectFlags("prune", cfg.selectBy, cfg.selectRows); err != nil {
 		return nil, err
 	}
 	if err := checkStructureFlags(cmd, cfg); err != nil {
@@ -372,15 +375,19 @@ func loadLabelled(cmd *cobra.Command, cfg *pruneConfig, m model.Model, cal datai
 	return calLab, test, nil
 }
 
-// newPruner sets up the layer-by-layer pruning of m on the calibration rows.
-func newPruner(cmd *cobra.Command, cfg *pruneConfig, m model.Model, cal dataio.Matrix) (*prune.Pruner, error) {
+// newPruner sets up the layer-by-layer pruning of m on the calibration rows (the dense
+// pass stops when ctx is canceled).
+func newPruner(ctx context.Context, cmd *cobra.Command, cfg *pruneConfig, m model.Model, cal dataio.Matrix) (*prune.Pruner, error) {
 	opt := prune.Options{Parallel: cfg.mode == "parallel", NoDebias: cfg.noRefit, Unweighted: cfg.unweighted, Threads: cfg.threads,
 		NM: cfg.pat, MaxXBytes: cfg.maxPatchMiB << 20, Select: cfg.selectBy, SelectRows: cfg.selectRows}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}
-	pr, err := prune.NewPruner(m, cal.Float64(), cal.Rows, opt)
+	pr, err := prune.NewPrunerContext(ctx, m, cal.Float64(), cal.Rows, opt)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // interrupted during the dense pass: exit 130
+		}
 		return nil, usageErrorf("prune: %v", err)
 	}
 	return pr, nil

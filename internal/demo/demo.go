@@ -240,7 +240,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if res.Dense = accuracy(m); accErr != nil {
 		return nil, accErr
 	}
-	p, err := prune.NewPruner(m, calib, n, opt)
+	p, err := prune.NewPrunerContext(ctx, m, calib, n, opt)
 	if err != nil {
 		return nil, err
 	}

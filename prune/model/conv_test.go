@@ -85,6 +85,27 @@ func TestConvMatchesDefinition(t *testing.T) {
 			if d := maxDiff(got, want); d > 1e-12 {
 				t.Errorf("case %d (%+v), %.0f%% zeros: max difference %g from the definition", k, c, 100*zero, d)
 			}
+			// With a ReLU: ApplyPost is the clipped definition, ApplyAt the definition's
+			// pre-activations at the rows asked for (bitwise Apply's rows).
+			mr := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActReLU}}}
+			post := toChannelFirst(mr.ApplyPost(0, mr.Input(x, n), n), n, mr.Layers[0].OutShape())
+			for i, v := range want {
+				if math.Abs(post[i]-math.Max(v, 0)) > 1e-12 {
+					t.Fatalf("case %d: ApplyPost value %d = %v, relu of the definition %v", k, i, post[i], math.Max(v, 0))
+				}
+			}
+			rows := n * c.OutH * c.OutW
+			pos := []int{0, rows - 1} // distinct and ascending, as ApplyAt wants
+			if rows > 2 {
+				pos = []int{0, rows / 2, rows - 1}
+			}
+			_, fullPre := mr.Apply(0, mr.Input(x, n), n)
+			_, at := mr.ApplyAt(0, mr.Input(x, n), n, pos)
+			for r, p := range pos {
+				if d := maxDiff(at[r*cout:(r+1)*cout], fullPre[p*cout:(p+1)*cout]); d != 0 {
+					t.Errorf("case %d: ApplyAt row %d differs from Apply's row %d by %g", k, r, p, d)
+				}
+			}
 		}
 		m := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActIdentity}}}
 		// Patches at sampled positions are the rows of the full unfolding.

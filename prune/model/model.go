@@ -360,8 +360,8 @@ func (m Model) Apply(l int, in []float64, n int) (post, pre []float64) {
 	return m.apply(l, in, n, nil, true)
 }
 
-// ApplyAt is Apply with the pre-activation only at the rows pos (ascending; its rows in
-// that order): a convolution with many output positions then holds one full-size array,
+// ApplyAt is Apply with the pre-activation only at the rows pos (distinct, ascending; its
+// rows in that order): a convolution with many output positions then holds one full-size array,
 // not two. pos nil means every row (Apply).
 func (m Model) ApplyAt(l int, in []float64, n int, pos []int) (post, pre []float64) {
 	return m.apply(l, in, n, pos, true)
