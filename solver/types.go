@@ -101,8 +101,8 @@ type Settings struct {
 	// passed to Prepare and Fit hold this process's rows only, a contiguous block of the
 	// fit's rows (process r's block before process r+1's), and every process runs the same
 	// calls with the same settings (they are collective). Results are identical on every
-	// process and, when every block but the last has a multiple of ChunkRows rows
-	// (SplitRows), bitwise the single-process fit's. Only the Newton method runs across
+	// process and, when every block but the last has a multiple of kern.ChunkRows rows
+	// (kern.SplitRows), bitwise the single-process fit's. Only the Newton method runs across
 	// processes (the ADMM, the group penalty and multi-start fits are input errors), and X
 	// is always used with the dense kernel. Read by Prepare only. See dist.go.
 	Comm Comm
