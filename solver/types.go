@@ -123,6 +123,14 @@ type Settings struct {
 	// less exact: it suits a few steps from a point near the optimum. Read by Prepare only.
 	HessianRows int
 
+	// SharedMetric (Newton only) makes every step use the shared metric, one Gram of the
+	// curvature sample for all outputs scaled by a per-output step size, instead of each
+	// output's own Gram over its curved rows (which the solver otherwise builds whenever
+	// it is affordable). A shared-metric step costs a fraction of an own-Gram step and is
+	// a poorer Newton step: it suits a few steps whose direction matters more than their
+	// precision (the pruner's refine cuts).
+	SharedMetric bool
+
 	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
 	// steps) over all CCP rounds; default 20000.
 	MaxIter int
