@@ -26,7 +26,7 @@ func (p *Pruner) LayerBudget(ctx context.Context, name string, s float64) ([]int
 	case BudgetCurves:
 		return p.CurveBudget(ctx, s)
 	case BudgetErdosRenyi:
-		return Budget(p.M, s)
+		return Budget(p.m, s)
 	}
 	return nil, fmt.Errorf("unknown layer budget %q (want %s or %s)", name, BudgetCurves, BudgetErdosRenyi)
 }

@@ -180,7 +180,7 @@ type LayerReport struct {
 // inputs do not depend on earlier pruning (the first layer, or all layers in parallel mode),
 // so pruning the same model at several sparsities reuses them.
 type Pruner struct {
-	M     model.Model
+	m     model.Model
 	n     int
 	dense [][]float64 // dense inputs of each layer (channel-last), then the output
 	// pos[l] lists the output positions layer l is fitted on (nil: all); yPost[l] and
@@ -253,7 +253,7 @@ func NewPrunerContext(ctx context.Context, m model.Model, X []float64, n int, op
 	default:
 		return nil, fmt.Errorf("support selection %q: want %q or %q", opt.Select, SelectGradual, SelectL1Path)
 	}
-	p := &Pruner{M: m, n: n, opt: opt, cache: map[int]*lamPath{}}
+	p := &Pruner{m: m, n: n, opt: opt, cache: map[int]*lamPath{}}
 	p.dense = [][]float64{m.Input(X, n)}
 	for l, L := range m.Layers {
 		if err := ctx.Err(); err != nil {
@@ -316,7 +316,7 @@ func pickRows(a []float64, pos []int, k int) []float64 {
 // in itself for a dense layer, the unfolded patches at the layer's positions for a
 // convolution; and the number of rows.
 func (p *Pruner) fitRows(l int, in []float64) ([]float64, int) {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	if L.Conv == nil {
 		return in, p.n
 	}
@@ -328,8 +328,8 @@ func (p *Pruner) fitRows(l int, in []float64) ([]float64, int) {
 // dense network's layer is fitted on (Wanda's ||X_j||; for a convolution, over the patch
 // rows).
 func (p *Pruner) InputNorms() [][]float64 {
-	out := make([][]float64, len(p.M.Layers))
-	for l, L := range p.M.Layers {
+	out := make([][]float64, len(p.m.Layers))
+	for l, L := range p.m.Layers {
 		X, r := p.fitRows(l, p.dense[l])
 		out[l] = colNorms(X, r, L.In)
 	}
@@ -338,10 +338,10 @@ func (p *Pruner) InputNorms() [][]float64 {
 
 // Prune refits every layer l to keep exactly keep[l] weights and returns the pruned model.
 func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
-	out := p.M.Clone()
+	out := p.m.Clone()
 	in := p.dense[0]
 	var reps []LayerReport
-	for l := range p.M.Layers {
+	for l := range p.m.Layers {
 		if p.opt.Parallel {
 			in = p.dense[l]
 		}
@@ -452,7 +452,7 @@ type selection struct {
 // Both methods end alike: refine cuts gradually towards k (unless the pattern is N:M), and
 // the top k of the last point by |U_ij| * ||x_i|| (topK, or topNM per group) are kept.
 func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k int, base *solver.Settings) (selection, error) {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	size := L.In * L.Out
 	lp := p.cache[l]
 	if lp == nil || !(l == 0 || p.opt.Parallel) {
@@ -578,7 +578,7 @@ func (p *Pruner) selectRows(l, rows int) []int {
 // |W_ij| * ||x_j|| (lp's norms) kept, and none of an output that is dead on the selection
 // rows (its target is all zero: the L1 solution's weights there are zero too).
 func (p *Pruner) denseStart(l int, lp *lamPath, k int) fit.Point {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	U, B := model.Transpose(L.W, L.Out, L.In), slices.Clone(L.B)
 	if g := p.gain[l]; g != nil {
 		U, B = byUnit(U, g, false), byUnit(B, g, false)
@@ -931,7 +931,7 @@ type candidate struct {
 // so the scaled layer's output is g times the unscaled one's, and the weighted error
 // follows from the unscaled output.
 func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool) candidate {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	g := p.gain[l]
 	c := candidate{u: U, b: B}
 	if g != nil {
@@ -955,7 +955,7 @@ func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool) candidate {
 // postErr is the relative error, against y, of layer l's output on its fit rows X with
 // weights U, B.
 func (p *Pruner) postErr(l int, X, U, B []float64, relu bool, y []float64) float64 {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(X, len(X)/L.In, relu)
 	return relErr(post, y)
 }
