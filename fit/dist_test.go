@@ -5,12 +5,13 @@ import (
 	"slices"
 	"testing"
 
+	"relutrim/internal/kern"
 	"relutrim/internal/localcomm"
 	"relutrim/solver"
 )
 
 // TestEngineAcrossProcesses: an Engine over K = 2, 3 simulated processes (localcomm), each
-// with its chunk-aligned rows (solver.SplitRows), gives on every process bitwise the
+// with its chunk-aligned rows (kern.SplitRows), gives on every process bitwise the
 // single-process Engine's lambda_max, sparsity search result and lambda path (the
 // reference: the single-process Engine, tested on its own in fit_test.go).
 func TestEngineAcrossProcesses(t *testing.T) {
@@ -48,7 +49,7 @@ func TestEngineAcrossProcesses(t *testing.T) {
 		return solver.Matrix{Rows: hi - lo, Cols: m.Cols, F64: m.F64[lo*m.Cols : hi*m.Cols]}
 	}
 	for k := 2; k <= 3; k++ {
-		lo := solver.SplitRows(X.Rows, k)
+		lo := kern.SplitRows(X.Rows, k)
 		got := make([]out, k)
 		errs := localcomm.Run(k, func(r int, c *localcomm.Comm) error {
 			s := st

@@ -1,11 +1,35 @@
 package prune
 
 import (
+	"context"
 	"fmt"
 	"math"
 
 	"relutrim/prune/model"
 )
+
+// Layer budgets: the ways LayerBudget splits an overall sparsity over the layers.
+const (
+	// BudgetCurves: the counts minimising the summed output error of each layer pruned
+	// alone, from the layers' error curves measured on the calibration data (CurveBudget).
+	BudgetCurves = "curves"
+	// BudgetErdosRenyi: the Erdos-Renyi allocation (Budget).
+	BudgetErdosRenyi = "erdos-renyi"
+	// DefaultBudget is the budget of relutrim prune and the demo unless one is named.
+	DefaultBudget = BudgetCurves
+)
+
+// LayerBudget returns the number of weights each layer of p's model keeps at the overall
+// sparsity s under the named budget: BudgetCurves or BudgetErdosRenyi.
+func (p *Pruner) LayerBudget(ctx context.Context, name string, s float64) ([]int, error) {
+	switch name {
+	case BudgetCurves:
+		return p.CurveBudget(ctx, s)
+	case BudgetErdosRenyi:
+		return Budget(p.m, s)
+	}
+	return nil, fmt.Errorf("unknown layer budget %q (want %s or %s)", name, BudgetCurves, BudgetErdosRenyi)
+}
 
 // Budget spreads an overall sparsity s (fraction of all weights, biases excluded, that end
 // exactly zero) over the layers and returns the number of weights each layer keeps; the

@@ -69,8 +69,8 @@ func (p *Pruner) Curves(ctx context.Context) ([]Curve, error) {
 	if p.curves != nil {
 		return p.curves, nil
 	}
-	out := make([]Curve, len(p.M.Layers))
-	for l := range p.M.Layers {
+	out := make([]Curve, len(p.m.Layers))
+	for l := range p.m.Layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -85,7 +85,7 @@ func (p *Pruner) Curves(ctx context.Context) ([]Curve, error) {
 }
 
 func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
-	L := p.M.Layers[l]
+	L := p.m.Layers[l]
 	size := L.In * L.Out
 	c := Curve{Key: L.Key, Weights: size}
 	xs, rows := p.fitRows(l, p.dense[l])
@@ -145,8 +145,8 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 	forOutputs(L.Out, p.opt.Threads, func(o int) {
 		wts[o], fits[o] = ne.prefixFits(o, seq[o], lens[o])
 	})
-	last := len(p.M.Layers) - 1
-	nr := min(p.n, curveSamples(p.M))
+	last := len(p.m.Layers) - 1
+	nr := min(p.n, curveSamples(p.m))
 	ref := p.dense[last+1][:nr*len(p.dense[last+1])/p.n]
 	in0 := p.dense[l][:nr*len(p.dense[l])/p.n]
 	for ci, k := range ks {
@@ -168,7 +168,7 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 		}
 		pt := CurvePoint{NonZeros: k, Sparsity: 1 - float64(k)/float64(size), LayerErr: math.Sqrt(rss / math.Max(ne.yyAll, 1e-300))}
 		// The network's output with layer l replaced.
-		m := p.M.Clone()
+		m := p.m.Clone()
 		m.Layers[l].W, m.Layers[l].B = W, B
 		in := in0
 		for j := l; j <= last; j++ {
@@ -363,7 +363,7 @@ func (p *Pruner) CurveBudget(ctx context.Context, s float64) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	return allocateCurves(p.M, cs, s)
+	return allocateCurves(p.m, cs, s)
 }
 
 func allocateCurves(m model.Model, cs []Curve, s float64) ([]int, error) {

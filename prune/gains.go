@@ -21,7 +21,7 @@ import (
 // lambda and one top-k ranking for the whole layer give more weights to the outputs that
 // matter more downstream.
 //
-// Measured with `go run ./internal/valcheck [--unweighted]` (the demo's settings: cascade,
+// Measured with `go run ./bench/valcheck [--unweighted]` (the demo's settings: cascade,
 // error-curve budget, the first 2000 training images as calibration; validation on training
 // images 50000-59999), mean cross-entropy with / without unit weights at 95 / 90 / 80%
 // sparsity: on the bundled LeNet-300-100, validation 0.0375 / 0.0145 / 0.0060 against

@@ -87,7 +87,7 @@ const (
 // built with; a layer with keep[l] >= In*Out is left dense. The split keep is the caller's:
 // give it relutrim's own (the same per-layer counts Magnitude and Wanda get).
 func (p *Pruner) SparseGPT(ctx context.Context, keep []int) (model.Model, error) {
-	if err := checkKeep(p.M, keep); err != nil {
+	if err := checkKeep(p.m, keep); err != nil {
 		return model.Model{}, err
 	}
 	return p.sparseGPT(ctx, keep, NM{}, nil, false)
@@ -122,7 +122,7 @@ func checkNMArgs(m model.Model, pat NM, on []bool) ([]bool, error) {
 // with SparseGPT's semi-structured variant, in relutrim's groups (nmGroups); the other
 // layers are left dense.
 func (p *Pruner) SparseGPTNM(ctx context.Context, pat NM, on []bool) (model.Model, error) {
-	on, err := checkNMArgs(p.M, pat, on)
+	on, err := checkNMArgs(p.m, pat, on)
 	if err != nil {
 		return model.Model{}, err
 	}
@@ -152,7 +152,7 @@ func SparseGPTData(ctx context.Context, m model.Model, X []float64, n int, opt O
 		return model.Model{}, err
 	}
 	// A Pruner with the input of layer 0 and the positions of the convolutions only.
-	p := &Pruner{M: m, n: n, opt: opt}
+	p := &Pruner{m: m, n: n, opt: opt}
 	p.dense = [][]float64{m.Input(X, n)}
 	for l, L := range m.Layers {
 		p.pos = append(p.pos, p.positions(L, l))
@@ -162,11 +162,11 @@ func SparseGPTData(ctx context.Context, m model.Model, X []float64, n int, opt O
 
 // sparseGPT runs the layers in turn. lean: p holds only dense[0] and pos (SparseGPTData).
 func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, lean bool) (model.Model, error) {
-	out := p.M.Clone()
+	out := p.m.Clone()
 	in := p.dense[0]
 	denseIn := in // lean Parallel: the dense network's input of layer l
-	last := len(p.M.Layers) - 1
-	for l, L := range p.M.Layers {
+	last := len(p.m.Layers) - 1
+	for l, L := range p.m.Layers {
 		if err := ctx.Err(); err != nil {
 			return model.Model{}, err
 		}
@@ -201,8 +201,8 @@ func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, l
 			post, _ := out.Apply(l, in, p.n)
 			in = out.Next(l, post, p.n)
 		case lean:
-			post, _ := p.M.Apply(l, denseIn, p.n)
-			denseIn = p.M.Next(l, post, p.n)
+			post, _ := p.m.Apply(l, denseIn, p.n)
+			denseIn = p.m.Next(l, post, p.n)
 		}
 	}
 	return out, nil

@@ -58,6 +58,9 @@ func newDesign(X Matrix, bias bool, threads int, copyLimit int64, comm Comm) (*d
 		}
 		return nil, err
 	}
+	if e := math.Log10(st.sumSq); e > maxLog10SumSquares {
+		return nil, scaleError("X", e) // the same on every process (st is reduced)
+	}
 	n, nx := X.Rows, X.Cols
 	density := st.density // what decides the kernel
 	if copyLimit > 0 && csrBytes(X, st.density) > copyLimit || sp.distributed() {
@@ -95,12 +98,13 @@ func passFrac(density float64) float64 {
 
 // xstats is what one pass over X yields: the column means mu (0 without a bias: centring
 // cannot be absorbed then) and scales d (standard deviations; root mean squares without a
-// bias; 1 for constant columns), the fraction of non-zeros, and whether every entry and
-// every column's sum of squares is finite.
+// bias; 1 for constant columns), the fraction of non-zeros, whether every entry and
+// every column's sum of squares is finite, and the sum of all squared entries.
 type xstats struct {
 	mu, d   []float64
 	density float64
 	finite  bool
+	sumSq   float64
 }
 
 // scanX computes xstats in one pass: per chunk the column means and centred sums of
@@ -157,6 +161,7 @@ func scanX[T float32 | float64](x []T, n, nx int, bias bool, threads int, sp *sp
 		if math.IsInf(st.d[k], 0) || math.IsNaN(st.d[k]) || math.IsInf(st.mu[k], 0) || math.IsNaN(st.mu[k]) {
 			st.finite = false
 		}
+		st.sumSq += st.d[k] + float64(N)*st.mu[k]*st.mu[k] // the column's sum of squares
 		st.d[k] = math.Sqrt(st.d[k] / float64(N))
 		if !(st.d[k] > 1e-12*math.Abs(st.mu[k])) {
 			// A constant column (its spread is rounding noise of its mean; relative, so that

@@ -2,10 +2,10 @@ package solver
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"unsafe"
 
+	"relutrim/internal/collective"
 	"relutrim/internal/kern"
 )
 
@@ -92,32 +92,6 @@ func layoutSpan(comm Comm, rowLo []int) *span {
 	}
 	return sp
 }
-
-// SplitRows splits n rows into k contiguous blocks that start on chunk boundaries (as
-// even as whole chunks allow) and returns the first row of each block and n: the layout
-// under which a fit over k processes is bitwise the single-process fit.
-func SplitRows(n, k int) []int {
-	nc := numChunks(n)
-	lo := make([]int, k+1)
-	for r := 1; r <= k; r++ {
-		lo[r] = min(n, (r*nc/k)*chunkRows)
-	}
-	return lo
-}
-
-// ChunkAligned reports whether every block but the last of the row layout rowLo starts
-// and ends on chunk boundaries (the condition for bitwise equality with one process).
-func ChunkAligned(rowLo []int) bool {
-	for r := 1; r+1 < len(rowLo); r++ {
-		if rowLo[r]%chunkRows != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// ChunkRows is the number of rows per chunk of the solver's reductions.
-const ChunkRows = chunkRows
 
 func (sp *span) distributed() bool { return sp.comm != nil }
 
@@ -219,24 +193,18 @@ func (sp *span) agree(err error) error {
 	if sp.comm == nil {
 		return err
 	}
-	flags := sp.gatherFlag(err != nil)
+	st := 0
+	if err != nil {
+		st = 1
+	}
+	r, _ := collective.FirstFailure(sp.comm, st)
 	if err != nil {
 		return err
 	}
-	for r, f := range flags {
-		if f {
-			return &RemoteError{Rank: r}
-		}
+	if r >= 0 {
+		return &collective.RemoteError{Rank: r}
 	}
 	return nil
-}
-
-// RemoteError is returned on the processes that did not fail when another process of the
-// fit did (that process reports its own error).
-type RemoteError struct{ Rank int }
-
-func (e *RemoteError) Error() string {
-	return fmt.Sprintf("solver: process %d of the fit failed (see its message)", e.Rank)
 }
 
 // gatherOwned all-gathers per-process blocks of a replicated array: process r owns the
@@ -333,7 +301,7 @@ func allGatherFCounts(c Comm, send []float64, counts []int, recv []float64) {
 }
 
 // Agree returns, on every process of the fit, err if this process has one, else a
-// *RemoteError naming the first process that had one (nil when none did): callers of
+// *collective.RemoteError naming the first process that had one (nil when none did): callers of
 // Prepared's methods use it after a check that can fail on some processes only. Without
 // a Comm it returns err.
 func (pr *Prepared) Agree(err error) error { return pr.g.sp.agree(err) }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"relutrim/internal/collective"
+	"relutrim/internal/kern"
 	"relutrim/internal/localcomm"
 )
 
@@ -96,7 +98,7 @@ func TestFitAcrossProcessesBitwise(t *testing.T) {
 					t.Fatal(err)
 				}
 				for k := 1; k <= 3; k++ {
-					res, errs := fitAcross(t, c.X, c.Y, SplitRows(c.X.Rows, k), c.lambda, s)
+					res, errs := fitAcross(t, c.X, c.Y, kern.SplitRows(c.X.Rows, k), c.lambda, s)
 					for r := range res {
 						if errs[r] != nil {
 							t.Fatalf("K=%d rank %d: %v", k, r, errs[r])
@@ -149,7 +151,7 @@ func TestFitAcrossRefusals(t *testing.T) {
 		input string
 	}{
 		{"admm", pp.X, pp.Y, Settings{Method: ADMM}, "Method"},
-		{"empty-block", tiny.X, tiny.Y, Settings{Method: Newton}, "X"}, // SplitRows(300, 2): process 0 has no row
+		{"empty-block", tiny.X, tiny.Y, Settings{Method: Newton}, "X"}, // kern.SplitRows(300, 2): process 0 has no row
 		{"tiny-auto", tiny.X, tiny.Y, Settings{}, "Method"},
 		{"tiny-newton", tiny.X, tiny.Y, Settings{Method: Newton}, "Starts"},
 		{"group", pp.X, pp.Y, Settings{GroupL1: true}, "GroupL1"},
@@ -157,12 +159,12 @@ func TestFitAcrossRefusals(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			lo := []int{0, c.X.Rows / 2, c.X.Rows}
 			if c.input == "X" {
-				lo = SplitRows(c.X.Rows, 2)
+				lo = kern.SplitRows(c.X.Rows, 2)
 			}
 			_, errs := fitAcross(t, c.X, c.Y, lo, 0.01, c.s)
 			for r, err := range errs {
 				var ie *InputError
-				var re *RemoteError
+				var re *collective.RemoteError
 				if !errors.As(err, &ie) || ie.Input != c.input {
 					if c.input == "X" && errors.As(err, &re) && re.Rank == 0 {
 						continue // the other process
@@ -174,28 +176,13 @@ func TestFitAcrossRefusals(t *testing.T) {
 	}
 	y := Matrix{Rows: pp.N, Cols: pp.Ny, F64: slices.Clone(pp.Y.F64)}
 	y.F64[2100*pp.Ny+1] = math.NaN() // row 2100: process 1's (rows 2048..)
-	_, errs := fitAcross(t, pp.X, y, SplitRows(pp.N, 2), 0.01, Settings{Method: Newton})
+	_, errs := fitAcross(t, pp.X, y, kern.SplitRows(pp.N, 2), 0.01, Settings{Method: Newton})
 	var ie *InputError
 	if !errors.As(errs[1], &ie) || ie.Input != "Y" || ie.Row != 2100 || ie.Col != 1 {
 		t.Errorf("rank 1: %v, want Y row 2100 column 1", errs[1])
 	}
-	var re *RemoteError
+	var re *collective.RemoteError
 	if !errors.As(errs[0], &re) || re.Rank != 1 {
 		t.Errorf("rank 0: %v, want a RemoteError naming rank 1", errs[0])
-	}
-}
-
-// TestSplitRows: blocks on chunk boundaries, covering all rows, as even as chunks allow.
-func TestSplitRows(t *testing.T) {
-	for _, c := range []struct{ n, k int }{{5000, 3}, {200000, 2}, {1024, 1}, {3000, 3}, {20000, 7}} {
-		lo := SplitRows(c.n, c.k)
-		if lo[0] != 0 || lo[c.k] != c.n || !ChunkAligned(lo) {
-			t.Errorf("SplitRows(%d, %d) = %v", c.n, c.k, lo)
-		}
-		for r := 0; r < c.k; r++ {
-			if d := lo[r+1] - lo[r]; d <= 0 || d > (numChunks(c.n)/c.k+1)*chunkRows {
-				t.Errorf("SplitRows(%d, %d) = %v: block %d has %d rows", c.n, c.k, lo, r, d)
-			}
-		}
 	}
 }

@@ -99,7 +99,7 @@ func Fit(ctx context.Context, X, Y Matrix, lambda float64, s *Settings) (*Result
 // operator, the row norms and the spectral step scale. Reuse it for many fits on the same X
 // (a lambda path, several targets); X must not change meanwhile.
 type Prepared struct {
-	X      Matrix
+	x      Matrix
 	g      *design
 	theta  float64
 	noBias bool
@@ -139,7 +139,7 @@ func Prepare(X Matrix, s *Settings) (*Prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Prepared{X: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus, hrows: st.HessianRows}, nil
+	return &Prepared{x: X, g: g, noBias: st.NoBias, plain: st.PlainConsensus, hrows: st.HessianRows}, nil
 }
 
 // admmMetric computes, once, the row norms and the step scale theta of the ADMM.
@@ -159,7 +159,7 @@ func (pr *Prepared) Fit(ctx context.Context, Y Matrix, lambda float64, s *Settin
 	if st.NoBias != pr.noBias || st.PlainConsensus != pr.plain {
 		return nil, inputErr("Settings", "NoBias and PlainConsensus must match those given to Prepare")
 	}
-	err := validate(pr.X, Y, lambda, &st)
+	err := validate(pr.x, Y, lambda, &st)
 	if ie, ok := err.(*InputError); ok && ie.Row >= 0 && ie.Input == "Y" {
 		ie.Row += pr.g.sp.rowLo[pr.g.sp.rank] // the fit's row
 	}

@@ -46,23 +46,25 @@ import (
 // outputs leave the passes. Large cold fits start from the solution on the sample
 // (newton_coarse.go: coarseStart).
 type newton struct {
-	g       *design
-	smp     *sample
-	n, ny   int // n: this process's rows (dist.go)
-	N       int // the fit's rows
-	p       int
-	lambda  float64
-	link    Link
-	y       []float64 // n x ny
-	off     []float64 // n x ny: Settings.Offset, inside the activation (w = K z + off); nil = none
-	mask    []bool    // p x ny, nil = none (newMask)
-	hrows   int       // Settings.HessianRows (defaulted), for coldStart
-	lam     []float64 // p: L1 weight of each standardised coordinate (lambda/d_k; 0 for the bias)
-	yScale  []float64 // ny
-	threads int
-	eps     float64
-	tol     []float64 // ny: KKT tolerance of each output (see newNewtonOn)
-	nxny    float64   // N * Nx * Ny: the flops of one pass, for Result.Passes
+	g      *design
+	smp    *sample
+	n, ny  int // n: this process's rows (dist.go)
+	N      int // the fit's rows
+	p      int
+	lambda float64
+	// forceShared: every step on the shared metric (Settings.SharedMetric).
+	forceShared bool
+	link        Link
+	y           []float64 // n x ny
+	off         []float64 // n x ny: Settings.Offset, inside the activation (w = K z + off); nil = none
+	mask        []bool    // p x ny, nil = none (newMask)
+	hrows       int       // Settings.HessianRows (defaulted), for coldStart
+	lam         []float64 // p: L1 weight of each standardised coordinate (lambda/d_k; 0 for the bias)
+	yScale      []float64 // ny
+	threads     int
+	eps         float64
+	tol         []float64 // ny: KKT tolerance of each output (see newNewtonOn)
+	nxny        float64   // N * Nx * Ny: the flops of one pass, for Result.Passes
 
 	z, grad, d []float64   // p x ny
 	w          []float64   // n x ny: K z (during a line search: K (z + d) for the tried outputs)
@@ -107,7 +109,7 @@ func newNewtonOn(g *design, smp *sample, y, yScale []float64, ny int, lambda flo
 	n := g.n
 	nt := &newton{g: g, smp: smp, n: n, N: g.N, ny: ny, p: g.p, lambda: lambda, lam: lam,
 		link: st.Link, y: y, mask: mask, yScale: yScale, threads: st.Threads, eps: st.EpsRel,
-		nxny: float64(g.N) * float64(g.nx) * float64(ny)}
+		nxny: float64(g.N) * float64(g.nx) * float64(ny), forceShared: st.SharedMetric}
 	// The KKT tolerance per output: EpsRel, and for the identity link (convex, with an
 	// informative lower bound) also at most EpsRel times the smallest L1 weight in y's units:
 	// the bound's dual point is scaled down by the relative violation |gradient|/weight - 1,

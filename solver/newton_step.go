@@ -114,8 +114,9 @@ func (nt *newton) plan(act []int) bool {
 		// Budget, or patience: an output still running after sharedPatience steps on the
 		// shared metric converges too slowly on it; its own Gram costs a few passes once
 		// and then converges in a few steps (measured on the MNIST demo's first layer:
-		// stragglers at 60 shared steps with the KKT residual stuck near 2e-4).
-		nt.shared[j] = cost > gramBudget*pass && nt.sharedRun[j] < sharedPatience
+		// stragglers at 60 shared steps with the KKT residual stuck near 2e-4). With
+		// Settings.SharedMetric, always the shared metric.
+		nt.shared[j] = cost > gramBudget*pass && nt.sharedRun[j] < sharedPatience || nt.forceShared
 		if nt.link == Identity {
 			// Every row is curved: the shared Gram is the output's own (built once per X and
 			// kept by Prepared, so a lambda path pays for it once).

@@ -219,7 +219,7 @@ type gramScratch struct {
 // design returns the sample as a design of its own with the parent's standardisation: the
 // operator of the subsampled problem that warm-starts a large fit (newton_coarse.go). Across
 // processes every process holds all sample rows; the subproblem's rows are split between
-// them on chunk boundaries (SplitRows), so that it is the single-process subproblem
+// them on chunk boundaries (kern.SplitRows), so that it is the single-process subproblem
 // bitwise. The second result is the subproblem's own Hessian sample: every step-th of its
 // rows (all of them for step <= 1).
 func (s *sample) design(threads, step int) (*design, *sample) {
@@ -227,7 +227,7 @@ func (s *sample) design(threads, step int) (*design, *sample) {
 	density := float64(s.nnz) / float64(max(1, m*s.nx))
 	sp := layoutSpan(nil, []int{0, m})
 	if s.sp.distributed() {
-		sp = layoutSpan(s.sp.comm, SplitRows(m, s.sp.size))
+		sp = layoutSpan(s.sp.comm, kern.SplitRows(m, s.sp.size))
 		density = 1
 	}
 	lo, hi := sp.rowLo[sp.rank], sp.rowLo[sp.rank+1]

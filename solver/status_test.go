@@ -143,11 +143,8 @@ func TestIterationLimit(t *testing.T) {
 // so validation passes) must not come back as converged: the status is NumericalFailure
 // whenever the result holds a NaN or Inf.
 //
-// Known gap (reported, not fixed here: solver/ is the lead's): types.go promises "the last
-// finite best point" with NumericalFailure, but here the standardisation itself overflows
-// and U, B, F come back NaN. The proposed fix is an InputError in validate.go for X or Y
-// whose sum of squares exceeds 1e300 (the CLI already refuses such input); this test
-// accepts that error too.
+// Such data is now refused up front: an InputError for X or Y whose sum of squares exceeds
+// 1e300 (CheckScale, the rule the CLI reports too); this test accepts that error.
 func TestNumericalFailureIsHonest(t *testing.T) {
 	pp := makePlanted(23, 50, 4, 2, 0.5, 0.5, 0.1, ReLU)
 	for i := range pp.X.F64 {

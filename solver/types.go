@@ -108,8 +108,8 @@ type Settings struct {
 	// passed to Prepare and Fit hold this process's rows only, a contiguous block of the
 	// fit's rows (process r's block before process r+1's), and every process runs the same
 	// calls with the same settings (they are collective). Results are identical on every
-	// process and, when every block but the last has a multiple of ChunkRows rows
-	// (SplitRows), bitwise the single-process fit's. Only the Newton method runs across
+	// process and, when every block but the last has a multiple of kern.ChunkRows rows
+	// (kern.SplitRows), bitwise the single-process fit's. Only the Newton method runs across
 	// processes (the ADMM, the group penalty and multi-start fits are input errors), and X
 	// is always used with the dense kernel. Read by Prepare only. See dist.go.
 	Comm Comm
@@ -129,6 +129,14 @@ type Settings struct {
 	// every row. Default 20000 (sample.go). A small sample makes each step cheaper and
 	// less exact: it suits a few steps from a point near the optimum. Read by Prepare only.
 	HessianRows int
+
+	// SharedMetric (Newton only) makes every step use the shared metric, one Gram of the
+	// curvature sample for all outputs scaled by a per-output step size, instead of each
+	// output's own Gram over its curved rows (which the solver otherwise builds whenever
+	// it is affordable). A shared-metric step costs a fraction of an own-Gram step and is
+	// a poorer Newton step: it suits a few steps whose direction matters more than their
+	// precision (the pruner's refine cuts).
+	SharedMetric bool
 
 	// MaxIter bounds the total number of inner iterations (ADMM iterations, or Newton
 	// steps) over all CCP rounds; default 20000.

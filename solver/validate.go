@@ -109,19 +109,23 @@ func hasOffset(m Matrix) bool {
 	return m.Rows != 0 || m.Cols != 0 || m.F64 != nil || m.F32 != nil
 }
 
-// checkMatrix checks the shape of m and that every entry is finite.
+// checkMatrix checks the shape of m, that every entry is finite and that the sum of their
+// squares is within what float64 arithmetic in the solver can hold (CheckScale).
 func checkMatrix(name string, m Matrix) error {
 	if err := checkShape(name, m); err != nil {
 		return err
 	}
 	l := len(m.F64) + len(m.F32)
+	big := 0.0
 	for i := 0; i < l; i++ {
 		v := m.At(i/m.Cols, i%m.Cols)
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return &InputError{Input: name, Row: i / m.Cols, Col: i % m.Cols, Msg: fmt.Sprintf("not finite (%v)", v)}
 		}
+		big = max(big, math.Abs(v))
 	}
-	return nil
+	_, err := CheckScale(name, m, big)
+	return err
 }
 
 // checkShape checks that m is non-empty and holds Rows*Cols values in exactly one slice.

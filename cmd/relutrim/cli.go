@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -129,6 +128,14 @@ func usageErrorf(format string, args ...any) error {
 
 // errInterrupted is returned by a command canceled by SIGINT or SIGTERM.
 var errInterrupted = errors.New("interrupted; no output written")
+
+// interrupted returns errInterrupted when ctx was canceled (a signal arrived), else err.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	return err
+}
 
 // ranError marks an error returned by a command's own RunE (as opposed to cobra's parsing
 // errors, which are all usage errors).
@@ -264,10 +271,10 @@ func loadMatrixCounted(cmd *cobra.Command, flag, spec string, nd bool) (dataio.M
 }
 
 // checkLoaded checks that a loaded matrix is not empty, is finite and not too large to
-// square, and returns the passes it made over the matrix: one (the largest magnitude and
-// finiteness together), or three when that largest magnitude does not already bound the
-// sum of squares below 1e300 (then the exact scaled sum, log10SumSquares). Each pass over
-// an X larger than memory is a read of its file.
+// square (the solver's rule, solver.CheckScale), and returns the passes it made over the
+// matrix: one (the largest magnitude and finiteness together), or three when that largest
+// magnitude does not already bound the sum of squares below the solver's limit (then the
+// exact scaled sum). Each pass over an X larger than memory is a read of its file.
 func checkLoaded(cmd *cobra.Command, flag, spec string, m dataio.Matrix) (int, error) {
 	name := cmd.Name()
 	if m.Rows == 0 || m.Cols == 0 {
@@ -285,16 +292,16 @@ func checkLoaded(cmd *cobra.Command, flag, spec string, m dataio.Matrix) (int, e
 			return 1, usageErrorf("%s: %s %s", name, flag, cleanErr(err))
 		}
 	}
-	// sum v^2 <= len * big^2: only when that bound is above the limit is the sum needed.
-	if big == 0 || math.Log10(float64(m.Len()))+2*math.Log10(big) <= maxLog10SumSquares {
-		return 1, nil
+	exact, err := solver.CheckScale(flag, solver.Matrix{Rows: m.Rows, Cols: m.Cols, F64: m.F64, F32: m.F32}, big)
+	passes := 1
+	if exact {
+		passes = 3
 	}
-	if e := log10SumSquares(m); e > maxLog10SumSquares {
-		return 3, usageErrorf("%s: %s %s: values too large: their sum of squares is about 1e%.0f, beyond the 1e%d that "+
-			"float64 arithmetic in the solver can hold (the objective squares them); rescale the data (e.g. divide by 1e%.0f)",
-			name, flag, spec, e, maxLog10SumSquares, math.Ceil((e-maxLog10SumSquares)/2))
+	var ie *solver.InputError
+	if errors.As(err, &ie) {
+		return passes, usageErrorf("%s: %s %s: %s", name, flag, spec, ie.Msg)
 	}
-	return 3, nil
+	return passes, err
 }
 
 // maxAbs returns the largest magnitude in x and whether every entry is finite, in one pass.
@@ -322,41 +329,6 @@ func requireFlags(cmd *cobra.Command, flags []requiredFlag) error {
 		}
 	}
 	return nil
-}
-
-// maxLog10SumSquares bounds log10 of a matrix's sum of squared entries. The solver forms
-// sums of squares of X's columns and of Y (the objective at U = 0 is ||Y||^2/(2N)), products
-// of them, and power-iteration estimates of ||X||^2; float64 overflows at 1.8e308, so inputs
-// must stay well below: 1e300 leaves a factor 1e8 for those products and sums. Measured:
-// with N = 50, 4 columns and entries scaled by 1e154 (sum of squares about 1e310), fit failed
-// inside the solver ("InitU: not finite" or a numerical-failure status); at 1e153 it still
-// solved.
-const maxLog10SumSquares = 300
-
-// log10SumSquares returns log10(sum of m's squared entries) without overflowing (-Inf for
-// an all-zero matrix).
-func log10SumSquares(m dataio.Matrix) float64 {
-	big := 0.0
-	for i := 0; i < m.Len(); i++ {
-		big = math.Max(big, math.Abs(elem(m, i)))
-	}
-	if big == 0 {
-		return math.Inf(-1)
-	}
-	s := 0.0
-	for i := 0; i < m.Len(); i++ {
-		v := elem(m, i) / big
-		s += v * v
-	}
-	return math.Log10(s) + 2*math.Log10(big)
-}
-
-// elem is m's i-th entry in storage order.
-func elem(m dataio.Matrix, i int) float64 {
-	if m.F32 != nil {
-		return float64(m.F32[i])
-	}
-	return m.F64[i]
 }
 
 // checkOutputPath rejects an output path whose directory does not exist or that is a

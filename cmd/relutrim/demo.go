@@ -64,7 +64,7 @@ func init() {
 	f.IntVar(&demoFlags.threads, "threads", 0, "solver threads (0 = all CPUs)")
 	f.BoolVar(&demoFlags.cnn, "cnn", false, "prune the bundled all-conv MNIST CNN (ONNX) instead of LeNet-300-100 (default --calib-rows 1000)")
 	f.IntVar(&demoFlags.maxX, "max-patch-mib", 0, "with --cnn: fit each convolution on at most this many MiB of input patches (a seeded sample of positions; default 8)")
-	f.StringVar(&demoFlags.budget, "budget", demo.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
+	f.StringVar(&demoFlags.budget, "budget", prune.DefaultBudget, "split of each level over the layers: curves (from measured error curves) or erdos-renyi")
 	f.BoolVarP(&demoFlags.verbose, "verbose", "v", false, "print a line per pruned layer and per level on stderr (default: a progress spinner when stderr is a terminal)")
 	f.BoolVar(&demoFlags.unweighted, "unweighted", false, "fit every output unit of a layer with the same weight (default: weighted by its effect on the network's output)")
 	f.StringVar(&demoFlags.selectBy, "select", prune.SelectGradual, "support selection: gradual or l1-path (see relutrim prune --help)")
@@ -74,57 +74,11 @@ func init() {
 }
 
 func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
-	if err := checkSelectFlags("demo", demoFlags.selectBy, demoFlags.selectRows); err != nil {
+	cfg, err := demoConfigOf(cmd)
+	if err != nil {
 		return err
 	}
-	if demoFlags.calib < 1 || demoFlags.calib > 60000 {
-		return usageErrorf("--calib-rows %d: must be in [1, 60000]", demoFlags.calib)
-	}
-	if demoFlags.test < 0 || demoFlags.test > 10000 {
-		return usageErrorf("--test-rows %d: must be in [0, 10000]", demoFlags.test)
-	}
-	if demoFlags.threads < 0 {
-		return usageErrorf("--threads must be >= 0, got %d", demoFlags.threads)
-	}
-	if !(demoFlags.neurons >= 0 && demoFlags.neurons < 1) {
-		return usageErrorf("--neurons %v: must be in [0, 1)", demoFlags.neurons)
-	}
 	defer limitThreads(demoFlags.threads)()
-	for _, s := range demoFlags.levels {
-		if !(s >= 0 && s < 1) {
-			return usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
-		}
-	}
-	if demoFlags.budget != demo.BudgetCurves && demoFlags.budget != demo.BudgetErdosRenyi {
-		return usageErrorf("--budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, demoFlags.budget)
-	}
-	if demoFlags.maxX < 0 {
-		return usageErrorf("--max-patch-mib must be >= 0, got %d", demoFlags.maxX)
-	}
-	cfg := demo.Config{Levels: demoFlags.levels, CalibRows: demoFlags.calib, TestRows: demoFlags.test,
-		Parallel: demoFlags.parallel, Threads: demoFlags.threads, CNN: demoFlags.cnn, MaxXBytes: demoFlags.maxX << 20,
-		Neurons: demoFlags.neurons, Budget: demoFlags.budget, Unweighted: demoFlags.unweighted,
-		Select: demoFlags.selectBy, SelectRows: demoFlags.selectRows}
-	if demoFlags.cnn && !cmd.Flags().Changed("calib-rows") {
-		cfg.CalibRows = 0 // the CNN demo's own default
-	}
-	if demoFlags.cnn {
-		cfg.Neurons = 0 // neuron pruning is for MLPs
-	}
-	nms := demoFlags.nm
-	if demoFlags.cnn && !cmd.Flags().Changed("nm") || len(nms) == 1 && nms[0] == "none" {
-		nms = nil
-	}
-	for _, v := range nms {
-		pat, err := parseNM(v)
-		if err != nil {
-			return usageErrorf("--nm %q: %v", v, err)
-		}
-		cfg.NM = append(cfg.NM, pat)
-	}
-	if len(cfg.NM) > 0 && cmd.Flags().Changed("nm") && !cmd.Flags().Changed("levels") {
-		cfg.Levels = nil // only the patterns
-	}
 	prog := newProgress(cmd)
 	defer prog.Finish()
 	switch {
@@ -141,11 +95,64 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	res, err := demo.Run(ctx, cfg, nil)
 	prog.Finish()
 	if err != nil {
-		if ctx.Err() != nil {
-			return errInterrupted
-		}
-		return err
+		return interrupted(ctx, err)
 	}
 	res.WriteTable(cmd.OutOrStdout(), true)
 	return nil
+}
+
+// demoConfigOf checks demo's command line and returns the demo's configuration (without
+// its Log).
+func demoConfigOf(cmd *cobra.Command) (demo.Config, error) {
+	fl := &demoFlags
+	if err := checkSelectFlags("demo", fl.selectBy, fl.selectRows); err != nil {
+		return demo.Config{}, err
+	}
+	switch {
+	case fl.calib < 1 || fl.calib > 60000:
+		return demo.Config{}, usageErrorf("--calib-rows %d: must be in [1, 60000]", fl.calib)
+	case fl.test < 0 || fl.test > 10000:
+		return demo.Config{}, usageErrorf("--test-rows %d: must be in [0, 10000]", fl.test)
+	case fl.threads < 0:
+		return demo.Config{}, usageErrorf("--threads must be >= 0, got %d", fl.threads)
+	case !(fl.neurons >= 0 && fl.neurons < 1):
+		return demo.Config{}, usageErrorf("--neurons %v: must be in [0, 1)", fl.neurons)
+	}
+	for _, s := range fl.levels {
+		if !(s >= 0 && s < 1) {
+			return demo.Config{}, usageErrorf("--levels: sparsity %v is outside [0, 1)", s)
+		}
+	}
+	if fl.budget != prune.BudgetCurves && fl.budget != prune.BudgetErdosRenyi {
+		return demo.Config{}, usageErrorf("--budget must be %s or %s, got %q", prune.BudgetCurves, prune.BudgetErdosRenyi, fl.budget)
+	}
+	if fl.maxX < 0 {
+		return demo.Config{}, usageErrorf("--max-patch-mib must be >= 0, got %d", fl.maxX)
+	}
+	changed := cmd.Flags().Changed
+	cfg := demo.Config{Levels: fl.levels, CalibRows: fl.calib, TestRows: fl.test,
+		Parallel: fl.parallel, Threads: fl.threads, CNN: fl.cnn, MaxXBytes: fl.maxX << 20,
+		Neurons: fl.neurons, Budget: fl.budget, Unweighted: fl.unweighted,
+		Select: fl.selectBy, SelectRows: fl.selectRows}
+	if fl.cnn && !changed("calib-rows") {
+		cfg.CalibRows = 0 // the CNN demo's own default
+	}
+	if fl.cnn {
+		cfg.Neurons = 0 // neuron pruning is for MLPs
+	}
+	nms := fl.nm
+	if fl.cnn && !changed("nm") || len(nms) == 1 && nms[0] == "none" {
+		nms = nil
+	}
+	for _, v := range nms {
+		pat, err := parseNM(v)
+		if err != nil {
+			return demo.Config{}, usageErrorf("--nm %q: %v", v, err)
+		}
+		cfg.NM = append(cfg.NM, pat)
+	}
+	if len(cfg.NM) > 0 && changed("nm") && !changed("levels") {
+		cfg.Levels = nil // only the patterns
+	}
+	return cfg, nil
 }

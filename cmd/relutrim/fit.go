@@ -16,6 +16,7 @@ import (
 
 	"relutrim/dataio"
 	"relutrim/fit"
+	"relutrim/internal/collective"
 	"relutrim/internal/kern"
 	"relutrim/solver"
 )
@@ -166,198 +167,286 @@ type fitReport struct {
 	MPI       *mpiReport `json:"mpi,omitempty"`
 }
 
+// fitConfig is relutrim fit's command line, checked (fitConfigOf).
+type fitConfig struct {
+	x, y, out, report, pathOut string
+	lambda, sparsity           float64
+	useSparsity                bool  // --sparsity given (else --lambda)
+	lambdaPath                 int   // --lambda-path (0: no path)
+	threads                    int   // --threads as given (0: all CPUs)
+	maxMem                     int64 // --max-memory, or the memory available (0: unknown)
+	method                     solver.Method
+	link                       solver.Link
+	noBias                     bool
+}
+
 func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	start := time.Now()
 	read0 := ioReadBytes()
-	fl := &fitFlags
-	changed := cmd.Flags().Changed
-
-	// Command line.
-	if err := requireFlags(cmd, []requiredFlag{
-		{"--x", fl.x, "the inputs X"}, {"--y", fl.y, "the outputs Y"}, {"--out", fl.out, "the output file"},
-	}); err != nil {
+	cfg, err := fitConfigOf(cmd)
+	if err != nil {
 		return err
 	}
-	useSparsity := changed("sparsity")
-	switch {
-	case changed("lambda") && useSparsity:
-		return usageErrorf("fit: --lambda and --sparsity are exclusive: give one")
-	case !changed("lambda") && !useSparsity:
-		return usageErrorf("fit: give --lambda or --sparsity")
-	case !useSparsity && !(fl.lambda >= 0 && !math.IsInf(fl.lambda, 0)):
-		return usageErrorf("fit: --lambda must be finite and >= 0, got %v", fl.lambda)
-	case useSparsity && !(fl.sparsity >= 0 && fl.sparsity < 1):
-		return usageErrorf("fit: --sparsity must be in [0, 1), got %v", fl.sparsity)
-	case fl.threads < 0:
-		return usageErrorf("fit: --threads must be >= 0, got %d", fl.threads)
-	case changed("lambda-path") && (fl.lambdaPath < 2 || fl.lambdaPath > maxPathPoints):
-		return usageErrorf("fit: --lambda-path must be in [2, %d], got %d", maxPathPoints, fl.lambdaPath)
-	case changed("path-out") && !changed("lambda-path"):
-		return usageErrorf("fit: --path-out needs --lambda-path")
+	if err := checkFitPaths(ctx, cmd, cfg); err != nil {
+		return err
 	}
-	maxMem := availableMemory()
-	if changed("max-memory") {
-		v, err := parseSize(fl.maxMemory)
-		if err != nil {
-			return usageErrorf("fit: --max-memory: %v", err)
-		}
-		maxMem = v
-	}
-	method, ok := map[string]solver.Method{"auto": solver.Auto, "newton": solver.Newton, "admm": solver.ADMM}[fl.method]
-	if !ok {
-		return usageErrorf("fit: --method must be auto, newton or admm, got %q", fl.method)
-	}
-	pathOut := fl.pathOut
-	if fl.lambdaPath > 0 && pathOut == "" {
-		pathOut = filepath.Join(filepath.Dir(fl.out), "path.csv")
-	}
-	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--path-out", pathOut}}
-	if err := group.agree(checkOutputs(cmd, outputs, []pathFlag{{"--x", fl.x}, {"--y", fl.y}}), func(e error) int { return exitStatus(ctx, e) }); err != nil {
-		return err // across MPI processes, every process checks the outputs against every shard
-	}
-	if strings.Contains(fl.x+fl.y, "%d") && group == nil {
-		if !mpiBuilt {
-			return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process, but this relutrim is built without MPI "+
-				"(build it with go build -tags mpi ./cmd/relutrim and start it with mpirun)", fl.x, fl.y)
-		}
-		return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process: start relutrim with mpirun -np K", fl.x, fl.y)
+	d, release, err := loadFitData(cmd, cfg)
+	defer release()
+	if err != nil {
+		return err
 	}
 
-	// Data: X memory-mapped when it needs more than maxMem, else read; across MPI
-	// processes, this process's block of rows (group.go).
-	var xm, ym dataio.Matrix
-	var mapped *dataio.Matrix
-	var blk block
-	var checkPasses int
-	var err error
-	if group != nil {
-		var unmap func() error
-		xm, ym, blk, unmap, checkPasses, err = loadBlock(cmd, group, fl.x, fl.y, maxMem)
-		if err != nil {
-			return err
-		}
-		defer unmap()
-		elem := int64(8)
-		if xm.F32 != nil {
-			elem = 4
-		}
-		if blk.mapped && maxMem > 0 && int64(xm.Rows)*int64(xm.Cols)*elem > maxMem {
-			mapped = &xm // out of core: this block needs more than --max-memory
-		}
-		if blk.shards && !solver.ChunkAligned(blk.rowLo) && group.rank == 0 {
-			warnf(cmd, "the shards of --x %s do not all hold a multiple of %d rows (except the last): the fit is one fit, but "+
-				"its reductions are chunked differently from the single-process fit on the concatenated rows, so it equals that "+
-				"only up to rounding", fl.x, solver.ChunkRows)
-		}
-	} else {
-		var unmap func() error
-		mapped, unmap, checkPasses, err = mappedX(cmd, "--x", fl.x, maxMem)
-		switch {
-		case err != nil:
-			return err
-		case mapped != nil:
-			defer unmap()
-			xm = *mapped
-		default:
-			if xm, checkPasses, err = loadMatrixCounted(cmd, "--x", fl.x, false); err != nil {
-				return err
-			}
-		}
-		if xm.Vector {
-			return usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", fl.x, xm.Rows)
-		}
-		ym, err = loadMatrix(cmd, "--y", fl.y)
-		if err != nil {
-			return err
-		}
-		if ym.Rows != xm.Rows {
-			return usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", fl.y, ym.Rows, fl.x, xm.Rows)
-		}
-	}
-	if w := workBytes(xm.Rows, xm.Cols, ym.Cols); mapped != nil && w > maxMem {
-		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
-			"more than --max-memory (%.3g GB): it may run out of memory", fl.x, float64(w)/1e9, float64(maxMem)/1e9)
-	}
-	X := solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
-	Y := solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
-	n, nx, ny := X.Rows, X.Cols, Y.Cols
-	if group != nil {
-		n = blk.rowLo[group.size] // the fit's rows
-	}
-
-	defer limitThreads(fl.threads)()
-	threads := fl.threads
+	defer limitThreads(cfg.threads)()
+	threads := cfg.threads
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	threads = min(threads, kern.MaxThreads()) // what the solver runs (a huge --threads costs nothing)
-	link := solver.ReLU
-	if fl.linear {
-		link = solver.Identity
-	}
 	prog := &progress{}
 	if group == nil || group.rank == 0 {
 		prog = newProgress(cmd)
 	}
 	defer prog.Finish()
-	s := &solver.Settings{Link: link, NoBias: fl.noBias, Threads: threads, Recorder: prog.Recorder(), Method: method}
+	s, grec := fitSettings(cfg, d, threads, prog)
+	eng, err := fit.NewEngine(d.X, d.Y, s) // X prepared once for the fit and the path
+	if err != nil {
+		return fitErr(ctx, err)
+	}
+	lmax, _ := eng.LambdaMax()
+	if cfg.lambdaPath > 0 && !(lmax > 0) {
+		return usageErrorf("fit: --lambda-path: lambda_max is 0 for --x %s and --y %s, so there is no path: U = 0 is optimal for every lambda. "+
+			"This happens when X or Y is all zero, Y is constant (with a bias) or, with the ReLU link, Y <= 0 everywhere", cfg.x, cfg.y)
+	}
+	rep := newFitReport(cfg, d, threads, lmax)
+	pt, err := solveFit(ctx, cmd, cfg, eng, prog, rep)
+	if err != nil {
+		return err
+	}
+	pathRows, err := walkPath(ctx, cfg, eng, prog, rep, lmax)
+	if err != nil {
+		return err
+	}
+	prog.Finish()
+	if ctx.Err() != nil {
+		return errInterrupted
+	}
+	finishFitReport(rep, pt, start, read0)
+	return writeFit(ctx, cmd, cfg, d, rep, pt, pathRows, grec)
+}
+
+// fitConfigOf checks fit's command line (nothing is read yet) and returns it.
+func fitConfigOf(cmd *cobra.Command) (*fitConfig, error) {
+	fl := &fitFlags
+	changed := cmd.Flags().Changed
+	if err := requireFlags(cmd, []requiredFlag{
+		{"--x", fl.x, "the inputs X"}, {"--y", fl.y, "the outputs Y"}, {"--out", fl.out, "the output file"},
+	}); err != nil {
+		return nil, err
+	}
+	useSparsity := changed("sparsity")
+	switch {
+	case changed("lambda") && useSparsity:
+		return nil, usageErrorf("fit: --lambda and --sparsity are exclusive: give one")
+	case !changed("lambda") && !useSparsity:
+		return nil, usageErrorf("fit: give --lambda or --sparsity")
+	case !useSparsity && !(fl.lambda >= 0 && !math.IsInf(fl.lambda, 0)):
+		return nil, usageErrorf("fit: --lambda must be finite and >= 0, got %v", fl.lambda)
+	case useSparsity && !(fl.sparsity >= 0 && fl.sparsity < 1):
+		return nil, usageErrorf("fit: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	case fl.threads < 0:
+		return nil, usageErrorf("fit: --threads must be >= 0, got %d", fl.threads)
+	case changed("lambda-path") && (fl.lambdaPath < 2 || fl.lambdaPath > maxPathPoints):
+		return nil, usageErrorf("fit: --lambda-path must be in [2, %d], got %d", maxPathPoints, fl.lambdaPath)
+	case changed("path-out") && !changed("lambda-path"):
+		return nil, usageErrorf("fit: --path-out needs --lambda-path")
+	}
+	cfg := &fitConfig{x: fl.x, y: fl.y, out: fl.out, report: fl.report, pathOut: fl.pathOut, lambda: fl.lambda, sparsity: fl.sparsity,
+		useSparsity: useSparsity, lambdaPath: fl.lambdaPath, threads: fl.threads, maxMem: availableMemory(), link: solver.ReLU, noBias: fl.noBias}
+	if changed("max-memory") {
+		v, err := parseSize(fl.maxMemory)
+		if err != nil {
+			return nil, usageErrorf("fit: --max-memory: %v", err)
+		}
+		cfg.maxMem = v
+	}
+	method, ok := map[string]solver.Method{"auto": solver.Auto, "newton": solver.Newton, "admm": solver.ADMM}[fl.method]
+	if !ok {
+		return nil, usageErrorf("fit: --method must be auto, newton or admm, got %q", fl.method)
+	}
+	cfg.method = method
+	if cfg.lambdaPath > 0 && cfg.pathOut == "" {
+		cfg.pathOut = filepath.Join(filepath.Dir(cfg.out), "path.csv")
+	}
+	if fl.linear {
+		cfg.link = solver.Identity
+	}
+	return cfg, nil
+}
+
+// checkFitPaths checks the output paths against each other and the inputs (across MPI
+// processes, against every process's shard), and refuses a %d shard pattern outside MPI.
+func checkFitPaths(ctx context.Context, cmd *cobra.Command, cfg *fitConfig) error {
+	outputs := []pathFlag{{"--out", cfg.out}, {"--report", cfg.report}, {"--path-out", cfg.pathOut}}
+	if err := group.agree(checkOutputs(cmd, outputs, []pathFlag{{"--x", cfg.x}, {"--y", cfg.y}}), func(e error) int { return exitStatus(ctx, e) }); err != nil {
+		return err // across MPI processes, every process checks the outputs against every shard
+	}
+	if strings.Contains(cfg.x+cfg.y, "%d") && group == nil {
+		if !mpiBuilt {
+			return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process, but this relutrim is built without MPI "+
+				"(build it with go build -tags mpi ./cmd/relutrim and start it with mpirun)", cfg.x, cfg.y)
+		}
+		return usageErrorf("fit: --x %s --y %s: a %%d pattern names one shard per MPI process: start relutrim with mpirun -np K", cfg.x, cfg.y)
+	}
+	return nil
+}
+
+// fitData is a fit's data as this process holds it.
+type fitData struct {
+	X, Y        solver.Matrix
+	n           int   // the fit's rows (across MPI processes: all of them)
+	mapped      bool  // X is memory-mapped from its file because it needs more than --max-memory
+	blk         block // across MPI processes: the rows of every process
+	checkPasses int   // the passes the input checks made over X
+}
+
+// loadFitData loads X and Y: X memory-mapped when it needs more than --max-memory, else
+// read; across MPI processes, this process's block of rows (group.go). release is never
+// nil and is to be called whether or not err is nil (it unmaps a mapped X).
+func loadFitData(cmd *cobra.Command, cfg *fitConfig) (d *fitData, release func() error, err error) {
+	d = &fitData{}
+	var xm, ym dataio.Matrix
+	if group != nil {
+		xm, ym, release, err = loadFitBlock(cmd, cfg, d)
+	} else {
+		xm, ym, release, err = loadFitLocal(cmd, cfg, d)
+	}
+	if err != nil {
+		return nil, release, err
+	}
+	if w := solver.WorkBytes(xm.Rows, xm.Cols, ym.Cols, nil); d.mapped && w > cfg.maxMem {
+		warnf(cmd, "--x %s is read from disk, but the fit itself needs about %.3g GB besides X (N x Ny work arrays and a row sample), "+
+			"more than --max-memory (%.3g GB): it may run out of memory", cfg.x, float64(w)/1e9, float64(cfg.maxMem)/1e9)
+	}
+	d.X = solver.Matrix{Rows: xm.Rows, Cols: xm.Cols, F64: xm.F64, F32: xm.F32}
+	d.Y = solver.Matrix{Rows: ym.Rows, Cols: ym.Cols, F64: ym.Float64()}
+	d.n = d.X.Rows
+	if group != nil {
+		d.n = d.blk.rowLo[group.size] // the fit's rows
+	}
+	return d, release, nil
+}
+
+// loadFitBlock loads this process's block of rows across MPI processes (loadBlock).
+func loadFitBlock(cmd *cobra.Command, cfg *fitConfig, d *fitData) (xm, ym dataio.Matrix, release func() error, err error) {
+	noop := func() error { return nil }
+	xm, ym, d.blk, release, d.checkPasses, err = loadBlock(cmd, group, cfg.x, cfg.y, cfg.maxMem)
+	if err != nil {
+		return xm, ym, noop, err
+	}
+	elem := int64(8)
+	if xm.F32 != nil {
+		elem = 4
+	}
+	// Out of core: this block needs more than --max-memory.
+	d.mapped = d.blk.mapped && cfg.maxMem > 0 && int64(xm.Rows)*int64(xm.Cols)*elem > cfg.maxMem
+	if d.blk.shards && !kern.ChunkAligned(d.blk.rowLo) && group.rank == 0 {
+		warnf(cmd, "the shards of --x %s do not all hold a multiple of %d rows (except the last): the fit is one fit, but "+
+			"its reductions are chunked differently from the single-process fit on the concatenated rows, so it equals that "+
+			"only up to rounding", cfg.x, kern.ChunkRows)
+	}
+	return xm, ym, release, nil
+}
+
+// loadFitLocal loads X and Y in one process.
+func loadFitLocal(cmd *cobra.Command, cfg *fitConfig, d *fitData) (xm, ym dataio.Matrix, release func() error, err error) {
+	release = func() error { return nil }
+	mapped, unmap, passes, err := mappedX(cmd, "--x", cfg.x, cfg.maxMem)
+	switch {
+	case err != nil:
+		return xm, ym, release, err
+	case mapped != nil:
+		release, d.mapped, d.checkPasses = unmap, true, passes
+		xm = *mapped
+	default:
+		if xm, d.checkPasses, err = loadMatrixCounted(cmd, "--x", cfg.x, false); err != nil {
+			return xm, ym, release, err
+		}
+	}
+	if xm.Vector {
+		return xm, ym, release, usageErrorf("fit: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", cfg.x, xm.Rows)
+	}
+	ym, err = loadMatrix(cmd, "--y", cfg.y)
+	if err != nil {
+		return xm, ym, release, err
+	}
+	if ym.Rows != xm.Rows {
+		return xm, ym, release, usageErrorf("fit: --y %s has %d rows but --x %s has %d: X and Y need one row per sample", cfg.y, ym.Rows, cfg.x, xm.Rows)
+	}
+	return xm, ym, release, nil
+}
+
+// fitSettings returns the solver's settings for the fit, and across MPI processes the
+// recorder that measures the collectives.
+func fitSettings(cfg *fitConfig, d *fitData, threads int, prog *progress) (*solver.Settings, *groupRecorder) {
+	s := &solver.Settings{Link: cfg.link, NoBias: cfg.noBias, Threads: threads, Recorder: prog.Recorder(), Method: cfg.method}
 	var grec *groupRecorder
 	if group != nil {
 		s.Comm = group.comm
 		grec = newGroupRecorder(group, s.Recorder)
 		s.Recorder = grec
 	}
-	if mapped != nil {
-		s.MaxCopyBytes = maxMem / 2 // never copy X beyond half the cap (the sparse kernel's CSR)
+	if d.mapped {
+		s.MaxCopyBytes = cfg.maxMem / 2 // never copy X beyond half the cap (the sparse kernel's CSR)
 	}
-	eng, err := fit.NewEngine(X, Y, s) // X prepared once for the fit and the path
-	if err != nil {
-		return fitErr(ctx, err)
-	}
-	lmax, _ := eng.LambdaMax()
-	if fl.lambdaPath > 0 && !(lmax > 0) {
-		return usageErrorf("fit: --lambda-path: lambda_max is 0 for --x %s and --y %s, so there is no path: U = 0 is optimal for every lambda. "+
-			"This happens when X or Y is all zero, Y is constant (with a bias) or, with the ReLU link, Y <= 0 everywhere", fl.x, fl.y)
-	}
+	return s, grec
+}
 
-	rep := &fitReport{X: fl.x, Y: fl.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: link.String(),
-		Bias: !fl.noBias, Out: fl.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
-	rep.MaxMemory, rep.OutOfCore = maxMem, mapped != nil
+// newFitReport starts the report with what is known before the solves.
+func newFitReport(cfg *fitConfig, d *fitData, threads int, lmax float64) *fitReport {
+	n, nx, ny := d.n, d.X.Cols, d.Y.Cols
+	rep := &fitReport{X: cfg.x, Y: cfg.y, N: n, Nx: nx, Ny: ny, DType: "float64", Link: cfg.link.String(),
+		Bias: !cfg.noBias, Out: cfg.out, Backend: kern.BackendInfo(), Threads: threads, LambdaMax: lmax}
+	rep.MaxMemory, rep.OutOfCore = cfg.maxMem, d.mapped
 	if group != nil {
 		rep.Processes = group.size
-		rep.MPI = &mpiReport{Shards: blk.shards, ChunkAligned: solver.ChunkAligned(blk.rowLo)}
+		rep.MPI = &mpiReport{Shards: d.blk.shards, ChunkAligned: kern.ChunkAligned(d.blk.rowLo)}
 		for r := 0; r < group.size; r++ {
-			rep.MPI.Rows = append(rep.MPI.Rows, blk.rowLo[r+1]-blk.rowLo[r])
+			rep.MPI.Rows = append(rep.MPI.Rows, d.blk.rowLo[r+1]-d.blk.rowLo[r])
 		}
 	}
 	rep.XBytes = int64(n) * int64(nx) * 8
-	if X.F32 != nil {
+	if d.X.F32 != nil {
 		rep.DType = "float32"
 		rep.XBytes /= 2
 	}
 	// Passes over X outside the solves: the input checks (checkLoaded: one, rarely three),
 	// the standardisation (solver.Prepare) and the correlations (fit.Correlations: one pass
 	// for the column means with a bias, one for the products).
-	rep.XPasses = float64(checkPasses) + 1 + 2
-	if fl.noBias {
+	rep.XPasses = float64(d.checkPasses) + 1 + 2
+	if cfg.noBias {
 		rep.XPasses--
 	}
+	return rep
+}
 
-	// Fit.
+// solveFit solves at --lambda, or searches lambda for --sparsity (a miss is a warning in
+// the report, not an error), and records the solves in the report.
+func solveFit(ctx context.Context, cmd *cobra.Command, cfg *fitConfig, eng *fit.Engine, prog *progress, rep *fitReport) (fit.Point, error) {
 	var pt fit.Point
-	if useSparsity {
-		prog.Describe(fmt.Sprintf("sparsity %.1f%%:", 100*fl.sparsity))
+	var err error
+	if cfg.useSparsity {
+		prog.Describe(fmt.Sprintf("sparsity %.1f%%:", 100*cfg.sparsity))
 		var trace []fit.Point
-		pt, trace, err = eng.ForSparsity(ctx, fl.sparsity, sparsityTol)
+		pt, trace, err = eng.ForSparsity(ctx, cfg.sparsity, sparsityTol)
 		var miss *fit.MissError
 		switch {
 		case errors.As(err, &miss):
 			rep.Warning = miss.Error()
 		case err != nil:
-			return fitErr(ctx, err)
+			return pt, fitErr(ctx, err)
 		}
 		hit := miss == nil
-		target, tol := fl.sparsity, sparsityTol
+		target, tol := cfg.sparsity, sparsityTol
 		rep.SparsityTarget, rep.SparsityTol, rep.SparsityHit = &target, &tol, &hit
 		rep.Solves = len(trace)
 		for _, q := range trace {
@@ -365,10 +454,10 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 			rep.XPasses += q.Passes
 		}
 	} else {
-		prog.Describe(fmt.Sprintf("lambda=%.4g:", fl.lambda))
-		pt, err = eng.Solve(ctx, fl.lambda, nil)
+		prog.Describe(fmt.Sprintf("lambda=%.4g:", cfg.lambda))
+		pt, err = eng.Solve(ctx, cfg.lambda, nil)
 		if err != nil {
-			return fitErr(ctx, err)
+			return pt, fitErr(ctx, err)
 		}
 		rep.Solves, rep.SearchIters = 1, pt.Iters
 		rep.XPasses += pt.Passes
@@ -376,34 +465,36 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	if pt.Status == solver.NumericalFailure {
 		warnf(cmd, "the solver hit a numerical failure at lambda=%g; the last finite point is kept", pt.Lambda)
 	}
+	return pt, nil
+}
 
-	// Path.
-	var pathRows []fit.Point
-	if fl.lambdaPath > 0 {
-		err := eng.Walk(ctx, fit.Geometric(lmax, lmax*pathLowRatio, fl.lambdaPath), nil, func(p fit.Point) error {
-			prog.Describe(fmt.Sprintf("path %d/%d:", len(pathRows)+1, fl.lambdaPath))
-			p.U, p.B = nil, nil
-			pathRows = append(pathRows, p)
-			rep.XPasses += p.Passes
-			return nil
-		})
-		if err != nil {
-			return fitErr(ctx, err)
-		}
-		rep.PathOut, rep.PathPoints = pathOut, len(pathRows)
+// walkPath solves --lambda-path's warm-started path (nil without it).
+func walkPath(ctx context.Context, cfg *fitConfig, eng *fit.Engine, prog *progress, rep *fitReport, lmax float64) ([]fit.Point, error) {
+	if cfg.lambdaPath <= 0 {
+		return nil, nil
 	}
-	prog.Finish()
-	if ctx.Err() != nil {
-		return errInterrupted
+	var rows []fit.Point
+	err := eng.Walk(ctx, fit.Geometric(lmax, lmax*pathLowRatio, cfg.lambdaPath), nil, func(p fit.Point) error {
+		prog.Describe(fmt.Sprintf("path %d/%d:", len(rows)+1, cfg.lambdaPath))
+		p.U, p.B = nil, nil
+		rows = append(rows, p)
+		rep.XPasses += p.Passes
+		return nil
+	})
+	if err != nil {
+		return nil, fitErr(ctx, err)
 	}
+	rep.PathOut, rep.PathPoints = cfg.pathOut, len(rows)
+	return rows, nil
+}
 
+// finishFitReport records the chosen point and the run's time, reads and memory.
+func finishFitReport(rep *fitReport, pt fit.Point, start time.Time, read0 int64) {
 	rep.Lambda, rep.F, rep.LowerBound, rep.Gap = pt.Lambda, pt.F, pt.LowerBound, pt.Gap
 	rep.Status, rep.Iters, rep.CCPIters, rep.Passes = pt.Status.String(), pt.Iters, pt.CCPIters, pt.Passes
 	rep.Method = pt.Method.String()
-	rep.Nonzeros, rep.NonzerosPerOutput, rep.Weights = pt.Nonzeros, pt.NonzerosOut, nx*ny
+	rep.Nonzeros, rep.NonzerosPerOutput, rep.Weights = pt.Nonzeros, pt.NonzerosOut, rep.Nx*rep.Ny
 	rep.Sparsity, rep.MSE = pt.Sparsity, pt.MSE
-
-	// Outputs, only now that everything succeeded: all of them or none.
 	rep.Seconds = time.Since(start).Seconds()
 	rep.BytesRead, rep.PeakRSS = -1, peakRSS()
 	if r := ioReadBytes(); r >= 0 && read0 >= 0 {
@@ -411,17 +502,24 @@ func runFit(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		rep.ReadRateGBs = float64(rep.BytesRead) / 1e9 / rep.Seconds
 	}
 	rep.SecondsPerPass = rep.Seconds / rep.XPasses
-	tensors, meta := layerTensors(pt, nx, ny, X.F32 != nil, !fl.noBias, rep)
-	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, tensors, meta) }}}
+}
+
+// writeFit writes the outputs, only now that everything succeeded: all of them or none
+// (across MPI processes, process 0 writes and the others agree on its outcome), then the
+// warning and the summary.
+func writeFit(ctx context.Context, cmd *cobra.Command, cfg *fitConfig, d *fitData, rep *fitReport, pt fit.Point, pathRows []fit.Point, grec *groupRecorder) error {
+	tensors, meta := layerTensors(pt, rep.Nx, rep.Ny, d.X.F32 != nil, !cfg.noBias, rep)
+	outs := []outputFile{{"--out", cfg.out, func(w io.Writer) error { return dataio.EncodeSafetensors(w, tensors, meta) }}}
 	if pathRows != nil {
-		outs = append(outs, outputFile{"--path-out", pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
+		outs = append(outs, outputFile{"--path-out", cfg.pathOut, func(w io.Writer) error { return encodePath(w, pathRows) }})
 	}
 	if group != nil {
 		rep.MPI.fill(group, grec)
 	}
 	var written []string
-	if group == nil || group.rank == 0 { // across MPI processes, process 0 writes
-		outs, err = withReport(cmd, outs, fl.report, rep)
+	var err error
+	if group == nil || group.rank == 0 {
+		outs, err = withReport(cmd, outs, cfg.report, rep)
 		if err == nil {
 			written, err = writeOutputs(ctx, cmd, outs)
 		}
@@ -488,7 +586,7 @@ func fitErr(ctx context.Context, err error) error {
 	if errors.As(err, &ie) {
 		return usageErrorf("fit: %v", err)
 	}
-	var re *solver.RemoteError
+	var re *collective.RemoteError
 	if errors.As(err, &re) {
 		return &remoteErr{rank: re.Rank, status: exitUsage} // the solver agrees on its input errors only
 	}

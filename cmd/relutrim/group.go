@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"relutrim/dataio"
+	"relutrim/internal/collective"
+	"relutrim/internal/kern"
 	"relutrim/solver"
 )
 
@@ -89,10 +91,10 @@ func (g *procGroup) gatherInts(vals []int) [][]int {
 	return out
 }
 
-// agree is the collective check after a step that can fail on some processes only: it
-// returns err on the processes that have one and, on the others, a *remoteErr with the
-// status of the first process that failed; nil when none did. status maps an error to
-// its exit status.
+// agree is the collective check after a step that can fail on some processes only
+// (collective.FirstFailure, as the solver's): it returns err on the processes that have
+// one and, on the others, a *remoteErr with the status of the first process that failed;
+// nil when none did. status maps an error to its exit status.
 func (g *procGroup) agree(err error, status func(error) int) error {
 	if g == nil {
 		return err
@@ -101,14 +103,12 @@ func (g *procGroup) agree(err error, status func(error) int) error {
 	if err != nil {
 		st = status(err)
 	}
-	all := g.gatherInts([]int{st})
+	r, rst := collective.FirstFailure(g.comm, st)
 	if err != nil {
 		return err
 	}
-	for r, v := range all {
-		if v[0] != 0 {
-			return &remoteErr{rank: r, status: v[0]}
-		}
+	if r >= 0 {
+		return &remoteErr{rank: r, status: rst}
 	}
 	return nil
 }
@@ -158,7 +158,7 @@ type block struct {
 
 // loadBlock loads this process's rows of X and Y for a fit across the processes of g:
 // with a %d in --x and --y the files shardPath(spec, rank), else the rows
-// solver.SplitRows(N, size)[rank..rank+1] of the one file (memory-mapped when it is a
+// kern.SplitRows(N, size)[rank..rank+1] of the one file (memory-mapped when it is a
 // float32/float64 .npy in C order, so that the processes of one machine share its pages).
 // It is collective: errors of one process (a missing shard, a bad value) end all of them
 // (agree), and shards that disagree on X's columns, X's dtype or Y's columns are an error
@@ -288,12 +288,12 @@ func loadRows(cmd *cobra.Command, g *procGroup, xspec, yspec string) (xm, ym dat
 	if whole.Vector {
 		return fail(usageErrorf("%s: --x %s: X is 1-D (%d values); need a 2-D N x Nx array", name, xspec, whole.Rows))
 	}
-	rowLo = solver.SplitRows(n, g.size)
+	rowLo = kern.SplitRows(n, g.size)
 	for r := 0; r < g.size; r++ {
 		if rowLo[r+1] <= rowLo[r] {
-			nc := (n + solver.ChunkRows - 1) / solver.ChunkRows
+			nc := (n + kern.ChunkRows - 1) / kern.ChunkRows
 			return fail(usageErrorf("%s: --x %s has %d rows, %d chunks of %d rows, which cannot be split among %d processes "+
-				"(each needs at least one chunk): run at most %d", name, xspec, n, nc, solver.ChunkRows, g.size, nc))
+				"(each needs at least one chunk): run at most %d", name, xspec, n, nc, kern.ChunkRows, g.size, nc))
 		}
 	}
 	lo, hi := rowLo[g.rank], rowLo[g.rank+1]

@@ -216,11 +216,10 @@ func peakRSS() int64 {
 // (model.PruneBytes, a lower bound). The message gives the size needed, the memory
 // available and what to reduce: the --calib rows (how many would fit), or --max-patch-mib
 // when the patches alone are the problem.
-func checkPruneMemory(cmd *cobra.Command, m model.Model, rows int, avail int64) error {
+func checkPruneMemory(cmd *cobra.Command, fl *pruneConfig, m model.Model, rows int, avail int64) error {
 	if avail <= 0 {
 		return nil
 	}
-	fl := &pruneFlags
 	patch := int64(fl.maxPatchMiB) << 20
 	if patch == 0 {
 		patch = prune.DefaultMaxXBytes
@@ -251,13 +250,4 @@ func checkPruneMemory(cmd *cobra.Command, m model.Model, rows int, avail int64) 
 	return usageErrorf("%s: --model %s with --calib %s (%d rows): the calibration activations and patches need at least %.3g GB, "+
 		"more than the %.3g GB of memory available (MemAvailable or the cgroup's limit); %s",
 		cmd.Name(), fl.model, fl.calib, rows, need/1e9, float64(avail)/1e9, hint)
-}
-
-// workBytes estimates the memory a fit needs besides X (docs/scale.md):
-// at most six N x Ny float64 arrays (Y and the ADMM's iterate and three scalar duals; the
-// Newton solver needs three: Y, w = X U + b and the bound's dual point), two per-row
-// vectors, and the row sample of at most 20,000 rows of X in float32.
-func workBytes(n, nx, ny int) int64 {
-	s := int64(min(n, 20000))
-	return 8*int64(n)*int64(ny)*6 + 16*int64(n) + 4*s*int64(nx+1)
 }

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"relutrim/dataio"
-	"relutrim/solver"
+	"relutrim/internal/kern"
 )
 
 var buildTags = []string{"-tags", "mpi"}
@@ -161,7 +161,7 @@ func TestMPIFitBitwise(t *testing.T) {
 					t.Errorf("K=%d: report processes %d, mpi %+v, N %d", k, rep.Processes, rep.MPI, rep.N)
 				}
 			}
-			lo := solver.SplitRows(c.n, 3)
+			lo := kern.SplitRows(c.n, 3)
 			writeShards(t, dir, filepath.Join(dir, "X.npy"), "xs", lo)
 			writeShards(t, dir, filepath.Join(dir, "Y.npy"), "ys", lo)
 			r, st := runMPI(t, dir, 3, nil, args("xs-%d.npy", "ys-%d.npy", "shards.safetensors")...)
@@ -177,7 +177,7 @@ func TestMPIFitBitwise(t *testing.T) {
 func TestMPIFailures(t *testing.T) {
 	dir := t.TempDir()
 	oocData(t, dir, 5000, 8, 3, false, 1, true)
-	lo := solver.SplitRows(5000, 3)
+	lo := kern.SplitRows(5000, 3)
 	writeShards(t, dir, filepath.Join(dir, "X.npy"), "xs", lo)
 	writeShards(t, dir, filepath.Join(dir, "Y.npy"), "ys", lo)
 	x, _ := dataio.ReadNPYFile(filepath.Join(dir, "X.npy"))
@@ -261,7 +261,7 @@ func TestMPIFailures(t *testing.T) {
 func TestMPIOutputIsShard(t *testing.T) {
 	dir := t.TempDir()
 	oocData(t, dir, 5000, 8, 3, false, 1, true) // not tiny: the Newton solver runs across processes
-	lo := solver.SplitRows(5000, 2)
+	lo := kern.SplitRows(5000, 2)
 	writeShards(t, dir, filepath.Join(dir, "X.npy"), "xs", lo)
 	writeShards(t, dir, filepath.Join(dir, "Y.npy"), "ys", lo)
 	before := map[string]string{}

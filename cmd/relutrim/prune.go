@@ -19,13 +19,13 @@ import (
 	"github.com/spf13/pflag"
 
 	"relutrim/dataio"
-	"relutrim/internal/demo"
 	"relutrim/internal/kern"
 	"relutrim/prune"
 	"relutrim/prune/model"
 )
 
-var pruneFlags struct {
+// pruneFlagValues are relutrim prune's flags as given.
+type pruneFlagValues struct {
 	model, calib, mode, out, report, plot string
 	labels, testX, testY, nm, budget      string
 	structure, selectBy                   string
@@ -34,6 +34,15 @@ var pruneFlags struct {
 	perLayer                              []float64
 	compare, masks, noRefit, unweighted   bool
 	threads, maxPatchMiB                  int
+}
+
+var pruneFlags pruneFlagValues
+
+// pruneConfig is relutrim prune's command line, checked (pruneConfigOf).
+type pruneConfig struct {
+	pruneFlagValues
+	pat           prune.NM // --nm (N = 0: not given)
+	sparsityGiven bool     // --sparsity given: --budget splits it over the layers
 }
 
 var pruneCmd = &cobra.Command{
@@ -89,7 +98,7 @@ func init() {
 	f.StringVar(&fl.model, "model", "", "dense model: safetensors state_dict of an nn.Sequential MLP, or .onnx")
 	f.StringVar(&fl.calib, "calib", "", "calibration inputs (N x in, or N x C x H x W for an image model): .npy, file.npz:name or .csv")
 	f.Float64Var(&fl.sparsity, "sparsity", 0, "overall fraction of weights set exactly to zero, in [0, 1)")
-	f.StringVar(&fl.budget, "budget", demo.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
+	f.StringVar(&fl.budget, "budget", prune.DefaultBudget, "split of --sparsity over the layers: curves (per-layer counts minimising the summed output error measured on the calibration data) or erdos-renyi")
 	f.Float64SliceVar(&fl.perLayer, "per-layer", nil, "sparsity of each layer (comma separated), instead of the automatic split")
 	f.StringVar(&fl.nm, "nm", "", "N:M semi-structured sparsity instead, e.g. 2:4 (at most N non-zeros in every M consecutive inputs of each row; every layer but the last, or those --per-layer gives 1-N/M; alias --pattern)")
 	f.SetNormalizeFunc(aliasPattern)
@@ -148,171 +157,247 @@ type labeled struct {
 
 func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	start := time.Now()
-	fl := &pruneFlags
+	cfg, err := pruneConfigOf(cmd)
+	if err != nil {
+		return err
+	}
+	defer limitThreads(cfg.threads)()
+	if err := checkPrunePaths(cmd, cfg); err != nil {
+		return err
+	}
+	m, err := loadPruneModel(cfg)
+	if err != nil {
+		return err
+	}
+	cal, err := loadInputs(cmd, "--calib", cfg.calib, m)
+	if err != nil {
+		return err
+	}
+	if err := checkPruneMemory(cmd, cfg, m, cal.Rows, availableMemory()); err != nil {
+		return err
+	}
+	split, err := givenSplit(cfg, m)
+	if err != nil {
+		return err
+	}
+	calLab, test, err := loadLabelled(cmd, cfg, m, cal)
+	if err != nil {
+		return err
+	}
+	if cfg.structure == "neurons" {
+		return runPruneNeurons(ctx, cmd, cfg, m, cal, calLab, test, start)
+	}
+	pr, err := newPruner(ctx, cmd, cfg, m, cal)
+	if err != nil {
+		return err
+	}
+	keep := split.keep
+	var curves []prune.Curve
+	if keep == nil {
+		if keep, curves, err = layerKeep(ctx, pr, cfg.budget, cfg.sparsity); err != nil {
+			return err
+		}
+	}
+	pm, reps, err := pr.Prune(ctx, keep)
+	if err != nil {
+		return interrupted(ctx, err)
+	}
+	rep := newPruneReport(cfg, m, cal.Rows, split.text, keep, pm, reps)
+	rep.BudgetCurves = curves
+	models, err := pruneModels(ctx, cfg, rep, pr, m, pm, keep, split.nmOn)
+	if err != nil {
+		return err
+	}
+	recordAccuracies(rep.Accuracy, calLab, test, models)
+	if cfg.plot != "" {
+		if err := sweep(ctx, rep, pr, m, cfg.sparsity, test, cfg.budget); err != nil {
+			return err
+		}
+	}
+	rep.Seconds, rep.PeakRSS = time.Since(start).Seconds(), peakRSS()
+	return writePrune(ctx, cmd, cfg, rep, pm)
+}
+
+// pruneConfigOf checks prune's command line (nothing is read yet) and returns it.
+func pruneConfigOf(cmd *cobra.Command) (*pruneConfig, error) {
+	cfg := &pruneConfig{pruneFlagValues: pruneFlags}
 	changed := cmd.Flags().Changed
 	if err := requireFlags(cmd, []requiredFlag{
-		{"--model", fl.model, "the dense model"}, {"--calib", fl.calib, "the calibration inputs"}, {"--out", fl.out, "the output file"},
+		{"--model", cfg.model, "the dense model"}, {"--calib", cfg.calib, "the calibration inputs"}, {"--out", cfg.out, "the output file"},
 	}); err != nil {
-		return err
+		return nil, err
 	}
-	if err := checkSelectFlags("prune", fl.selectBy, fl.selectRows); err != nil {
-		return err
+	if err := checkSelectFlags("prune", cfg.selectBy, cfg.selectRows); err != nil {
+		return nil, err
 	}
-	if err := checkStructureFlags(cmd); err != nil {
-		return err
+	if err := checkStructureFlags(cmd, cfg); err != nil {
+		return nil, err
 	}
 	given := 0
 	// With --nm, --per-layer says which layers get the pattern (nmLayers).
-	for _, g := range []bool{changed("sparsity"), fl.perLayer != nil && !changed("nm"), changed("nm")} {
+	for _, g := range []bool{changed("sparsity"), cfg.perLayer != nil && !changed("nm"), changed("nm")} {
 		if g {
 			given++
 		}
 	}
 	if given != 1 {
-		return usageErrorf("prune: give exactly one of --sparsity, --per-layer and --nm (--nm with --per-layer picks the patterned layers)")
+		return nil, usageErrorf("prune: give exactly one of --sparsity, --per-layer and --nm (--nm with --per-layer picks the patterned layers)")
 	}
-	var pat prune.NM
 	if changed("nm") {
 		var err error
-		if pat, err = parseNM(fl.nm); err != nil {
-			return usageErrorf("prune: --nm %q: %v", fl.nm, err)
+		if cfg.pat, err = parseNM(cfg.nm); err != nil {
+			return nil, usageErrorf("prune: --nm %q: %v", cfg.nm, err)
 		}
-		if fl.plot != "" {
-			return usageErrorf("prune: --plot sweeps --sparsity levels; it does not go with --nm")
+		if cfg.plot != "" {
+			return nil, usageErrorf("prune: --plot sweeps --sparsity levels; it does not go with --nm")
 		}
 	}
-	if changed("sparsity") && !(fl.sparsity >= 0 && fl.sparsity < 1) {
-		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", fl.sparsity)
+	cfg.sparsityGiven = changed("sparsity")
+	if err := checkPruneValues(cfg, changed("budget")); err != nil {
+		return nil, err
 	}
-	if fl.budget != demo.BudgetCurves && fl.budget != demo.BudgetErdosRenyi {
-		return usageErrorf("prune: --budget must be %s or %s, got %q", demo.BudgetCurves, demo.BudgetErdosRenyi, fl.budget)
-	}
-	if changed("budget") && !changed("sparsity") {
+	return cfg, nil
+}
+
+// checkPruneValues checks the values of prune's flags; budgetGiven: --budget was given.
+func checkPruneValues(cfg *pruneConfig, budgetGiven bool) error {
+	switch {
+	case cfg.sparsityGiven && !(cfg.sparsity >= 0 && cfg.sparsity < 1):
+		return usageErrorf("prune: --sparsity must be in [0, 1), got %v", cfg.sparsity)
+	case cfg.budget != prune.BudgetCurves && cfg.budget != prune.BudgetErdosRenyi:
+		return usageErrorf("prune: --budget must be %s or %s, got %q", prune.BudgetCurves, prune.BudgetErdosRenyi, cfg.budget)
+	case budgetGiven && !cfg.sparsityGiven:
 		return usageErrorf("prune: --budget splits --sparsity over the layers; it does not go with --per-layer or --nm")
-	}
-	if fl.mode != "cascade" && fl.mode != "parallel" {
-		return usageErrorf("prune: --mode must be cascade or parallel, got %q", fl.mode)
-	}
-	if (fl.testX == "") != (fl.testY == "") {
+	case cfg.mode != "cascade" && cfg.mode != "parallel":
+		return usageErrorf("prune: --mode must be cascade or parallel, got %q", cfg.mode)
+	case (cfg.testX == "") != (cfg.testY == ""):
 		return usageErrorf("prune: --test-x and --test-y go together")
-	}
-	if fl.plot != "" && fl.testX == "" {
+	case cfg.plot != "" && cfg.testX == "":
 		return usageErrorf("prune: --plot needs --test-x and --test-y")
+	case cfg.threads < 0:
+		return usageErrorf("prune: --threads must be >= 0, got %d", cfg.threads)
+	case cfg.maxPatchMiB < 0:
+		return usageErrorf("prune: --max-patch-mib must be >= 0, got %d", cfg.maxPatchMiB)
 	}
-	if fl.threads < 0 {
-		return usageErrorf("prune: --threads must be >= 0, got %d", fl.threads)
-	}
-	if fl.maxPatchMiB < 0 {
-		return usageErrorf("prune: --max-patch-mib must be >= 0, got %d", fl.maxPatchMiB)
-	}
-	defer limitThreads(fl.threads)()
-	outputs := []pathFlag{{"--out", fl.out}, {"--report", fl.report}, {"--plot", fl.plot}}
+	return nil
+}
+
+// checkPrunePaths checks the outputs' directories and that no output is an input or
+// another output.
+func checkPrunePaths(cmd *cobra.Command, cfg *pruneConfig) error {
+	outputs := []pathFlag{{"--out", cfg.out}, {"--report", cfg.report}, {"--plot", cfg.plot}}
 	for _, c := range outputs {
 		if err := checkOutputPath(cmd, c.flag, c.path); err != nil {
 			return err
 		}
 	}
-	inputs := []pathFlag{{"--model", fl.model}, {"--calib", fl.calib}, {"--labels", fl.labels}, {"--test-x", fl.testX}, {"--test-y", fl.testY}}
-	if err := checkDistinct(cmd, inputs, outputs); err != nil {
-		return err
-	}
-	if st, err := os.Stat(fl.model); err != nil {
-		return usageErrorf("prune: --model %s: %v", fl.model, cleanErr(errors.Unwrap(err)))
+	inputs := []pathFlag{{"--model", cfg.model}, {"--calib", cfg.calib}, {"--labels", cfg.labels}, {"--test-x", cfg.testX}, {"--test-y", cfg.testY}}
+	return checkDistinct(cmd, inputs, outputs)
+}
+
+// loadPruneModel loads --model and checks that --out (and --masks) suit its format.
+func loadPruneModel(cfg *pruneConfig) (model.Model, error) {
+	if st, err := os.Stat(cfg.model); err != nil {
+		return model.Model{}, usageErrorf("prune: --model %s: %v", cfg.model, cleanErr(errors.Unwrap(err)))
 	} else if st.IsDir() {
-		return usageErrorf("prune: --model %s: is a directory, not a file", fl.model)
+		return model.Model{}, usageErrorf("prune: --model %s: is a directory, not a file", cfg.model)
 	}
-	m, err := model.Load(fl.model)
+	m, err := model.Load(cfg.model)
 	if err != nil {
-		return usageErrorf("prune: --model %s", cleanErr(err))
+		return m, usageErrorf("prune: --model %s", cleanErr(err))
 	}
 	if m.IsONNX() {
-		if !strings.EqualFold(filepath.Ext(fl.out), ".onnx") {
-			return usageErrorf("prune: --out %s: the model is ONNX, so the pruned model is written as ONNX: give a path ending in .onnx", fl.out)
+		if !strings.EqualFold(filepath.Ext(cfg.out), ".onnx") {
+			return m, usageErrorf("prune: --out %s: the model is ONNX, so the pruned model is written as ONNX: give a path ending in .onnx", cfg.out)
 		}
-		if fl.masks {
-			return usageErrorf("prune: --masks writes <key>.weight.mask tensors, which only safetensors output holds; the ONNX output has exact zeros instead")
+		if cfg.masks {
+			return m, usageErrorf("prune: --masks writes <key>.weight.mask tensors, which only safetensors output holds; the ONNX output has exact zeros instead")
 		}
-	} else if strings.EqualFold(filepath.Ext(fl.out), ".onnx") {
-		return usageErrorf("prune: --out %s: the model is a safetensors state_dict, so the output is safetensors too, not ONNX", fl.out)
+	} else if strings.EqualFold(filepath.Ext(cfg.out), ".onnx") {
+		return m, usageErrorf("prune: --out %s: the model is a safetensors state_dict, so the output is safetensors too, not ONNX", cfg.out)
 	}
-	cal, err := loadInputs(cmd, "--calib", fl.calib, m)
-	if err != nil {
-		return err
-	}
-	if err := checkPruneMemory(cmd, m, cal.Rows, availableMemory()); err != nil {
-		return err
-	}
-	var keep []int
-	budget := "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
-	var nmOn []bool // the layers with the pattern (nil: all but the last)
-	if pat.N > 0 {
-		if nmOn, err = nmLayers(pat, fl.perLayer, len(m.Layers)); err != nil {
-			return err
+	return m, nil
+}
+
+// pruneSplit is a split of the weights over the layers given on the command line: the
+// kept counts (nil: --budget's split of --sparsity, layerKeep), the layers an N:M pattern
+// applies to (nil: all but the last) and the report's description.
+type pruneSplit struct {
+	keep []int
+	nmOn []bool
+	text string
+}
+
+// givenSplit is the split --nm or --per-layer give; for --sparsity only the description
+// (--budget's counts come from the Pruner, layerKeep).
+func givenSplit(cfg *pruneConfig, m model.Model) (pruneSplit, error) {
+	var sp pruneSplit
+	var err error
+	switch {
+	case cfg.pat.N > 0:
+		if sp.nmOn, err = nmLayers(cfg.pat, cfg.perLayer, len(m.Layers)); err != nil {
+			return sp, err
 		}
-		keep = prune.NMKeep(m, pat, nmOn)
-		budget = fmt.Sprintf("%d:%d pattern: at most %d non-zeros in every %d consecutive inputs of each row, in %s", pat.N, pat.M, pat.N, pat.M, nmLayersText(nmOn, len(m.Layers)))
-	} else if fl.perLayer != nil {
-		keep, err = prune.PerLayerBudget(m, fl.perLayer)
-		budget = "per layer, from --per-layer"
-		if err != nil {
-			return usageErrorf("prune: --per-layer: %v", err)
+		sp.keep = prune.NMKeep(m, cfg.pat, sp.nmOn)
+		sp.text = fmt.Sprintf("%d:%d pattern: at most %d non-zeros in every %d consecutive inputs of each row, in %s",
+			cfg.pat.N, cfg.pat.M, cfg.pat.N, cfg.pat.M, nmLayersText(sp.nmOn, len(m.Layers)))
+	case cfg.perLayer != nil:
+		if sp.keep, err = prune.PerLayerBudget(m, cfg.perLayer); err != nil {
+			return sp, usageErrorf("prune: --per-layer: %v", err)
 		}
-	} else if fl.budget == demo.BudgetErdosRenyi {
-		if keep, err = prune.Budget(m, fl.sparsity); err != nil {
-			return usageErrorf("prune: --sparsity: %v", err)
-		}
-	} else {
-		budget = curvesBudgetText // keep: from the curves, once the Pruner exists
+		sp.text = "per layer, from --per-layer"
+	case cfg.budget == prune.BudgetErdosRenyi:
+		sp.text = "Erdos-Renyi: each layer keeps weights in proportion to in+out (capped at dense)"
+	default:
+		sp.text = curvesBudgetText
 	}
-	var calLab, test *labeled
-	if fl.labels != "" {
-		if calLab, err = loadLabels(cmd, "--labels", fl.labels, cal.Rows, m); err != nil {
-			return err
+	return sp, nil
+}
+
+// loadLabelled reads --labels (of the calibration rows) and --test-x/--test-y, when given.
+func loadLabelled(cmd *cobra.Command, cfg *pruneConfig, m model.Model, cal dataio.Matrix) (calLab, test *labeled, err error) {
+	if cfg.labels != "" {
+		if calLab, err = loadLabels(cmd, "--labels", cfg.labels, cal.Rows, m); err != nil {
+			return nil, nil, err
 		}
 		calLab.X, calLab.n = cal.Float64(), cal.Rows
 	}
-	if fl.testX != "" {
-		tx, err := loadInputs(cmd, "--test-x", fl.testX, m)
+	if cfg.testX != "" {
+		tx, err := loadInputs(cmd, "--test-x", cfg.testX, m)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		if test, err = loadLabels(cmd, "--test-y", fl.testY, tx.Rows, m); err != nil {
-			return err
+		if test, err = loadLabels(cmd, "--test-y", cfg.testY, tx.Rows, m); err != nil {
+			return nil, nil, err
 		}
 		test.X, test.n = tx.Float64(), tx.Rows
 	}
+	return calLab, test, nil
+}
 
-	if fl.structure == "neurons" {
-		return runPruneNeurons(ctx, cmd, m, cal, calLab, test, start)
-	}
-	opt := prune.Options{Parallel: fl.mode == "parallel", NoDebias: fl.noRefit, Unweighted: fl.unweighted, Threads: fl.threads, NM: pat, MaxXBytes: fl.maxPatchMiB << 20,
-		Select: fl.selectBy, SelectRows: fl.selectRows}
+// newPruner sets up the layer-by-layer pruning of m on the calibration rows (the dense
+// pass stops when ctx is canceled).
+func newPruner(ctx context.Context, cmd *cobra.Command, cfg *pruneConfig, m model.Model, cal dataio.Matrix) (*prune.Pruner, error) {
+	opt := prune.Options{Parallel: cfg.mode == "parallel", NoDebias: cfg.noRefit, Unweighted: cfg.unweighted, Threads: cfg.threads,
+		NM: cfg.pat, MaxXBytes: cfg.maxPatchMiB << 20, Select: cfg.selectBy, SelectRows: cfg.selectRows}
 	if !quiet {
 		opt.Log = func(s string) { fmt.Fprintln(cmd.ErrOrStderr(), "  "+s) }
 	}
 	pr, err := prune.NewPrunerContext(ctx, m, cal.Float64(), cal.Rows, opt)
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err() // interrupted during the dense pass: exit 130
+			return nil, ctx.Err() // interrupted during the dense pass: exit 130
 		}
-		return usageErrorf("prune: %v", err)
+		return nil, usageErrorf("prune: %v", err)
 	}
-	var curves []prune.Curve
-	if keep == nil {
-		if keep, curves, err = curveKeep(ctx, pr, fl.sparsity); err != nil {
-			return err
-		}
-	}
-	pm, reps, err := pr.Prune(ctx, keep)
-	if err != nil {
-		if ctx.Err() != nil {
-			return errInterrupted
-		}
-		return err
-	}
-	rep := &pruneReport{Model: fl.model, Calib: fl.calib, N: cal.Rows, Mode: fl.mode, Budget: budget,
-		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights(), BudgetCurves: curves}
-	if changed("sparsity") {
+	return pr, nil
+}
+
+// newPruneReport starts the report of the pruned model pm.
+func newPruneReport(cfg *pruneConfig, m model.Model, rows int, budget string, keep []int, pm model.Model, reps []prune.LayerReport) *pruneReport {
+	rep := &pruneReport{Model: cfg.model, Calib: cfg.calib, N: rows, Mode: cfg.mode, Budget: budget,
+		TargetSparsity: targetOf(m, keep), Layers: reps, Backend: kern.BackendInfo(), Weights: m.Weights()}
+	if cfg.sparsityGiven {
 		rep.BudgetKeep = keep
 	}
 	for _, nz := range pm.NonZeros() {
@@ -320,52 +405,52 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 	}
 	rep.Sparsity = 1 - float64(rep.NonZeros)/float64(rep.Weights)
 	rep.Accuracy = map[string]float64{}
-	var mag, wan, sgpt model.Model
-	if fl.compare {
-		if pat.N > 0 {
-			mag = prune.MagnitudeNM(m, pat, nmOn)
-			wan = prune.WandaNM(m, pat, pr.InputNorms(), nmOn)
-			t0 := time.Now()
-			sgpt, err = pr.SparseGPTNM(ctx, pat, nmOn)
-			rep.SparseGPTSeconds = time.Since(t0).Seconds()
-		} else {
-			mag = prune.Magnitude(m, keep)
-			wan = prune.Wanda(m, keep, pr.InputNorms())
-			t0 := time.Now()
-			sgpt, err = pr.SparseGPT(ctx, keep)
-			rep.SparseGPTSeconds = time.Since(t0).Seconds()
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return errInterrupted
-			}
-			return err
-		}
-	}
-	models := []namedModel{{"dense", m}, {"relutrim", pm}}
-	if fl.compare {
-		models = append(models, namedModel{"magnitude", mag}, namedModel{"wanda", wan}, namedModel{"sparsegpt", sgpt})
-	}
-	recordAccuracies(rep.Accuracy, calLab, test, models)
-	if fl.plot != "" {
-		if err := sweep(ctx, rep, pr, m, fl.sparsity, test, fl.budget); err != nil {
-			return err
-		}
-	}
-	rep.Seconds, rep.PeakRSS = time.Since(start).Seconds(), peakRSS()
+	return rep
+}
 
-	// Outputs: everything computed; write them now, all of them or none.
-	outs := []outputFile{{"--out", fl.out, func(w io.Writer) error { return pm.Encode(w, fl.masks) }}}
-	outs, err = withReport(cmd, outs, fl.report, rep)
+// pruneModels returns the models whose accuracies are reported: the dense one, relutrim's
+// and, with --compare, magnitude, Wanda and SparseGPT pruning at the same split (N:M with
+// --nm); SparseGPT's time goes in the report.
+func pruneModels(ctx context.Context, cfg *pruneConfig, rep *pruneReport, pr *prune.Pruner, m, pm model.Model, keep []int, nmOn []bool) ([]namedModel, error) {
+	models := []namedModel{{"dense", m}, {"relutrim", pm}}
+	if !cfg.compare {
+		return models, nil
+	}
+	var mag, wan, sgpt model.Model
+	var err error
+	var t0 time.Time
+	if pat := cfg.pat; pat.N > 0 {
+		mag = prune.MagnitudeNM(m, pat, nmOn)
+		wan = prune.WandaNM(m, pat, pr.InputNorms(), nmOn)
+		t0 = time.Now()
+		sgpt, err = pr.SparseGPTNM(ctx, pat, nmOn)
+	} else {
+		mag = prune.Magnitude(m, keep)
+		wan = prune.Wanda(m, keep, pr.InputNorms())
+		t0 = time.Now()
+		sgpt, err = pr.SparseGPT(ctx, keep)
+	}
+	rep.SparseGPTSeconds = time.Since(t0).Seconds()
+	if err != nil {
+		return nil, interrupted(ctx, err)
+	}
+	return append(models, namedModel{"magnitude", mag}, namedModel{"wanda", wan}, namedModel{"sparsegpt", sgpt}), nil
+}
+
+// writePrune writes the outputs, everything being computed: all of them or none; then the
+// summary.
+func writePrune(ctx context.Context, cmd *cobra.Command, cfg *pruneConfig, rep *pruneReport, pm model.Model) error {
+	outs := []outputFile{{"--out", cfg.out, func(w io.Writer) error { return pm.Encode(w, cfg.masks) }}}
+	outs, err := withReport(cmd, outs, cfg.report, rep)
 	if err != nil {
 		return err
 	}
-	if fl.plot != "" {
+	if cfg.plot != "" {
 		png, err := renderPlot(rep)
 		if err != nil {
-			return fmt.Errorf("prune: --plot %s: %w", fl.plot, err)
+			return fmt.Errorf("prune: --plot %s: %w", cfg.plot, err)
 		}
-		outs = append(outs, outputFile{"--plot", fl.plot, png})
+		outs = append(outs, outputFile{"--plot", cfg.plot, png})
 	}
 	written, err := writeOutputs(ctx, cmd, outs)
 	if err != nil {
@@ -478,13 +563,7 @@ func sweep(ctx context.Context, rep *pruneReport, pr *prune.Pruner, m model.Mode
 	rep.PlotAccuracy = map[string][]float64{"relutrim": make([]float64, len(levels)),
 		"magnitude": make([]float64, len(levels)), "wanda": make([]float64, len(levels)), "sparsegpt": make([]float64, len(levels))}
 	for i := len(levels) - 1; i >= 0; i-- {
-		var keep []int
-		var err error
-		if budget == demo.BudgetCurves {
-			keep, _, err = curveKeep(ctx, pr, levels[i])
-		} else {
-			keep, err = prune.Budget(m, levels[i])
-		}
+		keep, _, err := layerKeep(ctx, pr, budget, levels[i])
 		if err != nil {
 			return err
 		}
@@ -523,20 +602,24 @@ func dedup(v []float64) []float64 {
 // curvesBudgetText is the report's budget for --budget curves.
 const curvesBudgetText = "curves: per-layer counts minimising the sum over layers of the network's output error with that layer alone pruned (error curves measured on the calibration data, dense inputs)"
 
-// curveKeep is --budget curves' split of sparsity s, with the curves.
-func curveKeep(ctx context.Context, pr *prune.Pruner, s float64) ([]int, []prune.Curve, error) {
-	cs, err := pr.Curves(ctx)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, nil, errInterrupted
+// layerKeep is --budget's split of sparsity s over the layers (prune.Pruner.LayerBudget),
+// with the error curves it was chosen from (--budget curves; nil for erdos-renyi).
+func layerKeep(ctx context.Context, pr *prune.Pruner, budget string, s float64) ([]int, []prune.Curve, error) {
+	var cs []prune.Curve
+	if budget == prune.BudgetCurves {
+		var err error
+		if cs, err = pr.Curves(ctx); err != nil { // for the report (LayerBudget reuses them)
+			return nil, nil, interrupted(ctx, err)
 		}
-		return nil, nil, err
 	}
-	keep, err := pr.CurveBudget(ctx, s)
-	if err != nil {
+	keep, err := pr.LayerBudget(ctx, budget, s)
+	switch {
+	case err == nil:
+		return keep, cs, nil
+	case budget == prune.BudgetCurves:
 		return nil, nil, usageErrorf("prune: --budget curves: %v; use --budget erdos-renyi or --per-layer", err)
 	}
-	return keep, cs, nil
+	return nil, nil, usageErrorf("prune: --sparsity: %v", err)
 }
 
 func printPrune(w io.Writer, r *pruneReport, written []string) {

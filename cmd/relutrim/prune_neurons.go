@@ -18,8 +18,7 @@ import (
 // relutrim prune --structure neurons: structured pruning of hidden units (prune/neurons.go).
 
 // checkStructureFlags checks --structure and the flags that do not go with neurons.
-func checkStructureFlags(cmd *cobra.Command) error {
-	fl := &pruneFlags
+func checkStructureFlags(cmd *cobra.Command, fl *pruneConfig) error {
 	switch fl.structure {
 	case "weights":
 		return nil
@@ -69,8 +68,7 @@ type neuronReport struct {
 	WeightShapes [][]int `json:"weight_shapes"`
 }
 
-func runPruneNeurons(ctx context.Context, cmd *cobra.Command, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
-	fl := &pruneFlags
+func runPruneNeurons(ctx context.Context, cmd *cobra.Command, fl *pruneConfig, m model.Model, cal dataio.Matrix, calLab, test *labeled, start time.Time) error {
 	if len(m.Layers) < 2 {
 		return usageErrorf("prune: --structure neurons: the model has no hidden layer (%d layer)", len(m.Layers))
 	}

@@ -294,15 +294,14 @@ func TestCheckPruneMemory(t *testing.T) {
 			t.Errorf("PruneBytes(%d, %d) = %v, want %v", c.n, c.patch, got, c.want)
 		}
 	}
-	defer func(mib int) { pruneFlags.maxPatchMiB = mib }(pruneFlags.maxPatchMiB)
-	pruneFlags.maxPatchMiB = 1
+	cfg := &pruneConfig{pruneFlagValues: pruneFlagValues{maxPatchMiB: 1}}
 	need := m.PruneBytes(1000, 1<<20)
-	if err := checkPruneMemory(pruneCmd, m, 1000, int64(need)-1); err == nil || exitStatus(t.Context(), err) != exitUsage ||
+	if err := checkPruneMemory(pruneCmd, cfg, m, 1000, int64(need)-1); err == nil || exitStatus(t.Context(), err) != exitUsage ||
 		!strings.Contains(err.Error(), "reduce the --calib rows (at most about 999 fit)") {
 		t.Errorf("1 byte short: %v", err)
 	}
 	for _, avail := range []int64{int64(need), 0} {
-		if err := checkPruneMemory(pruneCmd, m, 1000, avail); err != nil {
+		if err := checkPruneMemory(pruneCmd, cfg, m, 1000, avail); err != nil {
 			t.Errorf("memory %d: %v", avail, err)
 		}
 	}

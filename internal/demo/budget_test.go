@@ -5,6 +5,8 @@ import (
 	"context"
 	"strings"
 	"testing"
+
+	"relutrim/prune"
 )
 
 // TestDemoBudgetCurves: the reduced demo with the curves budget names it in the header,
@@ -14,7 +16,7 @@ func TestDemoBudgetCurves(t *testing.T) {
 		t.Skip("runs the MNIST pruning")
 	}
 	var buf bytes.Buffer
-	res, err := Run(context.Background(), Config{Levels: []float64{0.9}, CalibRows: 300, TestRows: 1000, NoTimes: true, Budget: BudgetCurves}, &buf)
+	res, err := Run(context.Background(), Config{Levels: []float64{0.9}, CalibRows: 300, TestRows: 1000, NoTimes: true, Budget: prune.BudgetCurves}, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

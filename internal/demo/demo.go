@@ -46,8 +46,8 @@ type Config struct {
 	// Neurons, if > 0, adds one line under the table: that fraction of each hidden layer's
 	// units removed (structured pruning, neurons.go).
 	Neurons float64
-	// Budget names the split of each level over the layers: BudgetCurves or
-	// BudgetErdosRenyi ("" = DefaultBudget).
+	// Budget names the split of each level over the layers (prune.Pruner.LayerBudget):
+	// prune.BudgetCurves or prune.BudgetErdosRenyi ("" = prune.DefaultBudget).
 	Budget string
 	// Unweighted turns the unit weights of the layer fits off (prune.Options.Unweighted).
 	Unweighted bool
@@ -186,7 +186,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		}
 	}
 	if cfg.Budget == "" {
-		cfg.Budget = DefaultBudget
+		cfg.Budget = prune.DefaultBudget
 	}
 	if cfg.MaxXBytes == 0 && cfg.CNN {
 		cfg.MaxXBytes = DefaultCNNMaxXBytes
@@ -260,7 +260,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	for done, li := range order {
 		s := cfg.Levels[li]
 		t0 := time.Now()
-		keep, err := levelBudget(ctx, p, m, s, cfg.Budget)
+		keep, err := p.LayerBudget(ctx, cfg.Budget, s)
 		if err != nil {
 			return nil, err
 		}

@@ -60,3 +60,26 @@ func ForChunks(n, threads int, f func(c, lo, hi int)) int {
 	wg.Wait()
 	return nc
 }
+
+// SplitRows splits n rows into k contiguous blocks that start on chunk boundaries (as
+// even as whole chunks allow) and returns the first row of each block and n: the layout
+// under which a fit over k processes is bitwise the single-process fit.
+func SplitRows(n, k int) []int {
+	nc := nChunks(n)
+	lo := make([]int, k+1)
+	for r := 1; r <= k; r++ {
+		lo[r] = min(n, (r*nc/k)*ChunkRows)
+	}
+	return lo
+}
+
+// ChunkAligned reports whether every block but the last of the row layout rowLo starts
+// and ends on chunk boundaries (the condition for bitwise equality with one process).
+func ChunkAligned(rowLo []int) bool {
+	for r := 1; r+1 < len(rowLo); r++ {
+		if rowLo[r]%ChunkRows != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -320,7 +320,7 @@ func (o Op) window(dst, xs []float64, oh, ow int) {
 }
 
 // ToChannelLast converts n samples of shape s from channel-first (NCHW, as ONNX and
-// PyTorch hold images) to relutrim's channel-last layout; ToChannelFirst converts back.
+// PyTorch hold images) to relutrim's channel-last layout; toChannelFirst converts back.
 func ToChannelLast(x []float64, n int, s Shape) []float64 {
 	if s.Flat() {
 		return x
@@ -338,8 +338,8 @@ func ToChannelLast(x []float64, n int, s Shape) []float64 {
 	return y
 }
 
-// ToChannelFirst is the inverse of ToChannelLast.
-func ToChannelFirst(x []float64, n int, s Shape) []float64 {
+// toChannelFirst is the inverse of ToChannelLast.
+func toChannelFirst(x []float64, n int, s Shape) []float64 {
 	if s.Flat() {
 		return x
 	}

@@ -81,14 +81,14 @@ func TestConvMatchesDefinition(t *testing.T) {
 			want := naiveConv(x, n, c, w, b, cout)
 			m := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActIdentity}}}
 			_, pre := m.Apply(0, m.Input(x, n), n)
-			got := ToChannelFirst(pre, n, m.Layers[0].OutShape())
+			got := toChannelFirst(pre, n, m.Layers[0].OutShape())
 			if d := maxDiff(got, want); d > 1e-12 {
 				t.Errorf("case %d (%+v), %.0f%% zeros: max difference %g from the definition", k, c, 100*zero, d)
 			}
 			// With a ReLU: ApplyPost is the clipped definition, ApplyAt the definition's
 			// pre-activations at the rows asked for (bitwise Apply's rows).
 			mr := Model{In: c.In, Layers: []Layer{{In: in, Out: cout, W: w, B: b, Conv: &cc, Act: ActReLU}}}
-			post := ToChannelFirst(mr.ApplyPost(0, mr.Input(x, n), n), n, mr.Layers[0].OutShape())
+			post := toChannelFirst(mr.ApplyPost(0, mr.Input(x, n), n), n, mr.Layers[0].OutShape())
 			for i, v := range want {
 				if math.Abs(post[i]-math.Max(v, 0)) > 1e-12 {
 					t.Fatalf("case %d: ApplyPost value %d = %v, relu of the definition %v", k, i, post[i], math.Max(v, 0))
@@ -176,7 +176,7 @@ func TestPoolsMatchDefinition(t *testing.T) {
 	x := randVec(r, n*in.Size())
 	for k, o := range cases {
 		want := naivePool(x, n, o)
-		got := ToChannelFirst(o.Apply(ToChannelLast(x, n, in), n), n, o.Out())
+		got := toChannelFirst(o.Apply(ToChannelLast(x, n, in), n), n, o.Out())
 		if d := maxDiff(got, want); d > 1e-14 || len(got) != len(want) {
 			t.Errorf("case %d (%v %+v): max difference %g from the definition", k, o.Kind, o, d)
 		}
@@ -204,7 +204,7 @@ func TestPoolsMatchDefinition(t *testing.T) {
 	}
 	// Pad then read back the interior.
 	pd := Op{Kind: Pad, In: in, PT: 1, PL: 2, PB: 0, PR: 1}
-	y := ToChannelFirst(pd.Apply(ToChannelLast(x, n, in), n), n, pd.Out())
+	y := toChannelFirst(pd.Apply(ToChannelLast(x, n, in), n), n, pd.Out())
 	ps := pd.Out()
 	for s := 0; s < n; s++ {
 		for c := 0; c < in.C; c++ {

@@ -160,7 +160,7 @@ func (m Model) NonZeros() []int {
 // A file ending in .onnx (or, without a .safetensors extension, one that does not start
 // like safetensors) is read as ONNX instead: see [LoadONNX].
 func Load(path string) (Model, error) {
-	if IsONNXFile(path) {
+	if isONNXFile(path) {
 		return LoadONNX(path)
 	}
 	ts, err := dataio.ReadSafetensors(path)

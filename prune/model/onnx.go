@@ -66,10 +66,10 @@ func LoadONNX(path string) (Model, error) {
 	return FromONNX(data, path)
 }
 
-// IsONNXFile reports whether the file looks like ONNX rather than safetensors: by its
+// isONNXFile reports whether the file looks like ONNX rather than safetensors: by its
 // extension, or, without one of the two, by its first bytes (a safetensors file starts
 // with an 8-byte header length and "{").
-func IsONNXFile(path string) bool {
+func isONNXFile(path string) bool {
 	switch strings.ToLower(path[strings.LastIndex(path, ".")+1:]) {
 	case "onnx":
 		return true

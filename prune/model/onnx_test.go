@@ -61,7 +61,7 @@ func TestONNXForwardMatchesTorch(t *testing.T) {
 				post, _ := m.Apply(l, in, n)
 				if m.Relu(l) {
 					act := readNPY(t, name+"_act"+string(rune('0'+k))+".npy")
-					closeTo(t, "ReLU output "+string(rune('0'+k))+" ("+m.Layers[l].Key+")", ToChannelFirst(post, n, m.Layers[l].OutShape()), act.Float64())
+					closeTo(t, "ReLU output "+string(rune('0'+k))+" ("+m.Layers[l].Key+")", toChannelFirst(post, n, m.Layers[l].OutShape()), act.Float64())
 					k++
 				}
 				in = m.Next(l, post, n)

@@ -6,8 +6,8 @@
 // measure the damage pruning does rather than generalisation) and on the 10,000 test
 // images. It is how the unit weights (prune/gains.go) were measured:
 //
-//	go run ./internal/valcheck                 # unit weights (the default)
-//	go run ./internal/valcheck --unweighted    # without them
+//	go run ./bench/valcheck                 # unit weights (the default)
+//	go run ./bench/valcheck --unweighted    # without them
 package main
 
 import (
@@ -37,7 +37,7 @@ func main() {
 func run() error {
 	path := flag.String("model", "", "MLP safetensors (784 inputs, 10 outputs); default the bundled LeNet-300-100")
 	calib := flag.Int("calib", 2000, "calibration images (the first ones of the training set)")
-	budget := flag.String("budget", "curves", "curves or erdos-renyi")
+	budget := flag.String("budget", prune.DefaultBudget, "curves or erdos-renyi")
 	unweighted := flag.Bool("unweighted", false, "fit without unit weights")
 	var levels levelList = []float64{0.5, 0.8, 0.9, 0.95}
 	flag.Var(&levels, "levels", "sparsities (comma separated)")
@@ -93,15 +93,7 @@ func run() error {
 	sort.Sort(sort.Reverse(sort.Float64Slice(levels)))
 	for _, s := range levels {
 		t0 := time.Now()
-		var keep []int
-		switch *budget {
-		case "curves":
-			keep, err = p.CurveBudget(ctx, s)
-		case "erdos-renyi":
-			keep, err = prune.Budget(m, s)
-		default:
-			err = fmt.Errorf("--budget %q: want curves or erdos-renyi", *budget)
-		}
+		keep, err := p.LayerBudget(ctx, *budget, s)
 		if err != nil {
 			return err
 		}
