@@ -304,6 +304,18 @@ func loadPruneModel(cfg *pruneConfig) (model.Model, error) {
 	}
 	m, err := model.Load(cfg.model)
 	if err != nil {
+		// A residual graph (ResNet blocks) is pruned weight by weight with the shortcut in
+		// the block's fit (prune/residual.go); channel pruning does not handle the
+		// channels an Add ties together.
+		if g, gerr := model.LoadONNXGraph(cfg.model); gerr == nil && g.Residual() != nil {
+			if cfg.structure == "neurons" {
+				return g, usageErrorf("prune: --model %s: node %s (Add): residual Add: --structure neurons does not prune residual networks (the channels an Add ties together are not handled); use --structure weights",
+					cfg.model, g.Residual()[0])
+			}
+			m, err = g, nil
+		}
+	}
+	if err != nil {
 		return m, usageErrorf("prune: --model %s", cleanErr(err))
 	}
 	if m.IsONNX() {
