@@ -16,10 +16,11 @@ import (
 // shortcuts: a 1x1 Conv, possibly strided, with or without a BatchNormalization). Such a
 // Model keeps its Conv and Gemm layers in graph order in Layers (each with its folded
 // BatchNormalization and, where a Relu reads its output alone, its ReLU) and the graph's
-// wiring in graph; Forward, Accuracy and Outputs run it. Everything that walks the layers
-// as a chain (the pruner, Next, Shrink) does not apply: Load and FromONNX refuse residual
-// graphs ("residual Add: pruning residual networks is not supported yet"); LoadONNXGraph
-// and FromONNXGraph read them.
+// wiring in graph; Forward, Accuracy and Outputs run it, and Exec runs it step by step
+// with the caller's layers (the pruner, prune/residual.go). What walks the layers as a chain
+// (Next, Shrink, channel pruning) does not apply: Load and FromONNX refuse residual graphs
+// ("residual Add: pruning residual networks is not supported yet"); LoadONNXGraph and
+// FromONNXGraph read them (relutrim prune falls back to LoadONNXGraph for weight pruning).
 
 // graph is a residual Model's wiring. Values are numbered: 0 is the model's input (channel-
 // last), each step writes one new value.
