@@ -64,7 +64,10 @@ Models: a PyTorch nn.Sequential of Linear layers with ReLU between them (its sta
 as safetensors: keys 0.weight, 0.bias, 2.weight, ...), or an ONNX file as torch.onnx.export
 writes it (opset 13+, eval mode) holding one chain of Conv (groups 1), Gemm or MatMul (+Add),
 BatchNormalization (folded into the layer before it), Relu, MaxPool, AveragePool,
-GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. The pruned
+GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout, or a residual
+graph of these ops (ResNet blocks: Add of a block's output and its identity or 1x1-conv
+shortcut; the block's last conv is fitted with the shortcut inside its ReLU; weight pruning
+only, --structure neurons refuses it). The pruned
 model is written in the model's own format; an ONNX output is the same graph with only the
 layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
 ReLU layer on its unfolded input patches (one row per image and output position; a seeded
