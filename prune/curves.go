@@ -62,6 +62,10 @@ const (
 // dense pre-activations (with the bias), per output on its support. The network's output
 // with that one layer replaced gives OutErr.
 //
+// For a residual graph (prune/residual.go) the stand-in fits a block's last layer to its own
+// dense pre-activation, without the shortcut's offset (an approximation of the real fit);
+// the output error runs the whole graph with the layer replaced.
+//
 // In cascade mode the real fit of layer l sees the pruned earlier layers and partly
 // corrects their error; the curves ignore this (each layer is measured on dense inputs) and
 // the split they give is used as is.
@@ -170,10 +174,15 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 		// The network's output with layer l replaced.
 		m := p.m.Clone()
 		m.Layers[l].W, m.Layers[l].B = W, B
-		in := in0
-		for j := l; j <= last; j++ {
-			post := m.ApplyPost(j, in, nr)
-			in = m.Next(j, post, nr)
+		var in []float64
+		if p.x0 != nil { // a residual graph: the whole network on the first nr samples
+			in = m.OutputFrom(p.x0[:nr*len(p.x0)/p.n], nr)
+		} else {
+			in = in0
+			for j := l; j <= last; j++ {
+				post := m.ApplyPost(j, in, nr)
+				in = m.Next(j, post, nr)
+			}
 		}
 		e := relErr(in, ref)
 		if pt.OutErr = e * e; pt.OutErr < curveNoise {

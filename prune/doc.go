@@ -24,5 +24,9 @@
 // Magnitude, Wanda, MagnitudeNM, WandaNM, SparseGPT, SparseGPTNM. Structured pruning (whole units or channels, by
 // a group-L1 fit of the next layer): UnitsKeep, PruneNeurons, L2Neurons.
 //
+// A residual graph (model.FromONNXGraph) is pruned in graph order, each layer on its input
+// from the graph, a block's last layer with its shortcut's value inside the ReLU
+// (residual.go).
+//
 // docs/method.md explains each step; docs/cli.md the `relutrim prune` command built on it.
 package prune

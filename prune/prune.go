@@ -193,6 +193,20 @@ type Pruner struct {
 	opt        Options
 	cache      map[int]*lamPath
 	curves     []Curve // Curves, once measured
+	// Residual graphs (model.FromONNXGraph; nil for a chain): sc maps a block's last layer
+	// (model.Shortcut, a residual Add followed by a Relu) to its join; the layer is fitted
+	// with the shortcut's value as solver.Settings.Offset, and its target (yPost) is the
+	// block's output, relu(pre + S), of the dense network. sDense[l] is the dense
+	// shortcut at layer l's fit rows; order is the order the layers are fitted in (each
+	// projection conv before its block's last conv); x0 is the calibration input
+	// (channel-last), where the graph's evaluation (model.Exec) starts.
+	sc     map[int]model.Shortcut
+	sDense [][]float64
+	order  []int
+	x0     []float64
+	// ignoreOffset (tests): the solvers do not see the shortcut (the fit as if S were
+	// dropped); the errors are still measured with it.
+	ignoreOffset bool
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the
@@ -254,6 +268,12 @@ func NewPrunerContext(ctx context.Context, m model.Model, X []float64, n int, op
 		return nil, fmt.Errorf("support selection %q: want %q or %q", opt.Select, SelectGradual, SelectL1Path)
 	}
 	p := &Pruner{m: m, n: n, opt: opt, cache: map[int]*lamPath{}}
+	if m.Residual() != nil {
+		if err := p.denseGraph(ctx, X); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	p.dense = [][]float64{m.Input(X, n)}
 	for l, L := range m.Layers {
 		if err := ctx.Err(); err != nil {
@@ -338,6 +358,9 @@ func (p *Pruner) InputNorms() [][]float64 {
 
 // Prune refits every layer l to keep exactly keep[l] weights and returns the pruned model.
 func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
+	if p.sc != nil {
+		return p.pruneGraph(ctx, keep)
+	}
 	out := p.m.Clone()
 	in := p.dense[0]
 	var reps []LayerReport
@@ -345,25 +368,32 @@ func (p *Pruner) Prune(ctx context.Context, keep []int) (model.Model, []LayerRep
 		if p.opt.Parallel {
 			in = p.dense[l]
 		}
-		rep, err := p.layer(ctx, &out, l, in, keep[l])
+		rep, err := p.layer(ctx, &out, l, in, keep[l], nil)
 		if err != nil {
 			return model.Model{}, nil, err
 		}
 		reps = append(reps, rep)
-		if p.opt.Log != nil {
-			p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f (%.4f without the refit), %d path points, %d solver iterations, %.1fs",
-				rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.PostErrNoDebias, rep.PathPoints, rep.Iters, rep.Seconds))
-		}
+		p.logLayer(rep)
 		post := out.ApplyPost(l, in, p.n)
 		in = out.Next(l, post, p.n)
 	}
 	return out, reps, nil
 }
 
-func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64, k int) (LayerReport, error) {
+func (p *Pruner) logLayer(rep LayerReport) {
+	if p.opt.Log != nil {
+		p.opt.Log(fmt.Sprintf("layer %s: %d/%d weights kept, lambda %.3g, post-activation error %.4f (%.4f without the refit), %d path points, %d solver iterations, %.1fs",
+			rep.Key, rep.NonZeros, rep.In*rep.Out, rep.Lambda, rep.PostErr, rep.PostErrNoDebias, rep.PathPoints, rep.Iters, rep.Seconds))
+	}
+}
+
+// layer refits layer l of m on its input in to keep k weights. S, if not nil, is the
+// residual shortcut's value at the layer's fit rows (rows x Out): the layer is then fitted
+// as relu(XU + b + S) (solver.Settings.Offset) to the block's output.
+func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64, k int, S []float64) (LayerReport, error) {
 	start := time.Now()
 	L := m.Layers[l]
-	relu := m.Relu(l)
+	relu := m.Relu(l) || S != nil
 	link := solver.Identity
 	if relu {
 		link = solver.ReLU
@@ -373,6 +403,15 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	Y := solver.Matrix{Rows: rows, Cols: L.Out, F64: p.yFit[l]}
 	rep := LayerReport{Key: L.Key, In: L.In, Out: L.Out, Rows: rows, Positions: p.n * L.Positions(), XBytes: int64(len(xs)) * 8, UnitWeighted: p.gain[l] != nil}
 	base := solver.Settings{Link: link, Threads: p.opt.Threads, NoBias: L.NoBias}
+	if S != nil {
+		sf := S // the fit's offset is scaled by the unit weights, as its target
+		if g := p.gain[l]; g != nil {
+			sf = byUnit(S, g, false)
+		}
+		if !p.ignoreOffset {
+			base.Offset = solver.Matrix{Rows: rows, Cols: L.Out, F64: sf}
+		}
+	}
 	var U, B []float64
 	if k >= L.In*L.Out {
 		// Nothing to prune: keep the dense layer; in cascade mode after a pruned layer,
@@ -380,7 +419,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		U, B = model.Transpose(L.W, L.Out, L.In), append([]float64(nil), L.B...)
 		if l > 0 && !p.opt.Parallel && !p.opt.NoDebias {
 			var err error
-			if U, B, err = p.refitDense(ctx, &rep, l, X, Y, &base, U, B, relu); err != nil {
+			if U, B, err = p.refitDense(ctx, &rep, l, X, Y, &base, U, B, relu, S); err != nil {
 				return rep, err
 			}
 		}
@@ -402,7 +441,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 		Bs := append([]float64(nil), sel.pt.B...)
 		// The refit is kept if it lowers the (weighted) error; the report gives the
 		// unweighted one. One forward pass per candidate gives both (layerErrs).
-		cand := p.layerErrs(l, xs, Us, Bs, relu)
+		cand := p.layerErrs(l, xs, Us, Bs, relu, S)
 		rep.PostErrNoDebias = cand.plain
 		// 2. Refit the kept weights with the support fixed (lambda = 0): undoes the L1
 		// shrinkage or the cuts' approximation.
@@ -414,7 +453,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 			}
 			rep.RefitSeconds = time.Since(t0).Seconds()
 			rep.Iters += iters
-			if r := p.layerErrs(l, xs, u, b, relu); r.weighted < cand.weighted {
+			if r := p.layerErrs(l, xs, u, b, relu, S); r.weighted < cand.weighted {
 				cand, rep.Debiased = r, true
 			}
 		}
@@ -424,7 +463,7 @@ func (p *Pruner) layer(ctx context.Context, m *model.Model, l int, in []float64,
 	if U != nil { // a layer kept dense (refitted or not; U, B are its own, unscaled)
 		m.Layers[l].W = model.Transpose(U, L.In, L.Out)
 		m.Layers[l].B = B
-		post, pre := model.Layer{In: L.In, Out: L.Out, W: m.Layers[l].W, B: B}.Apply(xs, rows, relu)
+		post, pre := applyOffset(model.Layer{In: L.In, Out: L.Out, W: m.Layers[l].W, B: B}, xs, rows, relu, S)
 		rep.PreErr = relErr(pre, p.yPre[l])
 		rep.PostErr = relErr(post, p.yPost[l])
 	}
@@ -457,10 +496,14 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 	lp := p.cache[l]
 	if lp == nil || !(l == 0 || p.opt.Parallel) {
 		sx, sy, n := xs, p.yFit[l], rows
+		sb := *base
 		if idx := p.selectRows(l, rows); idx != nil {
 			sx, sy, n = pickRows(xs, idx, L.In), pickRows(p.yFit[l], idx, L.Out), len(idx)
+			if base.Offset.Rows > 0 { // the same rows of the shortcut
+				sb.Offset = solver.Matrix{Rows: n, Cols: L.Out, F64: pickRows(base.Offset.F64, idx, L.Out)}
+			}
 		}
-		eng, err := fit.NewEngine(solver.Matrix{Rows: n, Cols: L.In, F64: sx}, solver.Matrix{Rows: n, Cols: L.Out, F64: sy}, base)
+		eng, err := fit.NewEngine(solver.Matrix{Rows: n, Cols: L.In, F64: sx}, solver.Matrix{Rows: n, Cols: L.Out, F64: sy}, &sb)
 		if err != nil {
 			return selection{}, err
 		}
@@ -538,6 +581,7 @@ func (p *Pruner) refit(ctx context.Context, sel selection, X, Y solver.Matrix, b
 	from := fit.Point{U: U, B: B, Rho: sel.pt.Rho}
 	eng, iters := sel.lp.eng, 0
 	if sel.lp.rows < X.Rows {
+		s.Offset = eng.Settings().Offset // the selection rows' shortcut
 		res, err := eng.SolveWith(ctx, 0, &from, &s)
 		if err != nil {
 			return nil, nil, 0, err
@@ -552,6 +596,7 @@ func (p *Pruner) refit(ctx context.Context, sel selection, X, Y solver.Matrix, b
 			return nil, nil, iters, err
 		}
 		s.MaxIter = min(s.MaxIter, fullRefitIters)
+		s.Offset = base.Offset // all rows'
 	}
 	res, err := eng.SolveWith(ctx, 0, &from, &s)
 	if err != nil {
@@ -605,9 +650,9 @@ func (p *Pruner) denseStart(l int, lp *lamPath, k int) fit.Point {
 // pruned layer's refit does), with lambda = 0 on all of its weights, from the dense
 // weights; the refit is kept if it lowers the (unit-weighted) error against the dense
 // network's outputs. rep gets the error without the refit and the iterations.
-func (p *Pruner) refitDense(ctx context.Context, rep *LayerReport, l int, X, Y solver.Matrix, base *solver.Settings, U, B []float64, relu bool) ([]float64, []float64, error) {
+func (p *Pruner) refitDense(ctx context.Context, rep *LayerReport, l int, X, Y solver.Matrix, base *solver.Settings, U, B []float64, relu bool, S []float64) ([]float64, []float64, error) {
 	xs := X.F64
-	rep.PostErrNoDebias = p.postErr(l, xs, U, B, relu, p.yPost[l])
+	rep.PostErrNoDebias = p.postErr(l, xs, U, B, relu, p.yPost[l], S)
 	start := fit.Point{U: U, B: B}
 	g := p.gain[l]
 	if g != nil { // the fit's target is scaled by g: so is its start
@@ -624,7 +669,11 @@ func (p *Pruner) refitDense(ctx context.Context, rep *LayerReport, l int, X, Y s
 		return nil, nil, err
 	}
 	rep.Iters += res.Iters
-	if p.postErr(l, xs, res.U, res.B, relu, p.yFit[l]) >= p.postErr(l, xs, start.U, start.B, relu, p.yFit[l]) {
+	sf := S // the fit's weights are scaled by g: so is its offset
+	if g != nil && S != nil {
+		sf = byUnit(S, g, false)
+	}
+	if p.postErr(l, xs, res.U, res.B, relu, p.yFit[l], sf) >= p.postErr(l, xs, start.U, start.B, relu, p.yFit[l], sf) {
 		return U, B, nil
 	}
 	rep.Debiased = true
@@ -930,14 +979,14 @@ type candidate struct {
 // fit is weighted) on the fit rows X in one forward pass: ReLU is positively homogeneous,
 // so the scaled layer's output is g times the unscaled one's, and the weighted error
 // follows from the unscaled output.
-func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool) candidate {
+func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool, S []float64) candidate {
 	L := p.m.Layers[l]
 	g := p.gain[l]
 	c := candidate{u: U, b: B}
 	if g != nil {
 		c.u, c.b = unscale(U, B, g)
 	}
-	post, pre := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(c.u, L.In, L.Out), B: c.b}.Apply(X, len(X)/L.In, relu)
+	post, pre := applyOffset(model.Layer{In: L.In, Out: L.Out, W: model.Transpose(c.u, L.In, L.Out), B: c.b}, X, len(X)/L.In, relu, S)
 	c.pre, c.plain, c.weighted = pre, relErr(post, p.yPost[l]), relErr(post, p.yPost[l])
 	if g != nil {
 		var num, den float64
@@ -954,10 +1003,28 @@ func (p *Pruner) layerErrs(l int, X, U, B []float64, relu bool) candidate {
 
 // postErr is the relative error, against y, of layer l's output on its fit rows X with
 // weights U, B.
-func (p *Pruner) postErr(l int, X, U, B []float64, relu bool, y []float64) float64 {
+func (p *Pruner) postErr(l int, X, U, B []float64, relu bool, y, S []float64) float64 {
 	L := p.m.Layers[l]
-	post, _ := model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}.Apply(X, len(X)/L.In, relu)
+	post, _ := applyOffset(model.Layer{In: L.In, Out: L.Out, W: model.Transpose(U, L.In, L.Out), B: B}, X, len(X)/L.In, relu, S)
 	return relErr(post, y)
+}
+
+// applyOffset is L.Apply with the offset S (nil: none) added inside the activation: post
+// is act(XW^T + b + S), pre the layer's own pre-activation XW^T + b.
+func applyOffset(L model.Layer, X []float64, n int, relu bool, S []float64) (post, pre []float64) {
+	if S == nil {
+		return L.Apply(X, n, relu)
+	}
+	_, pre = L.Apply(X, n, false)
+	post = make([]float64, len(pre))
+	for i, v := range pre {
+		v += S[i]
+		if relu && v < 0 {
+			v = 0
+		}
+		post[i] = v
+	}
+	return post, pre
 }
 
 // unscale returns the weights U (In x Out) and biases B of the fit on the target scaled by

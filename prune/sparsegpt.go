@@ -151,6 +151,9 @@ func SparseGPTData(ctx context.Context, m model.Model, X []float64, n int, opt O
 	if err != nil {
 		return model.Model{}, err
 	}
+	if m.Residual() != nil {
+		return model.Model{}, fmt.Errorf("sparsegpt: the lean form does not run residual graphs; use a Pruner's SparseGPT")
+	}
 	// A Pruner with the input of layer 0 and the positions of the convolutions only.
 	p := &Pruner{m: m, n: n, opt: opt}
 	p.dense = [][]float64{m.Input(X, n)}
@@ -162,6 +165,9 @@ func SparseGPTData(ctx context.Context, m model.Model, X []float64, n int, opt O
 
 // sparseGPT runs the layers in turn. lean: p holds only dense[0] and pos (SparseGPTData).
 func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, lean bool) (model.Model, error) {
+	if p.sc != nil {
+		return p.sparseGPTGraph(ctx, keep, pat, on)
+	}
 	out := p.m.Clone()
 	in := p.dense[0]
 	denseIn := in // lean Parallel: the dense network's input of layer l
@@ -187,13 +193,9 @@ func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, l
 			spec = sgptSpec{keep: keep[l]}
 		}
 		if todo {
-			xs, rows := p.fitRows(l, in)
-			H := gram(xs, rows, L.In, p.opt.Threads)
-			W, err := sparseGPTLayer(L.W, L.Out, L.In, H, spec, sgptBlock)
-			if err != nil {
-				return model.Model{}, fmt.Errorf("sparsegpt: layer %s: %w", L.Key, err)
+			if err := p.sparseGPTOne(&out, l, in, spec); err != nil {
+				return model.Model{}, err
 			}
-			out.Layers[l].W = W
 		}
 		switch {
 		case l == last:
@@ -203,6 +205,58 @@ func (p *Pruner) sparseGPT(ctx context.Context, keep []int, pat NM, on []bool, l
 		case lean:
 			post, _ := p.m.Apply(l, denseIn, p.n)
 			denseIn = p.m.Next(l, post, p.n)
+		}
+	}
+	return out, nil
+}
+
+// sgptSpecFor is layer l's SparseGPT target and whether it is pruned at all.
+func sgptSpecFor(L model.Layer, l int, keep []int, pat NM, on []bool) (sgptSpec, bool) {
+	if pat.N > 0 {
+		return sgptSpec{keep: -1, groups: nmGroups(L, pat.M), n: pat.N}, on[l]
+	}
+	return sgptSpec{keep: keep[l]}, keep[l] < L.In*L.Out
+}
+
+// sparseGPTOne prunes layer l of out by SparseGPT on its input in.
+func (p *Pruner) sparseGPTOne(out *model.Model, l int, in []float64, spec sgptSpec) error {
+	L := p.m.Layers[l]
+	xs, rows := p.fitRows(l, in)
+	H := gram(xs, rows, L.In, p.opt.Threads)
+	W, err := sparseGPTLayer(L.W, L.Out, L.In, H, spec, sgptBlock)
+	if err != nil {
+		return fmt.Errorf("sparsegpt: layer %s: %w", L.Key, err)
+	}
+	out.Layers[l].W = W
+	return nil
+}
+
+// sparseGPTGraph is sparseGPT for a residual graph: each layer on its input from the
+// pruned graph (cascade) or the dense one (parallel), in graph order.
+func (p *Pruner) sparseGPTGraph(ctx context.Context, keep []int, pat NM, on []bool) (model.Model, error) {
+	out := p.m.Clone()
+	var e *model.Exec
+	if !p.opt.Parallel {
+		e = out.NewExec(p.x0, p.n)
+	}
+	for l, L := range p.m.Layers {
+		if err := ctx.Err(); err != nil {
+			return model.Model{}, err
+		}
+		in := p.dense[l]
+		if e != nil {
+			var err error
+			if in, err = e.Input(l); err != nil {
+				return model.Model{}, fmt.Errorf("sparsegpt: layer %s: %v", L.Key, err)
+			}
+		}
+		if spec, todo := sgptSpecFor(L, l, keep, pat, on); todo {
+			if err := p.sparseGPTOne(&out, l, in, spec); err != nil {
+				return model.Model{}, err
+			}
+		}
+		if e != nil {
+			e.SetLayer(l, out.ApplyPost(l, in, p.n))
 		}
 	}
 	return out, nil

@@ -64,7 +64,10 @@ Models: a PyTorch nn.Sequential of Linear layers with ReLU between them (its sta
 as safetensors: keys 0.weight, 0.bias, 2.weight, ...), or an ONNX file as torch.onnx.export
 writes it (opset 13+, eval mode) holding one chain of Conv (groups 1), Gemm or MatMul (+Add),
 BatchNormalization (folded into the layer before it), Relu, MaxPool, AveragePool,
-GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout. The pruned
+GlobalAveragePool, Flatten, Reshape to (batch, features), Identity and Dropout, or a residual
+graph of these ops (ResNet blocks: Add of a block's output and its identity or 1x1-conv
+shortcut; the block's last conv is fitted with the shortcut inside its ReLU; weight pruning
+only, --structure neurons refuses it). The pruned
 model is written in the model's own format; an ONNX output is the same graph with only the
 layers' weight and bias initializers changed. A convolution followed by a ReLU is fitted as a
 ReLU layer on its unfolded input patches (one row per image and output position; a seeded
@@ -303,6 +306,18 @@ func loadPruneModel(cfg *pruneConfig) (model.Model, error) {
 		return model.Model{}, usageErrorf("prune: --model %s: is a directory, not a file", cfg.model)
 	}
 	m, err := model.Load(cfg.model)
+	if err != nil {
+		// A residual graph (ResNet blocks) is pruned weight by weight with the shortcut in
+		// the block's fit (prune/residual.go); channel pruning does not handle the
+		// channels an Add ties together.
+		if g, gerr := model.LoadONNXGraph(cfg.model); gerr == nil && g.Residual() != nil {
+			if cfg.structure == "neurons" {
+				return g, usageErrorf("prune: --model %s: node %s (Add): residual Add: --structure neurons does not prune residual networks (the channels an Add ties together are not handled); use --structure weights",
+					cfg.model, g.Residual()[0])
+			}
+			m, err = g, nil
+		}
+	}
 	if err != nil {
 		return m, usageErrorf("prune: --model %s", cleanErr(err))
 	}

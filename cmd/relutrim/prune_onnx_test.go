@@ -189,7 +189,8 @@ func TestPruneONNXBadInput(t *testing.T) {
 	}{
 		{"truncated", []string{"--model", filepath.Join(bad, "truncated.onnx"), "--calib", calib}, []string{"--model", "truncated.onnx", "not an ONNX model"}},
 		{"unsupported op", []string{"--model", filepath.Join(bad, "sigmoid.onnx"), "--calib", calib}, []string{"sigmoid.onnx", "/1/Sigmoid", "Sigmoid is not supported"}},
-		{"residual", []string{"--model", filepath.Join(bad, "residual.onnx"), "--calib", calib}, []string{"residual.onnx", "residual"}},
+		// Weight pruning takes residual graphs (TestPruneResidual); channel pruning does not.
+		{"residual, channels", []string{"--model", filepath.Join(bad, "residual.onnx"), "--calib", calib, "--structure", "neurons"}, []string{"residual.onnx", "node /Add (Add)", "--structure neurons does not prune residual networks"}},
 		{"grouped conv", []string{"--model", filepath.Join(bad, "group_conv.onnx"), "--calib", calib}, []string{"group_conv.onnx", "/0/Conv", "group 2"}},
 		{"dynamic reshape", []string{"--model", filepath.Join(bad, "dynamic_reshape.onnx"), "--calib", calib}, []string{"dynamic_reshape.onnx", "Shape"}},
 		{"NaN weight", []string{"--model", filepath.Join(bad, "nan_weight.onnx"), "--calib", calib}, []string{"nan_weight.onnx", "/0/Conv", "non-finite"}},

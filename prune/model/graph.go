@@ -16,10 +16,11 @@ import (
 // shortcuts: a 1x1 Conv, possibly strided, with or without a BatchNormalization). Such a
 // Model keeps its Conv and Gemm layers in graph order in Layers (each with its folded
 // BatchNormalization and, where a Relu reads its output alone, its ReLU) and the graph's
-// wiring in graph; Forward, Accuracy and Outputs run it. Everything that walks the layers
-// as a chain (the pruner, Next, Shrink) does not apply: Load and FromONNX refuse residual
-// graphs ("residual Add: pruning residual networks is not supported yet"); LoadONNXGraph
-// and FromONNXGraph read them.
+// wiring in graph; Forward, Accuracy and Outputs run it, and Exec runs it step by step
+// with the caller's layers (the pruner, prune/residual.go). What walks the layers as a chain
+// (Next, Shrink, channel pruning) does not apply: Load and FromONNX refuse residual graphs
+// ("residual Add: pruning residual networks is not supported yet"); LoadONNXGraph and
+// FromONNXGraph read them (relutrim prune falls back to LoadONNXGraph for weight pruning).
 
 // graph is a residual Model's wiring. Values are numbered: 0 is the model's input (channel-
 // last), each step writes one new value.
@@ -403,4 +404,207 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// Shortcut is what the residual fit (issue 21) needs of a layer that writes into a
+// residual Add: Layer is the block's last layer (the operand on the longer path from the
+// input, counted in layers), Proj the layer on the shortcut (a projection conv; -1 for an
+// identity shortcut), Relu whether a Relu follows the Add, Node the Add's name.
+type Shortcut struct {
+	Node        string
+	Layer, Proj int
+	Relu        bool
+}
+
+// Shortcuts returns, for a model read by FromONNXGraph, each residual Add with a layer's
+// raw output (no activation) as an operand, in graph order (nil for a chain). A join of two
+// layers (a block's last conv and a projection conv) is one Shortcut: the deeper one is the
+// block's Layer, the other its Proj.
+func (m Model) Shortcuts() []Shortcut {
+	if m.graph == nil {
+		return nil
+	}
+	gr := m.graph
+	depth := make([]int, len(gr.shapes)) // the most layers on a path from the input
+	producer := map[int]int{}
+	for _, st := range gr.steps {
+		d := depth[st.in[0]]
+		if st.kind == gAdd {
+			d = max(d, depth[st.in[1]])
+		}
+		if st.kind == gLayer {
+			d++
+			producer[st.out] = st.layer
+		}
+		depth[st.out] = d
+	}
+	var out []Shortcut
+	for a, j := range m.Joins() {
+		s := Shortcut{Node: j.Node, Layer: -1, Proj: -1, Relu: j.Relu}
+		switch len(j.Layers) {
+		case 0:
+			continue
+		case 1:
+			s.Layer = j.Layers[0]
+		default:
+			s.Layer, s.Proj = j.Layers[0], j.Layers[1]
+			st := gr.steps[m.addStep(a)]
+			da, db := depth[st.in[0]], depth[st.in[1]]
+			if producer[st.in[0]] != s.Layer {
+				da, db = db, da
+			}
+			if db > da {
+				s.Layer, s.Proj = s.Proj, s.Layer
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// addStep returns the step of the a-th residual Add.
+func (m Model) addStep(a int) int {
+	for s, st := range m.graph.steps {
+		if st.kind == gAdd {
+			if a == 0 {
+				return s
+			}
+			a--
+		}
+	}
+	return -1
+}
+
+// Exec evaluates a residual graph step by step for a caller that computes the layers
+// itself (the pruner, with its own weights): the ops, Relus and Adds are run on demand,
+// each layer's output is what the caller sets (SetLayer), and a value is dropped once
+// every step reading it has run.
+type Exec struct {
+	m    Model
+	n    int
+	vals [][]float64
+	prod []int // the step writing each value (-1: the input)
+	left []int // readers of each value not yet run
+	at   []int // the step of each layer
+}
+
+// NewExec starts evaluating m (read by FromONNXGraph) on n samples x0, the graph's input
+// value: channel-last (ToChannelLast of the model's input layout).
+func (m Model) NewExec(x0 []float64, n int) *Exec {
+	gr := m.graph
+	e := &Exec{m: m, n: n, vals: make([][]float64, len(gr.shapes)), prod: make([]int, len(gr.shapes)),
+		left: make([]int, len(gr.shapes)), at: make([]int, len(m.Layers))}
+	e.prod[0] = -1
+	for s, st := range gr.steps {
+		e.prod[st.out] = s
+		e.left[st.in[0]]++
+		if st.kind == gAdd {
+			e.left[st.in[1]]++
+		}
+		if st.kind == gLayer {
+			e.at[st.layer] = s
+		}
+	}
+	e.vals[0] = x0
+	return e
+}
+
+// value computes value v (and what it needs), running every non-layer step on the way.
+func (e *Exec) value(v int) ([]float64, error) {
+	if e.vals[v] != nil {
+		return e.vals[v], nil
+	}
+	s := e.prod[v]
+	if s < 0 {
+		return nil, fmt.Errorf("the graph's input was already consumed")
+	}
+	st := e.m.graph.steps[s]
+	if st.kind == gLayer {
+		return nil, fmt.Errorf("value %d needs layer %s, which is not computed yet", v, e.m.Layers[st.layer].Key)
+	}
+	x, err := e.value(st.in[0])
+	if err != nil {
+		return nil, err
+	}
+	var y []float64
+	switch st.kind {
+	case gOp:
+		y = st.op.Apply(x, e.n)
+	case gRelu:
+		y = make([]float64, len(x))
+		for i, t := range x {
+			y[i] = max(t, 0)
+		}
+	case gAdd:
+		z, err := e.value(st.in[1])
+		if err != nil {
+			return nil, err
+		}
+		y = make([]float64, len(x))
+		for i, t := range x {
+			y[i] = t + z[i]
+		}
+		e.consume(st.in[1])
+	}
+	e.consume(st.in[0])
+	e.vals[v] = y
+	return y, nil
+}
+
+func (e *Exec) consume(v int) {
+	if e.left[v]--; e.left[v] <= 0 && v != e.m.graph.out {
+		e.vals[v] = nil
+	}
+}
+
+// Input returns layer l's input (channel-last), computing it from the values known.
+func (e *Exec) Input(l int) ([]float64, error) {
+	return e.value(e.m.graph.steps[e.at[l]].in[0])
+}
+
+// SetLayer sets layer l's output (after its activation): the step of layer l has run.
+func (e *Exec) SetLayer(l int, post []float64) {
+	st := e.m.graph.steps[e.at[l]]
+	e.vals[st.out] = post
+	e.consume(st.in[0])
+}
+
+// ShortcutValue returns the other operand of the residual Add that layer l's output feeds
+// (Shortcuts: the shortcut's value, the block's input or its projection's output; channel-
+// last, l's output rows).
+func (e *Exec) ShortcutValue(l int) ([]float64, error) {
+	out := e.m.graph.steps[e.at[l]].out
+	for _, st := range e.m.graph.steps {
+		if st.kind == gAdd && (st.in[0] == out || st.in[1] == out) {
+			other := st.in[1]
+			if other == out {
+				other = st.in[0]
+			}
+			return e.value(other)
+		}
+	}
+	return nil, fmt.Errorf("layer %s does not feed a residual Add", e.m.Layers[l].Key)
+}
+
+// Output returns the network's output once every layer is set.
+func (e *Exec) Output() ([]float64, error) {
+	return e.value(e.m.graph.out)
+}
+
+// OutputFrom returns the output of a residual graph for n samples x0 given as the graph's
+// input value (channel-last, as ToChannelLast gives): Forward's last entry.
+func (m Model) OutputFrom(x0 []float64, n int) []float64 {
+	e := m.NewExec(x0, n)
+	for l := range m.Layers { // graph order: every layer's input is computed before it
+		in, err := e.Input(l)
+		if err != nil {
+			panic(err) // parseGraph builds steps in topological order
+		}
+		e.SetLayer(l, m.ApplyPost(l, in, n))
+	}
+	out, err := e.Output()
+	if err != nil {
+		panic(err)
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -197,5 +198,26 @@ func TestResidualJoins(t *testing.T) {
 	}
 	if chain.Joins() != nil {
 		t.Errorf("a chain has joins %v", chain.Joins())
+	}
+}
+
+// TestResidualShortcutsExec: the fixture's blocks as Shortcuts (block 2's last conv is
+// layer 4, its projection layer 5: the deeper operand is the block's), and the graph run
+// step by step (Exec, OutputFrom) gives Forward's logits exactly.
+func TestResidualShortcutsExec(t *testing.T) {
+	m, err := LoadONNXGraph(filepath.Join(resnetDir, "resnet.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "[{/layer1/Add 2 -1 true} {/layer2/Add 4 5 true} {/layer3/Add 7 -1 true}]"
+	if got := fmt.Sprint(m.Shortcuts()); got != want {
+		t.Errorf("shortcuts %s, want %s", got, want)
+	}
+	x := readResnetNPY(t, "resnet_x.npy")
+	n := x.Shape[0]
+	acts := m.Forward(x.Float64(), n)
+	got := m.OutputFrom(ToChannelLast(x.Float64(), n, m.InShape()), n)
+	if !slices.Equal(got, acts[len(acts)-1]) {
+		t.Errorf("OutputFrom %v, Forward %v", got[:5], acts[len(acts)-1][:5])
 	}
 }
