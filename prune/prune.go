@@ -919,20 +919,36 @@ func (lp *lamPath) next(k int) float64 {
 
 // topK marks the k entries of U (In x Out) with the largest |U_ij| * norms[i].
 func topK(U, norms []float64, out, k int) []bool {
-	idx := make([]int, len(U))
-	for i := range idx {
-		idx[i] = i
-	}
-	score := func(i int) float64 { return math.Abs(U[i]) * norms[i/out] }
-	sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
 	mask := make([]bool, len(U))
-	for _, i := range idx[:k] {
+	k = min(k, len(U))
+	if k <= 0 {
+		return mask
+	}
+	score := make([]float64, len(U))
+	for i, u := range U {
+		score[i] = math.Abs(u) * norms[i/out]
+	}
+	// The k-th largest score is the threshold: the entries above it are kept, and those
+	// equal to it in index order until there are k (what a stable sort by decreasing
+	// score keeps: TestTopKStableOrder), without sorting the entries themselves.
+	sorted := slices.Clone(score)
+	slices.Sort(sorted)
+	thr := sorted[len(sorted)-k]
+	ties := k
+	for _, v := range score {
+		if v > thr {
+			ties--
+		}
+	}
+	for i, v := range score {
+		keep := v > thr
+		if v == thr && ties > 0 {
+			keep, ties = true, ties-1
+		}
 		// A zero score is a zero weight, or an input that is zero on every selection row:
 		// such a weight does nothing on the calibration data (as for the L1 solution,
 		// which leaves it zero), so it is not kept.
-		if score(i) > 0 {
-			mask[i] = true
-		}
+		mask[i] = keep && v > 0
 	}
 	return mask
 }

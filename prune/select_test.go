@@ -2,6 +2,9 @@ package prune
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -65,5 +68,40 @@ func TestNewPrunerCanceled(t *testing.T) {
 	cancel()
 	if _, err := NewPrunerContext(ctx, s.m, s.calib, s.nCal, Options{}); err != context.Canceled {
 		t.Errorf("error %v, want context.Canceled", err)
+	}
+}
+
+// TestTopKStableOrder: topK keeps exactly the entries a stable sort by decreasing
+// |U_ij| * norms[i] keeps in its first k (the reference, written here with sort.SliceStable,
+// as topK itself was before it selected by threshold), less the zero scores, on random
+// weights with many ties (values on a coarse grid, zero inputs and zero weights).
+func TestTopKStableOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for trial := 0; trial < 200; trial++ {
+		in, out := 1+r.IntN(12), 1+r.IntN(9)
+		U, norms := make([]float64, in*out), make([]float64, in)
+		for i := range U {
+			U[i] = float64(r.IntN(5)-2) / 2 // ties and zeros
+		}
+		for i := range norms {
+			norms[i] = float64(r.IntN(3)) // zero inputs
+		}
+		k := r.IntN(in*out + 1)
+		idx := make([]int, len(U))
+		for i := range idx {
+			idx[i] = i
+		}
+		score := func(i int) float64 { return math.Abs(U[i]) * norms[i/out] }
+		sort.SliceStable(idx, func(a, b int) bool { return score(idx[a]) > score(idx[b]) })
+		want := make([]bool, len(U))
+		for _, i := range idx[:k] {
+			want[i] = score(i) > 0
+		}
+		got := topK(U, norms, out, k)
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("trial %d (k %d of %d): entry %d kept %v, the stable sort keeps %v", trial, k, len(U), i, got[i], want[i])
+			}
+		}
 	}
 }
