@@ -1,9 +1,11 @@
 package prune
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/mat"
@@ -112,7 +114,7 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return score[order[a]] > score[order[b]] })
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(score[b], score[a]) })
 	// A first point with one weight, so that any budget of at least one weight per layer
 	// can be split (the curve is linear from there to the first density).
 	var ks []int
