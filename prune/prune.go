@@ -174,6 +174,10 @@ type LayerReport struct {
 	SelectRows int   `json:"select_rows"`
 	Positions  int   `json:"positions"`
 	XBytes     int64 `json:"x_bytes"`
+	// FittedWith names the layer this one was fitted with as one layer (a residual block's
+	// last conv and its projection shortcut; the errors, times and iterations are the
+	// pair's); empty otherwise.
+	FittedWith string `json:"fitted_with,omitempty"`
 }
 
 // Pruner prunes one model on one calibration set; it keeps the lambda paths of layers whose
@@ -204,9 +208,13 @@ type Pruner struct {
 	sDense [][]float64
 	order  []int
 	x0     []float64
+	// joint maps a block's last layer to the projection conv fitted with it (jointLayer).
+	joint map[int]int
 	// ignoreOffset (tests): the solvers do not see the shortcut (the fit as if S were
-	// dropped); the errors are still measured with it.
-	ignoreOffset bool
+	// dropped); the errors are still measured with it. separateProj (tests, ablation):
+	// projections are fitted alone, before their block's last layer, which then has their
+	// output as its offset.
+	ignoreOffset, separateProj bool
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the

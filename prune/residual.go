@@ -13,13 +13,14 @@ import (
 // l, whose raw output is added to a shortcut and then goes through a Relu
 // (model.Shortcut), is fitted to the dense block's output relu(pre_l + S) with the
 // shortcut's value S as a known offset inside the ReLU (solver.Settings.Offset): in
-// cascade mode S is the pruned network's shortcut (the block's input, or the pruned
-// projection conv's output), in parallel mode the dense network's. A projection conv is
-// pruned as an ordinary linear layer fitted to its own dense output, before its block's
-// last layer, so that S includes its pruning. (The joint fit of the last conv and
-// the projection over their concatenated patches is not done yet.) A join without a Relu
-// after it leaves its layers fitted as ordinary linear layers to their own outputs. Unit
-// weights (unitGains) assume a chain and are off for residual graphs.
+// cascade mode S is the pruned network's shortcut (the block's input), in parallel mode the
+// dense network's. A block with a projection conv on its shortcut has its last conv and the
+// projection fitted as one layer (jointLayer): both write into the same pre-activation at
+// the same output positions, so the fit is over the concatenation of their input patches,
+// with no offset, and the L1 penalty and the cuts trade weights between the two branches:
+// the pair keeps the sum of their budgets, split as the fit chooses. A join without a
+// Relu after it leaves its layers fitted as ordinary linear layers to their own outputs.
+// Unit weights (unitGains) assume a chain and are off for residual graphs.
 
 // graphOrder is the order residual graph layers are fitted in: graph (index) order, except
 // that a block's projection conv comes right before the block's last layer.
@@ -50,9 +51,13 @@ func (p *Pruner) denseGraph(ctx context.Context, X []float64) error {
 	m, n := p.m, p.n
 	nl := len(m.Layers)
 	p.sc = map[int]model.Shortcut{}
+	p.joint = map[int]int{}
 	for _, s := range m.Shortcuts() {
 		if s.Relu {
 			p.sc[s.Layer] = s
+			if s.Proj >= 0 && m.Layers[s.Proj].Positions() == m.Layers[s.Layer].Positions() {
+				p.joint[s.Layer] = s.Proj
+			}
 		}
 	}
 	p.order = graphOrder(m)
@@ -110,12 +115,15 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 	if !p.opt.Parallel {
 		e = out.NewExec(p.x0, p.n)
 	}
+	projIn := map[int][]float64{} // the inputs of projections fitted with their block
 	for _, l := range p.order {
 		L := p.m.Layers[l]
 		in := p.dense[l]
 		var S []float64
 		_, res := p.sc[l]
-		if res {
+		q, joint := p.joint[l]
+		joint = joint && !p.separateProj
+		if res && !joint {
 			S = p.sDense[l]
 		}
 		if e != nil {
@@ -123,6 +131,27 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 			if in, err = e.Input(l); err != nil {
 				return model.Model{}, nil, fmt.Errorf("layer %s: %v", L.Key, err)
 			}
+		}
+		if p.isJointProj(l) { // fitted with its block's last layer, which comes next
+			projIn[l] = in
+			continue
+		}
+		if joint {
+			rl, rq, err := p.jointLayer(ctx, &out, l, q, in, projIn[q], keep[l]+keep[q])
+			if err != nil {
+				return model.Model{}, nil, err
+			}
+			reps[l], reps[q] = rl, rq
+			p.logLayer(rq)
+			p.logLayer(rl)
+			if e != nil {
+				e.SetLayer(q, out.ApplyPost(q, projIn[q], p.n))
+				e.SetLayer(l, out.ApplyPost(l, in, p.n))
+			}
+			delete(projIn, q)
+			continue
+		}
+		if e != nil {
 			if res {
 				s, err := e.ShortcutValue(l)
 				if err != nil {
@@ -145,4 +174,81 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 		}
 	}
 	return out, reps, nil
+}
+
+// isJointProj reports whether layer l is a projection conv fitted with its block's last
+// layer (jointLayer).
+func (p *Pruner) isJointProj(l int) bool {
+	if p.separateProj {
+		return false
+	}
+	for _, q := range p.joint {
+		if q == l {
+			return true
+		}
+	}
+	return false
+}
+
+// jointLayer fits a block's last layer l and its projection conv q as one layer, to keep k
+// weights between them: the layer whose input rows are l's patches followed by q's at
+// l's fit positions (inL and inQ are their inputs, channel-last), whose weights are
+// [W_l | W_q] per output, and whose bias is b_l + b_q (written back to l, or to q when l
+// has none), fitted with a ReLU to the block's dense output. It runs Pruner.layer on that
+// layer through a view of p in which it replaces layer l (a dense layer over the joint
+// rows), then splits the weights back. The two reports share the fit's errors, times and
+// iterations; each has its own non-zeros, and FittedWith names the other layer.
+func (p *Pruner) jointLayer(ctx context.Context, out *model.Model, l, q int, inL, inQ []float64, k int) (LayerReport, LayerReport, error) {
+	L, Q := p.m.Layers[l], p.m.Layers[q]
+	xl, rows := p.fitRows(l, inL)
+	xq := Q.Conv.Patches(inQ, p.n, p.pos[l])
+	in := L.In + Q.In
+	xs := make([]float64, rows*in)
+	for r := range rows {
+		copy(xs[r*in:], xl[r*L.In:(r+1)*L.In])
+		copy(xs[r*in+L.In:], xq[r*Q.In:(r+1)*Q.In])
+	}
+	xl, xq = nil, nil
+	J := model.Layer{Key: L.Key, In: in, Out: L.Out, W: make([]float64, L.Out*in), B: make([]float64, L.Out),
+		Act: model.ActReLU, NoBias: L.NoBias && Q.NoBias}
+	for o := range L.Out {
+		copy(J.W[o*in:], L.W[o*L.In:(o+1)*L.In])
+		copy(J.W[o*in+L.In:], Q.W[o*Q.In:(o+1)*Q.In])
+		J.B[o] = L.B[o] + Q.B[o]
+	}
+	// The view: layer l is J, fitted on rows "samples" of one position each.
+	v := *p
+	v.m.Layers = slices.Clone(p.m.Layers)
+	v.m.Layers[l] = J
+	v.n = rows
+	pre := slices.Clone(p.yPre[l]) // J's dense pre-activation: l's plus the shortcut's
+	for i, s := range p.sDense[l] {
+		pre[i] += s
+	}
+	v.yPre = slices.Clone(p.yPre)
+	v.yPre[l] = pre
+	jm := v.m.Clone()
+	rep, err := v.layer(ctx, &jm, l, xs, k, nil)
+	if err != nil {
+		return rep, rep, err
+	}
+	W, B := jm.Layers[l].W, jm.Layers[l].B
+	ol, oq := &out.Layers[l], &out.Layers[q]
+	for o := range L.Out {
+		copy(ol.W[o*L.In:(o+1)*L.In], W[o*in:o*in+L.In])
+		copy(oq.W[o*Q.In:(o+1)*Q.In], W[o*in+L.In:(o+1)*in])
+	}
+	bl, bq := B, make([]float64, L.Out)
+	if L.NoBias {
+		bl, bq = bq, bl
+	}
+	copy(ol.B, bl)
+	copy(oq.B, bq)
+	nz := out.NonZeros()
+	rl, rq := rep, rep
+	rl.In, rl.NonZeros, rl.Positions, rl.XBytes, rl.FittedWith = L.In, nz[l], p.n*L.Positions(), int64(rows*L.In)*8, Q.Key
+	rq.Key, rq.In, rq.NonZeros, rq.Positions, rq.XBytes, rq.FittedWith = Q.Key, Q.In, nz[q], p.n*Q.Positions(), int64(rows*Q.In)*8, L.Key
+	rl.Sparsity = 1 - float64(rl.NonZeros)/float64(L.In*L.Out)
+	rq.Sparsity = 1 - float64(rq.NonZeros)/float64(Q.In*Q.Out)
+	return rl, rq, nil
 }
