@@ -90,17 +90,31 @@ func (p *Pruner) Curves(ctx context.Context) ([]Curve, error) {
 	return out, nil
 }
 
+// curveRows returns the rows of layer l's dense fit (inputs and pre-activations) that
+// its curve is measured on: the rows supports are selected on (selectRows).
+func (p *Pruner) curveRows(l int) (xs, ys []float64, rows int) {
+	L := p.m.Layers[l]
+	ys = p.yPre[l]
+	rows = len(ys) / L.Out
+	idx := p.selectRows(l, rows)
+	if idx != nil {
+		ys = pickRows(ys, idx, L.Out)
+	}
+	if p.curveX != nil { // a residual graph: kept by denseGraph
+		return p.curveX[l], ys, len(p.curveX[l]) / L.In
+	}
+	xs, _ = p.fitRows(l, p.dense[l])
+	if idx != nil {
+		xs = pickRows(xs, idx, L.In)
+	}
+	return xs, ys, len(ys) / L.Out
+}
+
 func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 	L := p.m.Layers[l]
 	size := L.In * L.Out
 	c := Curve{Key: L.Key, Weights: size}
-	xs, rows := p.fitRows(l, p.dense[l])
-	// The normal equations of the dense pre-activations on [X 1], over the rows supports
-	// are selected on (selectRows).
-	ys := p.yPre[l]
-	if idx := p.selectRows(l, rows); idx != nil {
-		xs, ys, rows = pickRows(xs, idx, L.In), pickRows(ys, idx, L.Out), len(idx)
-	}
+	xs, ys, rows := p.curveRows(l)
 	ne := newNormalEq(xs, rows, L.In, ys, L.Out, L.NoBias)
 	d := ne.d
 	// Wanda's score ranks the layer's weights once; a count's support is a prefix.
@@ -154,7 +168,10 @@ func (p *Pruner) curve(ctx context.Context, l int) (Curve, error) {
 	last := len(p.m.Layers) - 1
 	nr := min(p.n, curveSamples(p.m))
 	ref := p.dense[last+1][:nr*len(p.dense[last+1])/p.n]
-	in0 := p.dense[l][:nr*len(p.dense[l])/p.n]
+	var in0 []float64
+	if p.x0 == nil {
+		in0 = p.dense[l][:nr*len(p.dense[l])/p.n]
+	}
 	for ci, k := range ks {
 		if err := ctx.Err(); err != nil {
 			return c, err

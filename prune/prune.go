@@ -204,10 +204,14 @@ type Pruner struct {
 	// shortcut at layer l's fit rows; order is the order the layers are fitted in (each
 	// projection conv before its block's last conv); x0 is the calibration input
 	// (channel-last), where the graph's evaluation (model.Exec) starts.
-	sc     map[int]model.Shortcut
-	sDense [][]float64
-	order  []int
-	x0     []float64
+	// A residual graph's dense layer inputs are not kept (dense holds only the output):
+	// inNorms[l] are the column norms of layer l's dense fit rows (InputNorms) and
+	// curveX[l] those of its rows the curves are measured on (curveRows).
+	inNorms, curveX [][]float64
+	sc              map[int]model.Shortcut
+	sDense          [][]float64
+	order           []int
+	x0              []float64
 	// joint maps a block's last layer to the projection conv fitted with it (jointLayer).
 	joint map[int]int
 	// ignoreOffset (tests): the solvers do not see the shortcut (the fit as if S were
@@ -356,6 +360,9 @@ func (p *Pruner) fitRows(l int, in []float64) ([]float64, int) {
 // dense network's layer is fitted on (Wanda's ||X_j||; for a convolution, over the patch
 // rows).
 func (p *Pruner) InputNorms() [][]float64 {
+	if p.inNorms != nil {
+		return p.inNorms
+	}
 	out := make([][]float64, len(p.m.Layers))
 	for l, L := range p.m.Layers {
 		X, r := p.fitRows(l, p.dense[l])

@@ -62,7 +62,9 @@ func (p *Pruner) denseGraph(ctx context.Context, X []float64) error {
 	}
 	p.order = graphOrder(m)
 	p.x0 = model.ToChannelLast(X, n, m.InShape())
-	p.dense = make([][]float64, nl+1)
+	p.dense = make([][]float64, nl+1) // only the output: the layers' inputs are not kept
+	p.inNorms = make([][]float64, nl)
+	p.curveX = make([][]float64, nl)
 	p.pos = make([][]int, nl)
 	p.yPost = make([][]float64, nl)
 	p.yPre = make([][]float64, nl)
@@ -79,7 +81,16 @@ func (p *Pruner) denseGraph(ctx context.Context, X []float64) error {
 		}
 		pos := p.positions(L, l)
 		post, pre := m.ApplyAt(l, in, n, pos)
-		p.dense[l], p.pos[l], p.yPre[l] = in, pos, pre
+		p.pos[l], p.yPre[l] = pos, pre
+		// What later steps read of the dense input: its fit rows' column norms (InputNorms)
+		// and the rows the curves are measured on (curveRows).
+		xs, rows := p.fitRows(l, in)
+		p.inNorms[l] = colNorms(xs, rows, L.In)
+		if idx := p.selectRows(l, rows); idx != nil {
+			p.curveX[l] = pickRows(xs, idx, L.In)
+		} else {
+			p.curveX[l] = slices.Clone(xs)
+		}
 		if _, ok := p.sc[l]; ok {
 			S, err := e.ShortcutValue(l)
 			if err != nil {
@@ -111,14 +122,17 @@ func (p *Pruner) denseGraph(ctx context.Context, X []float64) error {
 func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
 	out := p.m.Clone()
 	reps := make([]LayerReport, len(p.m.Layers))
+	// e evaluates the pruned graph (cascade) or the dense one (parallel): the dense
+	// inputs are not kept (denseGraph).
 	var e *model.Exec
-	if !p.opt.Parallel {
+	if p.opt.Parallel {
+		e = p.m.NewExec(p.x0, p.n)
+	} else {
 		e = out.NewExec(p.x0, p.n)
 	}
 	projIn := map[int][]float64{} // the inputs of projections fitted with their block
 	for _, l := range p.order {
 		L := p.m.Layers[l]
-		in := p.dense[l]
 		var S []float64
 		_, res := p.sc[l]
 		q, joint := p.joint[l]
@@ -126,11 +140,9 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 		if res && !joint {
 			S = p.sDense[l]
 		}
-		if e != nil {
-			var err error
-			if in, err = e.Input(l); err != nil {
-				return model.Model{}, nil, fmt.Errorf("layer %s: %v", L.Key, err)
-			}
+		in, err := e.Input(l)
+		if err != nil {
+			return model.Model{}, nil, fmt.Errorf("layer %s: %v", L.Key, err)
 		}
 		if p.isJointProj(l) { // fitted with its block's last layer, which comes next
 			projIn[l] = in
@@ -144,23 +156,19 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 			reps[l], reps[q] = rl, rq
 			p.logLayer(rq)
 			p.logLayer(rl)
-			if e != nil {
-				e.SetLayer(q, out.ApplyPost(q, projIn[q], p.n))
-				e.SetLayer(l, out.ApplyPost(l, in, p.n))
-			}
+			p.setLayer(e, out, q, projIn[q])
+			p.setLayer(e, out, l, in)
 			delete(projIn, q)
 			continue
 		}
-		if e != nil {
-			if res {
-				s, err := e.ShortcutValue(l)
-				if err != nil {
-					return model.Model{}, nil, fmt.Errorf("layer %s: %v", L.Key, err)
-				}
-				S = pickRows(s, p.pos[l], L.Out)
-				if p.pos[l] == nil {
-					S = slices.Clone(s) // e may drop or reuse its values
-				}
+		if res && !p.opt.Parallel { // the pruned network's shortcut
+			s, err := e.ShortcutValue(l)
+			if err != nil {
+				return model.Model{}, nil, fmt.Errorf("layer %s: %v", L.Key, err)
+			}
+			S = pickRows(s, p.pos[l], L.Out)
+			if p.pos[l] == nil {
+				S = slices.Clone(s) // e may drop or reuse its values
 			}
 		}
 		rep, err := p.layer(ctx, &out, l, in, keep[l], S)
@@ -169,11 +177,18 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 		}
 		reps[l] = rep
 		p.logLayer(rep)
-		if e != nil {
-			e.SetLayer(l, out.ApplyPost(l, in, p.n))
-		}
+		p.setLayer(e, out, l, in)
 	}
 	return out, reps, nil
+}
+
+// setLayer sets layer l's output in e, which evaluates the pruned graph out (cascade) or
+// the dense one (parallel), from l's input in.
+func (p *Pruner) setLayer(e *model.Exec, out model.Model, l int, in []float64) {
+	if p.opt.Parallel {
+		out = p.m
+	}
+	e.SetLayer(l, out.ApplyPost(l, in, p.n))
 }
 
 // isJointProj reports whether layer l is a projection conv fitted with its block's last

@@ -235,29 +235,24 @@ func (p *Pruner) sparseGPTOne(out *model.Model, l int, in []float64, spec sgptSp
 // pruned graph (cascade) or the dense one (parallel), in graph order.
 func (p *Pruner) sparseGPTGraph(ctx context.Context, keep []int, pat NM, on []bool) (model.Model, error) {
 	out := p.m.Clone()
-	var e *model.Exec
-	if !p.opt.Parallel {
-		e = out.NewExec(p.x0, p.n)
+	e := out.NewExec(p.x0, p.n) // Pruner.setLayer: the dense graph's in parallel mode
+	if p.opt.Parallel {
+		e = p.m.NewExec(p.x0, p.n)
 	}
 	for l, L := range p.m.Layers {
 		if err := ctx.Err(); err != nil {
 			return model.Model{}, err
 		}
-		in := p.dense[l]
-		if e != nil {
-			var err error
-			if in, err = e.Input(l); err != nil {
-				return model.Model{}, fmt.Errorf("sparsegpt: layer %s: %v", L.Key, err)
-			}
+		in, err := e.Input(l)
+		if err != nil {
+			return model.Model{}, fmt.Errorf("sparsegpt: layer %s: %v", L.Key, err)
 		}
 		if spec, todo := sgptSpecFor(L, l, keep, pat, on); todo {
 			if err := p.sparseGPTOne(&out, l, in, spec); err != nil {
 				return model.Model{}, err
 			}
 		}
-		if e != nil {
-			e.SetLayer(l, out.ApplyPost(l, in, p.n))
-		}
+		p.setLayer(e, out, l, in)
 	}
 	return out, nil
 }
