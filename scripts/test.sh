@@ -4,8 +4,10 @@
 # openmpi-bin: when they are missing, this script installs them if it runs as root with
 # apt-get, and otherwise skips those steps with a notice. The Python cross-checks need
 # /usr/bin/python3 with python3-numpy, python3-onnx and python3-torch (not installed here:
-# .ci/run does), and skip with a notice without them. With CI=true all are required: a
-# missing one fails the run. Also runs staticcheck (installed at a pinned version if missing).
+# .ci/run does), and skip with a notice without them. The onnxruntime cross-check needs node
+# and the npm package onnxruntime-node (installed into .cache/ort as root when missing; see
+# below). With CI=true all are required: a missing one fails the run. Also runs staticcheck
+# (installed at a pinned version if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-SkylakeX}" # Debian's OpenBLAS 0.3.21 misdetects this CPU
@@ -69,6 +71,48 @@ if [ -n "$python_missing" ]; then
 fi
 if [ "${CI:-}" = true ]; then export RELUTRIM_REQUIRE_PYTHON=1; fi
 
+# The onnxruntime cross-check (cmd/relutrim's TestPrunedONNXRuntime: pruned ONNX files run in
+# onnxruntime through scripts/ort_logits.js) needs node and the npm package onnxruntime-node
+# (pinned; it ships libonnxruntime.so.1) under $RELUTRIM_ORT_DIR, by default .cache/ort here
+# (git-ignored). When they are missing, this script installs them if it runs as root (node
+# and npm with apt-get when those are missing too); otherwise the test skips, and the notice
+# is printed here. With CI=true they are required (RELUTRIM_REQUIRE_ORT=1: the test fails).
+ort_version=1.30.0
+RELUTRIM_ORT_DIR="$(realpath -m "${RELUTRIM_ORT_DIR:-.cache/ort}")" # the test runs in cmd/relutrim
+export RELUTRIM_ORT_DIR
+have_ort() {
+  local v
+  command -v node >/dev/null 2>&1 && v="$(node scripts/ort_logits.js --version 2>/dev/null)" &&
+    [[ "$v" == "onnxruntime-node $ort_version "* ]]
+}
+ort=1
+if ! have_ort; then
+  if [ "$(id -u)" = 0 ]; then
+    if { ! command -v node || ! command -v npm; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+      echo "== installing nodejs npm (needed by the onnxruntime cross-check)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null || true
+    fi
+    if command -v npm >/dev/null 2>&1; then
+      echo "== installing onnxruntime-node $ort_version into $RELUTRIM_ORT_DIR (needed by the onnxruntime cross-check)"
+      mkdir -p "$RELUTRIM_ORT_DIR"
+      # --ignore-scripts: the package's install script downloads GPU provider libraries
+      # (not needed here) and fails without network access to them; the CPU library for
+      # linux-x64 is in the package itself.
+      npm install --prefix "$RELUTRIM_ORT_DIR" --ignore-scripts --no-audit --no-fund --loglevel=error \
+        "onnxruntime-node@$ort_version" >/dev/null || true
+    fi
+  fi
+  if ! have_ort; then
+    ort=0
+    if [ "${CI:-}" = true ]; then
+      echo "FAIL: CI=true requires node and onnxruntime-node $ort_version in $RELUTRIM_ORT_DIR for the onnxruntime cross-check (npm install --prefix $RELUTRIM_ORT_DIR --ignore-scripts onnxruntime-node@$ort_version)" >&2
+      exit 1
+    fi
+    echo "NOTICE: onnxruntime cross-check SKIPPED: node or onnxruntime-node $ort_version missing (npm install --prefix $RELUTRIM_ORT_DIR --ignore-scripts onnxruntime-node@$ort_version, or run as root to let this script install it)" >&2
+  fi
+fi
+if [ "${CI:-}" = true ]; then export RELUTRIM_REQUIRE_ORT=1; fi
+
 echo "== go vet"
 go vet ./...
 if [ "$openblas" = 1 ]; then go vet -tags openblas ./internal/kern ./solver; fi
@@ -119,4 +163,5 @@ skipped=""
 [ "$openblas" = 1 ] || skipped="$skipped; OpenBLAS backend SKIPPED: libopenblas-dev missing"
 [ "$mpi" = 1 ] || skipped="$skipped; MPI build SKIPPED"
 [ -z "$python_missing" ] || skipped="$skipped; Python cross-checks SKIPPED:$python_missing missing"
+[ "$ort" = 1 ] || skipped="$skipped; onnxruntime cross-check SKIPPED: node or onnxruntime-node missing"
 echo "all tests passed${skipped:+ (${skipped#; })}"
