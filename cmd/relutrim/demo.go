@@ -79,6 +79,7 @@ func runDemo(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer limitThreads(demoFlags.threads)()
+	defer leanGC()()
 	prog := newProgress(cmd)
 	defer prog.Finish()
 	switch {

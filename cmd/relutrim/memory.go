@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -250,4 +251,22 @@ func checkPruneMemory(cmd *cobra.Command, fl *pruneConfig, m model.Model, rows i
 	return usageErrorf("%s: --model %s with --calib %s (%d rows): the calibration activations and patches need at least %.3g GB, "+
 		"more than the %.3g GB of memory available (MemAvailable or the cgroup's limit); %s",
 		cmd.Name(), fl.model, fl.calib, rows, need/1e9, float64(avail)/1e9, hint)
+}
+
+// leanGCPercent is the garbage collector's target (GOGC) while prune and demo run: the
+// heap grows to (1 + leanGCPercent/100) times the live data between collections instead
+// of twice it. Their large allocations are activations and patches, float64 slices
+// without pointers, which a collection does not scan: a random-weight ResNet-20 (270k
+// weights, 2000 MNIST images) pruned to 90% peaked at 2.98 GB with GOGC=100 and 1.91 GB
+// with 25, in 24 s and 28 s (one run each, the machine shared).
+const leanGCPercent = 25
+
+// leanGC sets the garbage collector's target to leanGCPercent unless the environment sets
+// GOGC, and returns the function that restores it.
+func leanGC() func() {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	old := debug.SetGCPercent(leanGCPercent)
+	return func() { debug.SetGCPercent(old) }
 }

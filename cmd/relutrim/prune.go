@@ -165,6 +165,7 @@ func runPrune(ctx context.Context, cmd *cobra.Command, _ []string) error {
 		return err
 	}
 	defer limitThreads(cfg.threads)()
+	defer leanGC()()
 	if err := checkPrunePaths(cmd, cfg); err != nil {
 		return err
 	}

@@ -485,7 +485,10 @@ type Exec struct {
 	vals [][]float64
 	prod []int // the step writing each value (-1: the input)
 	left []int // readers of each value not yet run
-	at   []int // the step of each layer
+	// owned marks the values only the Exec holds (the Adds' sums), which a Relu that is
+	// their last reader overwrites in place.
+	owned []bool
+	at    []int // the step of each layer
 }
 
 // NewExec starts evaluating m (read by FromONNXGraph) on n samples x0, the graph's input
@@ -493,7 +496,7 @@ type Exec struct {
 func (m Model) NewExec(x0 []float64, n int) *Exec {
 	gr := m.graph
 	e := &Exec{m: m, n: n, vals: make([][]float64, len(gr.shapes)), prod: make([]int, len(gr.shapes)),
-		left: make([]int, len(gr.shapes)), at: make([]int, len(m.Layers))}
+		left: make([]int, len(gr.shapes)), owned: make([]bool, len(gr.shapes)), at: make([]int, len(m.Layers))}
 	e.prod[0] = -1
 	for s, st := range gr.steps {
 		e.prod[st.out] = s
@@ -531,7 +534,10 @@ func (e *Exec) value(v int) ([]float64, error) {
 	case gOp:
 		y = st.op.Apply(x, e.n)
 	case gRelu:
-		y = make([]float64, len(x))
+		y = x // in place when the Relu is x's last reader and x is not the input
+		if e.left[st.in[0]] > 1 || !e.owned[st.in[0]] || st.in[0] == e.m.graph.out {
+			y = make([]float64, len(x))
+		}
 		for i, t := range x {
 			y[i] = max(t, 0)
 		}
@@ -544,6 +550,7 @@ func (e *Exec) value(v int) ([]float64, error) {
 		for i, t := range x {
 			y[i] = t + z[i]
 		}
+		e.owned[v] = true
 		e.consume(st.in[1])
 	}
 	e.consume(st.in[0])
