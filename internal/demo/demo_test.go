@@ -192,3 +192,21 @@ func TestDemoCNNAndResNet(t *testing.T) {
 		t.Errorf("CNN and ResNet: error %v, want one saying they exclude each other", err)
 	}
 }
+
+// TestModuleName: the table's layer names from torch.onnx.export's node names (module
+// path, then the op type); other names are kept.
+func TestModuleName(t *testing.T) {
+	for key, want := range map[string]string{
+		"/layer2/layer2.0/conv1/Conv":                   "layer2.0.conv1",
+		"/layer3/layer3.0/downsample/downsample.0/Conv": "layer3.0.downsample.0",
+		"/conv1/Conv": "conv1",
+		"/fc/Gemm":    "fc",
+		"/0/Conv":     "0",
+		"Conv_12":     "Conv_12",
+		"":            "",
+	} {
+		if got := moduleName(key); got != want {
+			t.Errorf("moduleName(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
