@@ -50,9 +50,11 @@ and for --preset fashion / resnet20, in --out (not committed):
 
   resnet_fashion.onnx / resnet20.onnx         the model
   resnet_fashion.json / resnet20.json         test accuracy (float64 module), settings, time
-  PREFIX_calib_x.npy                          float32 (2000,1,28,28): the first 2000 training
+  D_calib_x.npy                               float32 (2000,1,28,28): the first 2000 training
                                               images (Fashion: in the seeded shuffle order)
-  PREFIX_test_x.npy, PREFIX_test_y.npy        float32 (10000,1,28,28) and int64 (10000,)
+  D_test_x.npy, D_test_y.npy                  float32 (10000,1,28,28) and int64 (10000,)
+
+(D is fashion or resnet20)
 
 so that `relutrim prune --model DIR/resnet_fashion.onnx --calib DIR/fashion_calib_x.npy
 --test-x DIR/fashion_test_x.npy --test-y DIR/fashion_test_y.npy --sparsity 0.9 --compare`
