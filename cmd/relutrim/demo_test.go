@@ -45,3 +45,15 @@ func TestDemoOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoCNNResNetExclusive: --cnn and --resnet together are a usage error (exit 2) naming
+// both flags, before the demo loads anything.
+func TestDemoCNNResNetExclusive(t *testing.T) {
+	r := run(t, ".", "demo", "--cnn", "--resnet")
+	if r.code != 2 || !strings.Contains(r.stderr, "--cnn and --resnet exclude each other") {
+		t.Errorf("demo --cnn --resnet: exit %d, stderr %q; want exit 2 naming both flags", r.code, r.stderr)
+	}
+	if r.stdout != "" {
+		t.Errorf("demo --cnn --resnet: stdout %q, want nothing", r.stdout)
+	}
+}

@@ -41,7 +41,11 @@ type Config struct {
 	// CNN prunes the bundled all-conv MNIST network (internal/models/cnn_mnist.onnx)
 	// instead of LeNet-300-100; CalibRows then defaults to DefaultCNNCalibRows and the
 	// convolutions are fitted on at most MaxXBytes of patches (default DefaultCNNMaxXBytes).
-	CNN       bool
+	CNN bool
+	// ResNet prunes the bundled MNIST ResNet (internal/models/resnet_mnist.onnx, a residual
+	// graph) instead; CalibRows then defaults to DefaultResNetCalibRows and MaxXBytes to
+	// DefaultResNetMaxXBytes. CNN and ResNet exclude each other.
+	ResNet    bool
 	MaxXBytes int
 	// Neurons, if > 0, adds one line under the table: that fraction of each hidden layer's
 	// units removed (structured pruning, neurons.go).
@@ -56,10 +60,12 @@ type Config struct {
 	SelectRows int
 }
 
-// Defaults of the CNN demo: see Config.CNN.
+// Defaults of the CNN demo (Config.CNN) and of the ResNet demo (Config.ResNet).
 const (
-	DefaultCNNCalibRows = 1000
-	DefaultCNNMaxXBytes = 8 << 20
+	DefaultCNNCalibRows    = 1000
+	DefaultCNNMaxXBytes    = 8 << 20
+	DefaultResNetCalibRows = 1000
+	DefaultResNetMaxXBytes = 8 << 20
 )
 
 // Row is one line of the table.
@@ -169,6 +175,57 @@ func describe(m model.Model) (name, layers string) {
 	return fmt.Sprintf("all-conv CNN (%d weights, %.0f%% in convolutions)", weights, 100*float64(conv)/float64(weights)), strings.Join(ls, " / ")
 }
 
+// describeResNet names a residual network and its layers for the table, in layer order, by
+// the module paths torch.onnx.export gives the nodes ("/layer2/layer2.0/conv1/Conv" is
+// layer2.0.conv1), with each layer's input and output channels: "conv1 1-16 /
+// layer1.0.conv1 16-16 / ... / layer2.0.proj 16-32 / ... / fc 64-10". A projection shortcut
+// (model.Shortcut.Proj, torchvision's downsample) is named proj after its block.
+func describeResNet(m model.Model) (name, layers string) {
+	proj := map[int]bool{}
+	scs := m.Shortcuts()
+	for _, s := range scs {
+		if s.Proj >= 0 {
+			proj[s.Proj] = true
+		}
+	}
+	var ls []string
+	weights, conv := 0, 0
+	for l, L := range m.Layers {
+		weights += L.In * L.Out
+		n := moduleName(L.Key)
+		if proj[l] {
+			n = strings.TrimSuffix(strings.TrimSuffix(n, ".0"), ".downsample") + ".proj"
+		}
+		if L.Conv == nil {
+			ls = append(ls, fmt.Sprintf("%s %d-%d", n, L.In, L.Out))
+			continue
+		}
+		conv += L.In * L.Out
+		ls = append(ls, fmt.Sprintf("%s %d-%d", n, L.Conv.In.C, L.Out))
+	}
+	return fmt.Sprintf("ResNet (%d residual blocks, %d with a projection shortcut; %d weights, %.0f%% in convolutions)",
+		len(scs), len(proj), weights, 100*float64(conv)/float64(weights)), strings.Join(ls, " / ")
+}
+
+// moduleName turns the name torch.onnx.export gives a layer's node, the module path and the
+// op ("/layer2/layer2.0/conv1/Conv"), into the module's name ("layer2.0.conv1"); a name
+// of another form is kept.
+func moduleName(key string) string {
+	parts := strings.Split(strings.TrimPrefix(key, "/"), "/")
+	if len(parts) < 2 || !strings.HasPrefix(key, "/") {
+		return key
+	}
+	parts = parts[:len(parts)-1] // the op type
+	var out []string
+	for i, p := range parts {
+		if i+1 < len(parts) && strings.HasPrefix(parts[i+1], p+".") {
+			continue // "layer2" before "layer2.0"
+		}
+		out = append(out, p)
+	}
+	return strings.Join(out, ".")
+}
+
 // Run executes the demo; progress goes to cfg.Log, and when the demo has finished its whole
 // table is written to w (if non-nil), so that progress printed meanwhile cannot split it.
 func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
@@ -179,17 +236,29 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	if cfg.Levels == nil && len(cfg.NM) == 0 {
 		cfg.Levels = []float64{0.5, 0.8, 0.9, 0.95}
 	}
+	if cfg.CNN && cfg.ResNet {
+		return nil, fmt.Errorf("demo: the CNN and the ResNet demo exclude each other")
+	}
 	if cfg.CalibRows == 0 {
-		cfg.CalibRows = 2000
-		if cfg.CNN {
+		switch {
+		case cfg.CNN:
 			cfg.CalibRows = DefaultCNNCalibRows
+		case cfg.ResNet:
+			cfg.CalibRows = DefaultResNetCalibRows
+		default:
+			cfg.CalibRows = 2000
 		}
 	}
 	if cfg.Budget == "" {
 		cfg.Budget = prune.DefaultBudget
 	}
-	if cfg.MaxXBytes == 0 && cfg.CNN {
-		cfg.MaxXBytes = DefaultCNNMaxXBytes
+	if cfg.MaxXBytes == 0 {
+		switch {
+		case cfg.CNN:
+			cfg.MaxXBytes = DefaultCNNMaxXBytes
+		case cfg.ResNet:
+			cfg.MaxXBytes = DefaultResNetMaxXBytes
+		}
 	}
 	dir, err := mnist.Dir()
 	if err != nil {
@@ -211,15 +280,21 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	}
 	res := &Result{Model: "LeNet-300-100 (784-300-100-10)", Layers: "784-300 / 300-100 / 100-10"}
 	load := models.LeNet300100
-	if cfg.CNN {
+	switch {
+	case cfg.CNN:
 		load = models.CNNMNIST
+	case cfg.ResNet:
+		load = models.ResNetMNIST
 	}
 	m, err := load()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.CNN {
+	switch {
+	case cfg.CNN:
 		res.Model, res.Layers = describe(m)
+	case cfg.ResNet:
+		res.Model, res.Layers = describeResNet(m)
 	}
 	n := cfg.CalibRows
 	calib := train.X[:n*784]
@@ -323,7 +398,7 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 		}
 	}
 	res.Rows = rows
-	if cfg.Neurons > 0 && !cfg.CNN { // neuron pruning is for the MLP
+	if cfg.Neurons > 0 && !cfg.CNN && !cfg.ResNet { // neuron pruning is for the MLP
 		if res.Neurons, err = runNeurons(ctx, cfg, m, calib, n, test); err != nil {
 			return nil, err
 		}

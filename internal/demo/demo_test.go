@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"relutrim/dataio"
 	"relutrim/internal/kern"
+	"relutrim/internal/mnist"
 	"relutrim/prune"
 )
 
@@ -109,5 +113,100 @@ func TestDemoCNN(t *testing.T) {
 	}
 	if r.Relutrim < r.Magnitude+0.1 || r.Relutrim < r.Wanda+0.1 || r.Relutrim < res.Dense-0.05 {
 		t.Errorf("at 90%%: relutrim %.3f, magnitude %.3f, Wanda %.3f, dense %.3f", r.Relutrim, r.Magnitude, r.Wanda, res.Dense)
+	}
+}
+
+// TestDemoResNet: the ResNet demo on a reduced configuration (100 calibration images, the
+// first 1000 test images, 2 MiB of patches per convolution, 90% sparsity). The dense
+// accuracy is torch's on the same 1000 images (the arg-max of torch's float64 logits,
+// internal/models/testdata/resnet_mnist_logits.npy, against the labels); relutrim's pruned
+// model keeps exactly 10% of the 77072 weights (its report), every layer fitted on at most
+// 2 MiB of patches; the table names the ResNet's
+// layers in the order of the torch module's forward pass, with the two projection
+// shortcuts marked; relutrim beats magnitude pruning.
+func TestDemoResNet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("prunes the MNIST ResNet")
+	}
+	var buf bytes.Buffer
+	res, err := Run(context.Background(), Config{ResNet: true, Levels: []float64{0.9}, CalibRows: 100, TestRows: 1000, MaxXBytes: 2 << 20, NoTimes: true}, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s", buf.String())
+	layers := "conv1 1-16 / layer1.0.conv1 16-16 / layer1.0.conv2 16-16 / layer2.0.conv1 16-32 / layer2.0.conv2 32-32 / layer2.0.proj 16-32 / " +
+		"layer3.0.conv1 32-64 / layer3.0.conv2 64-64 / layer3.0.proj 32-64 / fc 64-10"
+	if !bytes.Contains(buf.Bytes(), []byte("per-layer sparsity ("+layers+")")) {
+		t.Errorf("table does not name the ResNet's layers (%s):\n%s", layers, buf.String())
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("ResNet (3 residual blocks, 2 with a projection shortcut; 77072 weights")) {
+		t.Errorf("table does not describe the ResNet:\n%s", buf.String())
+	}
+	ref, err := dataio.ReadNPYFileND(filepath.Join("..", "models", "testdata", "resnet_mnist_logits.npy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := mnist.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	test, err := mnist.LoadFirst(dir, false, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits, right := ref.Float64(), 0
+	for p := 0; p < test.N; p++ {
+		best := 0
+		for k := 1; k < 10; k++ {
+			if logits[p*10+k] > logits[p*10+best] {
+				best = k
+			}
+		}
+		if best == test.Labels[p] {
+			right++
+		}
+	}
+	if want := float64(right) / float64(test.N); res.Dense != want || res.TestRows != 1000 {
+		t.Errorf("dense accuracy %.4f on %d test images; torch's on the first 1000: %.4f", res.Dense, res.TestRows, want)
+	}
+	r := res.Rows[0]
+	nz, total := 0, 0
+	for _, l := range r.Layers {
+		nz += l.NonZeros
+		total += l.In * l.Out
+		if l.XBytes > 2<<20 || l.Rows > l.Positions {
+			t.Errorf("layer %s fitted on %d rows (%d bytes) of %d positions", l.Key, l.Rows, l.XBytes, l.Positions)
+		}
+	}
+	if want := int(math.Round(0.1 * float64(total))); nz != want || total != 77072 || len(r.Layers) != 10 {
+		t.Errorf("%d layers, %d of %d weights kept, want %d of 77072 in 10 layers", len(r.Layers), nz, total, want)
+	}
+	if r.Relutrim <= r.Magnitude || r.Relutrim < res.Dense-0.1 {
+		t.Errorf("at 90%%: relutrim %.3f, magnitude %.3f, Wanda %.3f, SparseGPT %.3f, dense %.3f", r.Relutrim, r.Magnitude, r.Wanda, r.SparseGPT, res.Dense)
+	}
+}
+
+// TestDemoCNNAndResNet: a Config with both CNN and ResNet is refused.
+func TestDemoCNNAndResNet(t *testing.T) {
+	if _, err := Run(context.Background(), Config{CNN: true, ResNet: true}, nil); err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Errorf("CNN and ResNet: error %v, want one saying they exclude each other", err)
+	}
+}
+
+// TestModuleName: the table's layer names from torch.onnx.export's node names (module
+// path, then the op type); other names are kept.
+func TestModuleName(t *testing.T) {
+	for key, want := range map[string]string{
+		"/layer2/layer2.0/conv1/Conv":                   "layer2.0.conv1",
+		"/layer3/layer3.0/downsample/downsample.0/Conv": "layer3.0.downsample.0",
+		"/conv1/Conv": "conv1",
+		"/fc/Gemm":    "fc",
+		"/0/Conv":     "0",
+		"Conv_12":     "Conv_12",
+		"":            "",
+	} {
+		if got := moduleName(key); got != want {
+			t.Errorf("moduleName(%q) = %q, want %q", key, got, want)
+		}
 	}
 }

@@ -36,3 +36,16 @@ var cnn []byte
 func CNNMNIST() (model.Model, error) {
 	return model.FromONNX(cnn, "internal/models/cnn_mnist.onnx")
 }
+
+// resnet is the MNIST ResNet "16-32-64" of scripts/train_resnet_demo.py (three BasicBlocks,
+// two with a strided 1x1 projection shortcut; BatchNorm folded into the convolutions by the
+// export), an ONNX residual graph with inputs pixel/255 as (N, 1, 28, 28);
+// internal/models/resnet_mnist.json records its accuracy.
+//
+//go:embed resnet_mnist.onnx
+var resnet []byte
+
+// ResNetMNIST returns the bundled dense MNIST ResNet (a residual graph: model.FromONNXGraph).
+func ResNetMNIST() (model.Model, error) {
+	return model.FromONNXGraph(resnet, "internal/models/resnet_mnist.onnx")
+}
