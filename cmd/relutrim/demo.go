@@ -65,7 +65,7 @@ level; --quiet shows neither.`,
 func init() {
 	f := demoCmd.Flags()
 	f.IntVar(&demoFlags.calib, "calib-rows", 2000, "number of MNIST training images used as calibration data")
-	f.IntVar(&demoFlags.test, "test-rows", 0, "evaluate on the first N test images (0 = all 10000)")
+	f.IntVar(&demoFlags.test, "test-rows", 0, "evaluate on the first N test images (0 = all 10000; with --resnet the first 3000 unless given)")
 	f.Float64SliceVar(&demoFlags.levels, "levels", []float64{0.5, 0.8, 0.9, 0.95}, "overall sparsities to run")
 	f.StringSliceVar(&demoFlags.nm, "nm", []string{"2:4"}, "N:M patterns, one row each after the levels (e.g. 2:4,1:4; none: no row); given without --levels, only the patterns run; default none with --cnn and --resnet")
 	f.BoolVar(&demoFlags.parallel, "parallel", false, "fit each layer on the dense network's inputs (default: cascade)")

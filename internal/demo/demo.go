@@ -25,7 +25,8 @@ type Config struct {
 	// ones); default 2000 (measured: 2000 rows ran the demo in 86 s, 3000 in 139 s, with
 	// test accuracy within 0.2 points at every level).
 	CalibRows int
-	// TestRows limits the test set (0 = all 10000).
+	// TestRows limits the test set (0 = all 10000; the ResNet demo's default is
+	// DefaultResNetTestRows).
 	TestRows int
 	// Parallel selects Net-Trim's parallel scheme instead of cascade.
 	Parallel bool
@@ -66,6 +67,11 @@ const (
 	DefaultCNNMaxXBytes    = 8 << 20
 	DefaultResNetCalibRows = 1000
 	DefaultResNetMaxXBytes = 8 << 20
+	// DefaultResNetTestRows: the ResNet demo evaluates on the first 3000 test images unless
+	// TestRows says otherwise. Its 17 evaluations (dense, then relutrim and three baselines
+	// at four levels) took about 85% of a 108 s run on all 10000 images, each forward
+	// pass 5.7-6.0 s.
+	DefaultResNetTestRows = 3000
 )
 
 // Row is one line of the table.
@@ -274,6 +280,9 @@ func Run(ctx context.Context, cfg Config, w io.Writer) (*Result, error) {
 	test, err := mnist.Load(dir, false)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.TestRows == 0 && cfg.ResNet {
+		cfg.TestRows = DefaultResNetTestRows
 	}
 	if cfg.TestRows > 0 && cfg.TestRows < test.N {
 		test.N, test.X, test.Labels = cfg.TestRows, test.X[:cfg.TestRows*784], test.Labels[:cfg.TestRows]
