@@ -390,6 +390,11 @@ func pruneBench(outDir string) error {
 				logf("%s: %s", name, meth)
 				_ = os.Remove(res)
 				cmd := exec.Command(exe, args...)
+				if os.Getenv("GOGC") == "" {
+					// The garbage collector's target of relutrim prune and demo (both
+					// methods alike): cmd/relutrim's leanGCPercent.
+					cmd.Env = append(os.Environ(), "GOGC=25")
+				}
 				logPath := filepath.Join(outDir, name+"_"+meth+".log")
 				lf, err := os.Create(logPath)
 				if err != nil {
