@@ -54,7 +54,7 @@ by a ReLU, the outputs for the last, linear layer) with as few weights as the bu
 the support is selected on a sample of --select-rows calibration rows (default 2000) by cutting
 the dense weights gradually to the exact count with a refit step after each cut (--select
 gradual, the default) or from the layer's L1-regularised fit along a lambda path (--select
-l1-path; an N:M pattern always uses the path), and the kept weights are then refitted on all
+l1-path; an N:M pattern is SparseGPT's with --select gradual, the path's with l1-path), and the kept weights are then refitted on all
 rows with the support fixed. A hidden layer followed by dense layers only
 weights each of its units' errors by the unit's effect on the network's output (the root mean
 square over calibration samples of its Jacobian column's norm), so that the units the rest of
