@@ -213,13 +213,16 @@ type Pruner struct {
 	sDense          [][]float64
 	order           []int
 	x0              []float64
-	// joint maps a block's last layer to the projection conv fitted with it (jointLayer).
+	// joint maps a block's last layer to the projection conv fitted with it (jointLayer);
+	// floor, set in jointLayer's view of the Pruner, bounds how far the joint selection
+	// moves weights between the two.
 	joint map[int]int
+	floor *branchFloor
 	// ignoreOffset (tests): the solvers do not see the shortcut (the fit as if S were
 	// dropped); the errors are still measured with it. separateProj (tests, ablation):
 	// projections are fitted alone, before their block's last layer, which then has their
 	// output as its offset.
-	ignoreOffset, separateProj bool
+	ignoreOffset, separateProj, noFloor bool
 }
 
 // lamPath is one layer's support-selection path: the fit.Engine (X prepared once) and the
@@ -575,7 +578,7 @@ func (p *Pruner) selectSupport(ctx context.Context, l int, xs []float64, rows, k
 		}
 		sel.iters += n
 	}
-	sel.mask = topK(sel.pt.U, lp.norms, L.Out, k)
+	sel.mask = p.topK(sel.pt.U, lp.norms, L.Out, k)
 	return sel, nil
 }
 
@@ -691,7 +694,7 @@ func (p *Pruner) denseStart(l int, lp *lamPath, k int) fit.Point {
 			U[i] = 0
 		}
 	}
-	mask := topK(U, lp.norms, L.Out, k)
+	mask := p.topK(U, lp.norms, L.Out, k)
 	nz := 0
 	for i := range U {
 		if !mask[i] {
@@ -758,7 +761,7 @@ func (p *Pruner) refine(ctx context.Context, lp *lamPath, pt *fit.Point, out, k 
 		if kk >= pt.Nonzeros {
 			continue
 		}
-		n, err := p.cutStep(ctx, lp, pt, topK(pt.U, lp.norms, out, kk))
+		n, err := p.cutStep(ctx, lp, pt, p.topK(pt.U, lp.norms, out, kk))
 		iters += n
 		if err != nil {
 			return iters, err
@@ -976,6 +979,42 @@ func (lp *lamPath) next(k int) float64 {
 }
 
 // topK marks the k entries of U (In x Out) with the largest |U_ij| * norms[i].
+// branchFloor: the inputs of a layer fitted for two (jointLayer) are two branches, the
+// inputs before split and those from it; each keeps at least minShare of its share of
+// every count the selection cuts to (Pruner.topK).
+type branchFloor struct {
+	split          int
+	shareA, shareB float64 // the branches' shares of the budget
+}
+
+// minShare: see branchFloor.
+const minShare = 0.5
+
+// topK is topK, with p.floor's minimum per branch when it is set: each branch's top
+// entries up to its minimum first, then the rest by score over both.
+func (p *Pruner) topK(U, norms []float64, out, k int) []bool {
+	f := p.floor
+	if f == nil {
+		return topK(U, norms, out, k)
+	}
+	cut := f.split * out
+	a := topK(U[:cut], norms[:f.split], out, int(minShare*f.shareA*float64(k)))
+	b := topK(U[cut:], norms[f.split:], out, int(minShare*f.shareB*float64(k)))
+	mask := append(a, b...)
+	rest := slices.Clone(U)
+	n := 0
+	for i, m := range mask {
+		if m {
+			rest[i] = 0
+			n++
+		}
+	}
+	for i, m := range topK(rest, norms, out, k-n) {
+		mask[i] = mask[i] || m
+	}
+	return mask
+}
+
 func topK(U, norms []float64, out, k int) []bool {
 	mask := make([]bool, len(U))
 	k = min(k, len(U))

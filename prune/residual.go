@@ -149,7 +149,7 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 			continue
 		}
 		if joint {
-			rl, rq, err := p.jointLayer(ctx, &out, l, q, in, projIn[q], keep[l]+keep[q])
+			rl, rq, err := p.jointLayer(ctx, &out, l, q, in, projIn[q], keep[l], keep[q])
 			if err != nil {
 				return model.Model{}, nil, err
 			}
@@ -213,7 +213,8 @@ func (p *Pruner) isJointProj(l int) bool {
 // layer through a view of p in which it replaces layer l (a dense layer over the joint
 // rows), then splits the weights back. The two reports share the fit's errors, times and
 // iterations; each has its own non-zeros, and FittedWith names the other layer.
-func (p *Pruner) jointLayer(ctx context.Context, out *model.Model, l, q int, inL, inQ []float64, k int) (LayerReport, LayerReport, error) {
+func (p *Pruner) jointLayer(ctx context.Context, out *model.Model, l, q int, inL, inQ []float64, kl, kq int) (LayerReport, LayerReport, error) {
+	k := kl + kq
 	L, Q := p.m.Layers[l], p.m.Layers[q]
 	xl, rows := p.fitRows(l, inL)
 	xq := Q.Conv.Patches(inQ, p.n, p.pos[l])
@@ -236,6 +237,9 @@ func (p *Pruner) jointLayer(ctx context.Context, out *model.Model, l, q int, inL
 	v.m.Layers = slices.Clone(p.m.Layers)
 	v.m.Layers[l] = J
 	v.n = rows
+	if !p.noFloor && k > 0 {
+		v.floor = &branchFloor{split: L.In, shareA: float64(kl) / float64(k), shareB: float64(kq) / float64(k)}
+	}
 	pre := slices.Clone(p.yPre[l]) // J's dense pre-activation: l's plus the shortcut's
 	for i, s := range p.sDense[l] {
 		pre[i] += s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -103,5 +104,25 @@ func TestTopKStableOrder(t *testing.T) {
 				t.Fatalf("trial %d (k %d of %d): entry %d kept %v, the stable sort keeps %v", trial, k, len(U), i, got[i], want[i])
 			}
 		}
+	}
+}
+
+// TestTopKBranchFloor: with a branch floor (the joint fit of a block's last conv and its
+// projection) each branch first gets minShare of its share of the count, then the rest
+// goes by score: for scores 8..1 over 8 inputs split 4 + 4 with equal shares and k = 4,
+// each branch's minimum is int(0.5 * 0.5 * 4) = 1, so the best of the second branch
+// (input 4) displaces input 3; without the floor the top four are inputs 0-3 (by hand).
+func TestTopKBranchFloor(t *testing.T) {
+	U := []float64{8, 7, 6, 5, 4, 3, 2, 1}
+	norms := []float64{1, 1, 1, 1, 1, 1, 1, 1}
+	p := &Pruner{}
+	want := []bool{true, true, true, true, false, false, false, false}
+	if got := p.topK(U, norms, 1, 4); !slices.Equal(got, want) {
+		t.Errorf("no floor: %v, want %v", got, want)
+	}
+	p.floor = &branchFloor{split: 4, shareA: 0.5, shareB: 0.5}
+	want = []bool{true, true, true, false, true, false, false, false}
+	if got := p.topK(U, norms, 1, 4); !slices.Equal(got, want) {
+		t.Errorf("floor: %v, want %v", got, want)
 	}
 }
