@@ -78,7 +78,9 @@ image model are a .npy of shape (N, C, H, W) like the model's input.
 says how it is spread over the layers: curves (default; each layer's error curve is measured
 on the calibration data, the layer pruned alone, and the counts minimising the sum of the
 network's output errors are chosen) or erdos-renyi (a layer keeps weights in proportion to
-in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead;
+in+out, so wide layers are pruned hardest); --per-layer sets it layer by layer instead
+(in a residual network a block's last conv and its projection shortcut are fitted as one
+layer and keep the sum of their two counts);
 --nm N:M (e.g. 2:4; alias --pattern) prunes to semi-structured sparsity instead: at most N
 non-zeros in every M consecutive inputs of each row, in every layer but the last (kept
 dense), or, with --per-layer, in the layers whose value is 1-N/M (0 keeps a layer dense:
