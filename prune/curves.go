@@ -95,16 +95,13 @@ func (p *Pruner) Curves(ctx context.Context) ([]Curve, error) {
 func (p *Pruner) curveRows(l int) (xs, ys []float64, rows int) {
 	L := p.m.Layers[l]
 	ys = p.yPre[l]
-	rows = len(ys) / L.Out
-	idx := p.selectRows(l, rows)
+	idx := p.selectRows(l, len(ys)/L.Out)
 	if idx != nil {
 		ys = pickRows(ys, idx, L.Out)
 	}
 	if p.curveX != nil { // a residual graph: kept by denseGraph
-		return p.curveX[l], ys, len(p.curveX[l]) / L.In
-	}
-	xs, _ = p.fitRows(l, p.dense[l])
-	if idx != nil {
+		xs = p.curveX[l]
+	} else if xs, _ = p.fitRows(l, p.dense[l]); idx != nil {
 		xs = pickRows(xs, idx, L.In)
 	}
 	return xs, ys, len(ys) / L.Out

@@ -18,7 +18,8 @@ import (
 // projection fitted as one layer (jointLayer): both write into the same pre-activation at
 // the same output positions, so the fit is over the concatenation of their input patches,
 // with no offset, and the L1 penalty and the cuts trade weights between the two branches:
-// the pair keeps the sum of their budgets, split as the fit chooses. A join without a
+// the pair keeps the sum of their budgets, split as the fit chooses within a floor
+// (branchFloor). A join without a
 // Relu after it leaves its layers fitted as ordinary linear layers to their own outputs.
 // Unit weights (unitGains) assume a chain and are off for residual graphs.
 
@@ -122,14 +123,7 @@ func (p *Pruner) denseGraph(ctx context.Context, X []float64) error {
 func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []LayerReport, error) {
 	out := p.m.Clone()
 	reps := make([]LayerReport, len(p.m.Layers))
-	// e evaluates the pruned graph (cascade) or the dense one (parallel): the dense
-	// inputs are not kept (denseGraph).
-	var e *model.Exec
-	if p.opt.Parallel {
-		e = p.m.NewExec(p.x0, p.n)
-	} else {
-		e = out.NewExec(p.x0, p.n)
-	}
+	e := p.graphExec(out)
 	projIn := map[int][]float64{} // the inputs of projections fitted with their block
 	for _, l := range p.order {
 		L := p.m.Layers[l]
@@ -182,6 +176,16 @@ func (p *Pruner) pruneGraph(ctx context.Context, keep []int) (model.Model, []Lay
 	return out, reps, nil
 }
 
+// graphExec starts the evaluation that gives each layer its input: of the pruned graph out
+// in cascade mode, of the dense graph in parallel mode (denseGraph does not keep the dense
+// inputs). Layers are then set by setLayer.
+func (p *Pruner) graphExec(out model.Model) *model.Exec {
+	if p.opt.Parallel {
+		return p.m.NewExec(p.x0, p.n)
+	}
+	return out.NewExec(p.x0, p.n)
+}
+
 // setLayer sets layer l's output in e, which evaluates the pruned graph out (cascade) or
 // the dense one (parallel), from l's input in.
 func (p *Pruner) setLayer(e *model.Exec, out model.Model, l int, in []float64) {
@@ -205,8 +209,8 @@ func (p *Pruner) isJointProj(l int) bool {
 	return false
 }
 
-// jointLayer fits a block's last layer l and its projection conv q as one layer, to keep k
-// weights between them: the layer whose input rows are l's patches followed by q's at
+// jointLayer fits a block's last layer l and its projection conv q as one layer, to keep
+// kl + kq weights between them (each at least minShare of its own share, branchFloor): the layer whose input rows are l's patches followed by q's at
 // l's fit positions (inL and inQ are their inputs, channel-last), whose weights are
 // [W_l | W_q] per output, and whose bias is b_l + b_q (written back to l, or to q when l
 // has none), fitted with a ReLU to the block's dense output. It runs Pruner.layer on that
@@ -224,7 +228,6 @@ func (p *Pruner) jointLayer(ctx context.Context, out *model.Model, l, q int, inL
 		copy(xs[r*in:], xl[r*L.In:(r+1)*L.In])
 		copy(xs[r*in+L.In:], xq[r*Q.In:(r+1)*Q.In])
 	}
-	xl, xq = nil, nil
 	J := model.Layer{Key: L.Key, In: in, Out: L.Out, W: make([]float64, L.Out*in), B: make([]float64, L.Out),
 		Act: model.ActReLU, NoBias: L.NoBias && Q.NoBias}
 	for o := range L.Out {

@@ -235,10 +235,7 @@ func (p *Pruner) sparseGPTOne(out *model.Model, l int, in []float64, spec sgptSp
 // pruned graph (cascade) or the dense one (parallel), in graph order.
 func (p *Pruner) sparseGPTGraph(ctx context.Context, keep []int, pat NM, on []bool) (model.Model, error) {
 	out := p.m.Clone()
-	e := out.NewExec(p.x0, p.n) // Pruner.setLayer: the dense graph's in parallel mode
-	if p.opt.Parallel {
-		e = p.m.NewExec(p.x0, p.n)
-	}
+	e := p.graphExec(out)
 	for l, L := range p.m.Layers {
 		if err := ctx.Err(); err != nil {
 			return model.Model{}, err
